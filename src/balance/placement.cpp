@@ -1,0 +1,425 @@
+#include "swarm/placement.hpp"
+
+#include <coin/Cbc_C_Interface.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "placement_search.hpp"
+#include "swarm/rules.hpp"
+
+namespace swarm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Identical servers are interchangeable: the programme counts how many of a class start where.
+struct ServerClass {
+  double throughput;
+  int num_blocks;
+  std::vector<std::size_t> members;
+};
+
+std::vector<ServerClass> classify(std::span<const PlacementServer> servers) {
+  std::map<std::pair<double, int>, std::size_t> index;
+  std::vector<ServerClass> classes;
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    const auto key = std::make_pair(servers[i].throughput, servers[i].num_blocks);
+    auto [it, fresh] = index.emplace(key, classes.size());
+    if (fresh) classes.push_back({key.first, key.second, {}});
+    classes[it->second].members.push_back(i);
+  }
+  return classes;
+}
+
+std::vector<double> coverage(int total_blocks, std::span<const PlacementServer> servers,
+                             std::span<const int> starts) {
+  std::vector<double> t(static_cast<std::size_t>(total_blocks), 0.0);
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    for (int b = starts[i]; b < starts[i] + servers[i].num_blocks; ++b) {
+      t[static_cast<std::size_t>(b)] += servers[i].throughput;
+    }
+  }
+  return t;
+}
+
+bool valid_starts(int total_blocks, std::span<const PlacementServer> servers,
+                  std::span<const int> starts) {
+  if (starts.size() != servers.size()) return false;
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    if (starts[i] < 0 || starts[i] + servers[i].num_blocks > total_blocks) return false;
+  }
+  return true;
+}
+
+// Servers in decreasing order of the coverage they bring (t * k), then id: the order in which
+// greedy placement and the polishing passes visit them.
+std::vector<std::size_t> by_weight(std::span<const PlacementServer> servers) {
+  std::vector<std::size_t> order(servers.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return servers[a].throughput * servers[a].num_blocks > servers[b].throughput * servers[b].num_blocks;
+  });
+  return order;
+}
+
+// Best-response passes: each server leaves (biased to stay, as in Petals) and takes the best
+// start for the others, until a pass moves nobody (at most 64 passes).
+void polish(int total_blocks, std::span<const PlacementServer> servers, std::vector<int>& starts) {
+  std::vector<double> t = coverage(total_blocks, servers, starts);
+  const std::vector<std::size_t> order = by_weight(servers);
+  for (int pass = 0; pass < 64; ++pass) {
+    bool moved = false;
+    for (std::size_t i : order) {
+      const auto& s = servers[i];
+      for (int b = starts[i]; b < starts[i] + s.num_blocks; ++b) t[b] -= s.throughput * (1 + kEps);
+      const int chosen = best_start(t, s.num_blocks);
+      for (int b = starts[i]; b < starts[i] + s.num_blocks; ++b) t[b] += s.throughput * kEps;
+      if (chosen != starts[i]) {
+        starts[i] = chosen;
+        moved = true;
+      }
+      for (int b = starts[i]; b < starts[i] + s.num_blocks; ++b) t[b] += s.throughput;
+    }
+    if (!moved) break;
+  }
+}
+
+// Petals' placement from scratch: servers join one by one (heaviest first) with rule 1.
+std::vector<int> greedy(int total_blocks, std::span<const PlacementServer> servers) {
+  std::vector<int> starts(servers.size(), 0);
+  std::vector<double> t(static_cast<std::size_t>(total_blocks), 0.0);
+  for (std::size_t i : by_weight(servers)) {
+    starts[i] = best_start(t, servers[i].num_blocks);
+    for (int b = starts[i]; b < starts[i] + servers[i].num_blocks; ++b) t[b] += servers[i].throughput;
+  }
+  return starts;
+}
+
+// Can every block reach `target`? Sweep left to right; at the first short block start servers
+// there (longest first, so each covers as far right as possible) until it reaches the target.
+// Servers left over go where rule 1 puts them. Exact for one class, a heuristic otherwise.
+bool sweep_reaches(int total_blocks, std::span<const PlacementServer> servers,
+                   std::span<const std::size_t> priority, double target, std::vector<int>& starts) {
+  std::vector<double> delta(static_cast<std::size_t>(total_blocks) + 1, 0.0);
+  std::vector<char> used(servers.size(), 0);
+  std::size_t next = 0;
+  double level = 0.0;
+  const double need = target * (1 - 1e-12);
+  for (int b = 0; b < total_blocks; ++b) {
+    level += delta[b];
+    while (level < need) {
+      if (next == priority.size()) return false;
+      const std::size_t i = priority[next++];
+      const int start = std::min(b, total_blocks - servers[i].num_blocks);
+      starts[i] = start;
+      used[i] = 1;
+      level += servers[i].throughput;  // it covers b whether it starts at b or earlier
+      delta[static_cast<std::size_t>(start + servers[i].num_blocks)] -= servers[i].throughput;
+    }
+  }
+  std::vector<double> t = coverage(total_blocks, servers, starts);  // unused ones still at 0
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    if (used[i]) continue;
+    for (int b = 0; b < servers[i].num_blocks; ++b) t[b] -= servers[i].throughput;
+    starts[i] = best_start(t, servers[i].num_blocks);
+    for (int b = starts[i]; b < starts[i] + servers[i].num_blocks; ++b) t[b] += servers[i].throughput;
+  }
+  return true;
+}
+
+std::vector<int> sweep(int total_blocks, std::span<const PlacementServer> servers,
+                       std::span<const std::size_t> priority, double upper) {
+  std::vector<int> best(servers.size(), 0);
+  std::vector<int> trial(servers.size(), 0);
+  double lo = 0.0;
+  double hi = upper;
+  for (int iter = 0; iter < 60 && hi - lo > 1e-9 * hi; ++iter) {
+    const double mid = 0.5 * (lo + hi);
+    std::fill(trial.begin(), trial.end(), 0);
+    if (sweep_reaches(total_blocks, servers, priority, mid, trial)) {
+      lo = mid;
+      best = trial;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}
+
+struct Candidate {
+  std::vector<int> starts;
+  double value = -1.0;
+  std::string method;
+};
+
+struct CbcDeleter {
+  void operator()(Cbc_Model* m) const { Cbc_deleteModel(m); }
+};
+
+// The integer programme over classes: y[c][s] = number of class-c servers starting at s.
+//   max tau  s.t.  sum_c t_c * sum_{s covers b} y[c][s] - tau >= 0   for every block b
+//                  sum_s y[c][s] = n_c                                for every class c
+// Returns the proven bound; improves `best` when CBC finds a better placement.
+double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
+                  const std::vector<ServerClass>& classes, double time_limit_s, double relative_gap,
+                  double upper, Candidate& best) {
+  const int nblocks = total_blocks;
+  std::vector<int> first_col(classes.size());
+  int ncols = 0;
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    first_col[c] = ncols;
+    ncols += nblocks - classes[c].num_blocks + 1;
+  }
+  const int tau = ncols++;
+  const int nrows = nblocks + static_cast<int>(classes.size());
+
+  // Column-major (CSC) matrix.
+  std::vector<CoinBigIndex> col_start{0};
+  std::vector<int> row_index;
+  std::vector<double> value;
+  std::vector<double> col_lo(ncols, 0.0), col_hi(ncols), obj(ncols, 0.0);
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    const int k = classes[c].num_blocks;
+    for (int s = 0; s + k <= nblocks; ++s) {
+      for (int b = s; b < s + k; ++b) {
+        row_index.push_back(b);
+        value.push_back(classes[c].throughput);
+      }
+      row_index.push_back(nblocks + static_cast<int>(c));
+      value.push_back(1.0);
+      col_start.push_back(static_cast<CoinBigIndex>(row_index.size()));
+      col_hi[first_col[c] + s] = static_cast<double>(classes[c].members.size());
+    }
+  }
+  for (int b = 0; b < nblocks; ++b) {
+    row_index.push_back(b);
+    value.push_back(-1.0);
+  }
+  col_start.push_back(static_cast<CoinBigIndex>(row_index.size()));
+  col_hi[tau] = upper;
+  obj[tau] = -1.0;  // CBC minimises: minimise -tau
+
+  std::vector<double> row_lo(nrows, 0.0), row_hi(nrows, std::numeric_limits<double>::max());
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    row_lo[nblocks + c] = row_hi[nblocks + c] = static_cast<double>(classes[c].members.size());
+  }
+
+  std::unique_ptr<Cbc_Model, CbcDeleter> model(Cbc_newModel());
+  Cbc_loadProblem(model.get(), ncols, nrows, col_start.data(), row_index.data(), value.data(),
+                  col_lo.data(), col_hi.data(), obj.data(), row_lo.data(), row_hi.data());
+  for (int j = 0; j < tau; ++j) Cbc_setInteger(model.get(), j);
+  Cbc_setLogLevel(model.get(), 0);
+  Cbc_setMaximumSeconds(model.get(), time_limit_s);
+  Cbc_setAllowableFractionGap(model.get(), relative_gap);
+
+  // Warm start with the best heuristic placement.
+  std::vector<int> start_idx(ncols);
+  std::vector<double> start_val(ncols, 0.0);
+  std::iota(start_idx.begin(), start_idx.end(), 0);
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (std::size_t i : classes[c].members) start_val[first_col[c] + best.starts[i]] += 1.0;
+  }
+  start_val[tau] = best.value;
+  Cbc_setMIPStartI(model.get(), ncols, start_idx.data(), start_val.data());
+
+  Cbc_solve(model.get());
+
+  // A proven optimum is its own bound (CBC leaves the best-possible value stale when the
+  // cutoff from the warm start makes the relaxation infeasible).
+  double bound = Cbc_isProvenOptimal(model.get()) ? -Cbc_getObjValue(model.get())
+                                                  : -Cbc_getBestPossibleObjValue(model.get());
+  if (!std::isfinite(bound) || bound > upper) bound = upper;
+  const double* x = Cbc_getColSolution(model.get());
+  if (x != nullptr && Cbc_getObjValue(model.get()) < 1e300) {
+    std::vector<int> starts(servers.size(), -1);
+    bool complete = true;
+    for (std::size_t c = 0; c < classes.size() && complete; ++c) {
+      std::size_t m = 0;
+      const int k = classes[c].num_blocks;
+      for (int s = 0; s + k <= nblocks; ++s) {
+        const long count = std::lround(x[first_col[c] + s]);
+        for (long r = 0; r < count && m < classes[c].members.size(); ++r) {
+          starts[classes[c].members[m++]] = s;
+        }
+      }
+      complete = m == classes[c].members.size();
+    }
+    if (complete) {
+      const double v = placement_value(total_blocks, servers, starts);
+      if (v > best.value) best = {std::move(starts), v, "milp"};
+    }
+  }
+  return bound;
+}
+
+// Every block's coverage is sum_c t_c * m_c with 0 <= m_c <= n_c, so the optimum is one of
+// these sums. Lists them up to `upper` (sorted), or returns nothing when there would be more
+// than `cap` (many distinct throughputs): then targets and bounds stay continuous.
+std::optional<std::vector<double>> coverage_values(const std::vector<ServerClass>& classes,
+                                                   double upper, std::size_t cap = 1 << 21) {
+  std::vector<double> values{0.0};
+  const double limit = upper * (1 + 1e-9);
+  for (const ServerClass& c : classes) {
+    if (c.throughput <= 0) continue;
+    std::vector<double> next;
+    for (double v : values) {
+      for (std::size_t m = 0; m <= c.members.size(); ++m) {
+        const double x = v + static_cast<double>(m) * c.throughput;
+        if (x > limit) break;
+        next.push_back(x);
+        if (next.size() > 4 * cap) return std::nullopt;
+      }
+    }
+    std::sort(next.begin(), next.end());
+    // Sums that differ only by rounding are one value.
+    std::size_t kept = 0;
+    for (double x : next) {
+      if (kept == 0 || x > next[kept - 1] * (1 + 1e-12) + 1e-300) next[kept++] = x;
+    }
+    next.resize(kept);
+    if (next.size() > cap) return std::nullopt;
+    values = std::move(next);
+  }
+  return values;
+}
+
+}  // namespace
+
+double placement_value(int total_blocks, std::span<const PlacementServer> servers,
+                       std::span<const int> starts) {
+  return swarm_throughput(coverage(total_blocks, servers, starts));
+}
+
+double spacing_bound(int total_blocks, std::span<const PlacementServer> servers) {
+  if (servers.empty()) return 0.0;
+  double bound = 0.0;
+  for (const auto& s : servers) bound += s.throughput * s.num_blocks;
+  bound /= total_blocks;
+  for (int gap = 2; gap < total_blocks; ++gap) {
+    const int points = (total_blocks - 1) / gap + 1;  // blocks 0, gap, 2*gap, ...
+    double sum = 0.0;
+    for (const auto& s : servers) sum += s.throughput * std::min(points, (s.num_blocks - 1) / gap + 1);
+    bound = std::min(bound, sum / points);
+  }
+  return bound;
+}
+
+Placement optimal_placement(int total_blocks, std::span<const PlacementServer> servers,
+                            const PlacementOptions& options) {
+  const auto began = Clock::now();
+  if (total_blocks < 1) throw std::invalid_argument("total_blocks must be >= 1");
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    if (servers[i].num_blocks < 1 || servers[i].num_blocks > total_blocks) {
+      throw std::invalid_argument("server " + std::to_string(i) + ": num_blocks " +
+                                  std::to_string(servers[i].num_blocks) + " is outside 1.." +
+                                  std::to_string(total_blocks));
+    }
+    if (!std::isfinite(servers[i].throughput) || servers[i].throughput < 0) {
+      throw std::invalid_argument("server " + std::to_string(i) + ": throughput must be finite and >= 0");
+    }
+  }
+  const auto finish = [&](Candidate best, double bound) {
+    Placement p;
+    p.value = best.value;
+    p.bound = std::max(bound, best.value);
+    p.optimal = p.bound - p.value <= options.relative_gap * p.bound;
+    p.starts = std::move(best.starts);
+    p.method = std::move(best.method);
+    p.seconds = std::chrono::duration<double>(Clock::now() - began).count();
+    return p;
+  };
+  if (servers.empty()) return finish({{}, 0.0, "closed_form"}, 0.0);
+
+  const std::vector<ServerClass> classes = classify(servers);
+  double bound = spacing_bound(total_blocks, servers);
+
+  // One class: a c-fold cover of a path by intervals splits into c single covers, and each
+  // needs ceil(L/k) servers, so c = floor(n / ceil(L/k)) layers stacked end to end is optimal.
+  if (classes.size() == 1) {
+    const int k = classes[0].num_blocks;
+    const std::size_t per_layer = static_cast<std::size_t>((total_blocks + k - 1) / k);
+    std::vector<int> starts(servers.size());
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      const int slot = static_cast<int>(i % per_layer);
+      starts[i] = std::min(slot * k, total_blocks - k);
+    }
+    const double v = placement_value(total_blocks, servers, starts);
+    const double layers = std::floor(static_cast<double>(servers.size()) / per_layer);
+    return finish({std::move(starts), v, "closed_form"}, layers * classes[0].throughput);
+  }
+
+  Candidate best;
+  const auto consider = [&](std::vector<int> starts, const char* method) {
+    if (!valid_starts(total_blocks, servers, starts)) return;
+    polish(total_blocks, servers, starts);
+    const double v = placement_value(total_blocks, servers, starts);
+    if (v > best.value) best = {std::move(starts), v, method};
+  };
+  consider(greedy(total_blocks, servers), "greedy");
+  std::vector<std::size_t> longest_first(servers.size());
+  std::iota(longest_first.begin(), longest_first.end(), std::size_t{0});
+  std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) {
+    if (servers[a].num_blocks != servers[b].num_blocks) return servers[a].num_blocks > servers[b].num_blocks;
+    return servers[a].throughput > servers[b].throughput;
+  });
+  consider(sweep(total_blocks, servers, longest_first, bound), "sweep");
+  consider(sweep(total_blocks, servers, by_weight(servers), bound), "sweep");
+  for (const auto& hint : options.hints) consider(hint, "hint");
+
+  const auto open = [&] { return bound - best.value > options.relative_gap * bound; };
+  if (open() && options.time_limit_s > 0) {
+    // Exact search first: raise the target just above the best placement until it cannot be
+    // reached (then that target bounds the optimum) or the search runs out of time.
+    const auto deadline = began + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(0.6 * options.time_limit_s));
+    std::vector<detail::SearchClass> search_classes;
+    for (const auto& c : classes) {
+      search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
+    }
+    const auto values = coverage_values(classes, bound);
+    if (values) {  // the optimum is a coverage value: round the bound down to one
+      const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
+      if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
+    }
+    while (open()) {
+      double target = best.value + 0.5 * options.relative_gap * bound;
+      if (values) {  // the next coverage value above the best placement
+        const auto it = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
+        if (it == values->end()) break;
+        target = std::max(target, *it);
+      }
+      const detail::SearchResult r = detail::reach_target(total_blocks, search_classes, target, deadline);
+      if (r.outcome == detail::SearchOutcome::unreachable) {
+        // Nothing reaches `target`: the optimum is below it, i.e. at most the best value when
+        // targets step through coverage values.
+        bound = std::min(bound, values ? best.value : target);
+        break;
+      }
+      if (r.outcome == detail::SearchOutcome::out_of_time) break;
+      std::vector<int> starts(servers.size());
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = r.starts[c][m];
+      }
+      const double v = placement_value(total_blocks, servers, starts);
+      if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
+      best = {std::move(starts), v, "search"};
+    }
+  }
+  const double left = options.time_limit_s - std::chrono::duration<double>(Clock::now() - began).count();
+  if (open() && left > 0) {
+    const double proven = solve_milp(total_blocks, servers, classes, left, options.relative_gap, bound, best);
+    bound = std::min(bound, proven);
+  }
+  return finish(std::move(best), bound);
+}
+
+}  // namespace swarm

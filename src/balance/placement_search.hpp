@@ -1,0 +1,28 @@
+#pragma once
+// Internal to placement.cpp: an exact search for "can every block reach `target`?".
+#include <chrono>
+#include <span>
+#include <vector>
+
+namespace swarm::detail {
+
+struct SearchClass {
+  double throughput;
+  int num_blocks;
+  int count;
+};
+
+enum class SearchOutcome { reached, unreachable, out_of_time };
+
+struct SearchResult {
+  SearchOutcome outcome = SearchOutcome::out_of_time;
+  std::vector<std::vector<int>> starts;  // per class, the start of each of its servers (reached)
+  long nodes = 0;
+};
+
+/// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the
+/// canonical form that makes it exhaustive.
+[[nodiscard]] SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes,
+                                        double target, std::chrono::steady_clock::time_point deadline);
+
+}  // namespace swarm::detail

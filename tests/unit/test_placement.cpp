@@ -1,0 +1,154 @@
+// Optimal placement against exhaustive search on small swarms, and its bounds.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+
+#include "../../src/balance/placement_search.hpp"
+#include "swarm/placement.hpp"
+#include "swarm/random.hpp"
+
+namespace swarm {
+namespace {
+
+double brute_force(int total, const std::vector<PlacementServer>& servers) {
+  std::vector<int> starts(servers.size(), 0);
+  double best = 0.0;
+  std::function<void(std::size_t)> rec = [&](std::size_t i) {
+    if (i == servers.size()) {
+      best = std::max(best, placement_value(total, servers, starts));
+      return;
+    }
+    for (int s = 0; s + servers[i].num_blocks <= total; ++s) {
+      starts[i] = s;
+      rec(i + 1);
+    }
+  };
+  rec(0);
+  return best;
+}
+
+std::vector<PlacementServer> random_servers(Rng& rng, int total, int n, int levels) {
+  std::vector<PlacementServer> servers;
+  for (int i = 0; i < n; ++i) {
+    servers.push_back({1.0 + static_cast<double>(uniform_index(rng, static_cast<std::uint64_t>(levels))),
+                       1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)))});
+  }
+  return servers;
+}
+
+TEST(Placement, ProvedOptimumEqualsExhaustiveSearch) {
+  Rng rng(3);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int total = 1 + static_cast<int>(uniform_index(rng, 7));
+    const int n = static_cast<int>(uniform_index(rng, 6));
+    const auto servers = random_servers(rng, total, n, 3);
+    const double truth = brute_force(total, servers);
+    const Placement p = optimal_placement(total, servers, {.time_limit_s = 20});
+    ASSERT_EQ(p.starts.size(), servers.size());
+    ASSERT_NEAR(placement_value(total, servers, p.starts), p.value, 1e-12);
+    ASSERT_LE(p.value, truth + 1e-9) << "trial " << trial;
+    ASSERT_GE(p.bound, truth - 1e-9) << "trial " << trial;
+    if (!p.optimal) {
+      std::string desc;
+      for (auto& sv : servers) desc += " (" + std::to_string(sv.throughput) + "," + std::to_string(sv.num_blocks) + ")";
+      ADD_FAILURE() << "L=" << total << desc << " value " << p.value << " bound " << p.bound << " truth " << truth;
+    }
+    ASSERT_TRUE(p.optimal) << "trial " << trial << " gap " << p.gap();
+    ASSERT_NEAR(p.value, truth, 1e-9) << "trial " << trial << " method " << p.method;
+  }
+}
+
+TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
+  // The sweep's canonical form claims exhaustiveness: check it against enumeration.
+  Rng rng(21);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int total = 1 + static_cast<int>(uniform_index(rng, 7));
+    const auto servers = random_servers(rng, total, 1 + static_cast<int>(uniform_index(rng, 5)), 3);
+    std::vector<detail::SearchClass> classes;
+    for (const auto& s : servers) classes.push_back({s.throughput, s.num_blocks, 1});
+    const double truth = brute_force(total, servers);
+    for (double target : {truth, truth + 0.5, truth + 1.0, truth - 1.0}) {
+      if (target <= 0) continue;
+      const auto r = detail::reach_target(total, classes, target, far);
+      ASSERT_EQ(r.outcome == detail::SearchOutcome::reached, target <= truth)
+          << "trial " << trial << " target " << target << " truth " << truth;
+      if (r.outcome == detail::SearchOutcome::reached) {
+        std::vector<int> starts;
+        for (const auto& c : r.starts) starts.push_back(c.at(0));
+        ASSERT_GE(placement_value(total, servers, starts), target - 1e-9);
+      }
+    }
+  }
+}
+
+TEST(Placement, EqualThroughputsAreProvedThroughCoverageValues) {
+  // Bin covering: 16 each of 40, 20, 11 and 7 blocks hold 1248 block-slots, 15.6 layers of 80;
+  // the area bound is 1560, but coverage comes in steps of 100, so 1500 is optimal.
+  std::vector<PlacementServer> servers;
+  for (int k : {40, 20, 11, 7}) servers.insert(servers.end(), 16, {100.0, k});
+  const Placement p = optimal_placement(80, servers, {.time_limit_s = 10});
+  EXPECT_TRUE(p.optimal);
+  EXPECT_DOUBLE_EQ(p.value, 1500.0);
+}
+
+TEST(Placement, OneClassClosedFormIsExact) {
+  for (int total = 1; total <= 8; ++total) {
+    for (int k = 1; k <= total; ++k) {
+      for (int n = 0; n <= 5; ++n) {
+        const std::vector<PlacementServer> servers(static_cast<std::size_t>(n), {2.5, k});
+        const Placement p = optimal_placement(total, servers);
+        ASSERT_EQ(p.method, "closed_form");
+        ASSERT_TRUE(p.optimal);
+        ASSERT_DOUBLE_EQ(p.value, brute_force(total, servers)) << total << " " << k << " " << n;
+      }
+    }
+  }
+}
+
+TEST(Placement, SpacingBoundHoldsAndBeatsTheAreaBound) {
+  Rng rng(9);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int total = 1 + static_cast<int>(uniform_index(rng, 7));
+    const auto servers = random_servers(rng, total, 1 + static_cast<int>(uniform_index(rng, 4)), 4);
+    ASSERT_GE(spacing_bound(total, servers), brute_force(total, servers) - 1e-9);
+  }
+  // Three 60-block spans on 80 blocks: area bound 2.25, but blocks 0 and 79 share no span.
+  const std::vector<PlacementServer> three(3, {1.0, 60});
+  EXPECT_DOUBLE_EQ(spacing_bound(80, three), 1.5);
+}
+
+TEST(Placement, NeverWorseThanAHint) {
+  Rng rng(4);
+  const auto servers = random_servers(rng, 30, 12, 5);
+  std::vector<int> hint;
+  for (const auto& s : servers) hint.push_back(30 - s.num_blocks);
+  const double hinted = placement_value(30, servers, hint);
+  const Placement p = optimal_placement(30, servers, {.time_limit_s = 0, .hints = {hint}});
+  EXPECT_GE(p.value, hinted);
+  EXPECT_GE(p.bound, p.value);
+}
+
+TEST(Placement, HeterogeneousSwarmSolvesWithCertifiedBound) {
+  // 64 servers of 4 GPU classes on 80 blocks: the size of the paper's swarm.
+  std::vector<PlacementServer> servers;
+  const PlacementServer classes[] = {{2100, 40}, {1300, 20}, {700, 11}, {350, 7}};
+  for (int i = 0; i < 64; ++i) servers.push_back(classes[i % 4]);
+  const Placement p = optimal_placement(80, servers, {.time_limit_s = 3});
+  EXPECT_GE(p.bound, p.value);
+  EXPECT_LE(p.bound, spacing_bound(80, servers) + 1e-9);
+  EXPECT_GT(p.value, 0.9 * p.bound);
+  RecordProperty("gap", std::to_string(p.gap()));
+  RecordProperty("seconds", std::to_string(p.seconds));
+}
+
+TEST(Placement, RejectsBadServers) {
+  EXPECT_THROW((void)optimal_placement(5, std::vector<PlacementServer>{{1.0, 6}}), std::invalid_argument);
+  EXPECT_THROW((void)optimal_placement(5, std::vector<PlacementServer>{{1.0, 0}}), std::invalid_argument);
+  EXPECT_THROW((void)optimal_placement(5, std::vector<PlacementServer>{{-1.0, 2}}), std::invalid_argument);
+  EXPECT_THROW((void)optimal_placement(0, std::vector<PlacementServer>{}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace swarm
