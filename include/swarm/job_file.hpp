@@ -1,0 +1,80 @@
+#pragma once
+// Job files: INI text read with Boost.Program_options, command-line overrides on top
+// (the command line wins), typed values with defaults, and dynamic tables such as
+// [class.a100] whose names the schema cannot know in advance.
+//
+// Every error is a ConfigError whose message names the file, the key and the value.
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace swarm {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One `[prefix.name]` section: its keys and raw values.
+struct Table {
+  std::string name;                           // e.g. "a100"
+  std::map<std::string, std::string> values;  // key -> raw text
+};
+
+class JobFile {
+ public:
+  /// Parses `path` (if non-empty) and `overrides` (command-line arguments "--key value") against
+  /// `schema`. Keys "prefix.name.key" for a prefix in `tables` become tables; any other key
+  /// not in the schema is an error.
+  JobFile(std::filesystem::path path, const boost::program_options::options_description& schema,
+          std::span<const std::string> tables, std::vector<std::string> overrides = {});
+
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  [[nodiscard]] const std::string& text() const { return text_; }
+  [[nodiscard]] std::string where() const;  // "job file 'x.ini'" or "command line"
+
+  template <typename T>
+  [[nodiscard]] T get(const std::string& key) const {
+    try {
+      return values_.at(key).as<T>();
+    } catch (const std::exception&) {
+      throw ConfigError(where() + ": key '" + key + "' is missing or has the wrong type");
+    }
+  }
+  [[nodiscard]] bool has(const std::string& key) const { return values_.count(key) > 0 && !values_[key].empty(); }
+  [[nodiscard]] bool defaulted(const std::string& key) const { return values_[key].defaulted(); }
+
+  /// Throws ConfigError "FILE: key 'k' = 'v': <reason>".
+  [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& reason) const;
+
+  /// Checks that make the usual messages: value > 0, value >= 0, lo <= value <= hi.
+  double positive(const std::string& key) const;
+  double non_negative(const std::string& key) const;
+  double in_range(const std::string& key, double lo, double hi) const;
+
+  [[nodiscard]] const std::vector<Table>& tables(const std::string& prefix) const;
+
+  /// Effective configuration, one "key = value" line per option, for the log and the trace.
+  [[nodiscard]] std::string effective() const;
+
+ private:
+  std::filesystem::path path_;
+  std::string text_;
+  boost::program_options::variables_map values_;
+  std::map<std::string, std::vector<Table>> tables_;
+  std::vector<std::string> keys_;
+};
+
+/// Splits "a, b ,c" into {"a","b","c"} (empty items are dropped).
+[[nodiscard]] std::vector<std::string> split_list(const std::string& text, char sep = ',');
+
+/// Parses a number; ConfigError via `job.fail(key, ...)` when `text` is not one.
+double parse_number(const JobFile& job, const std::string& key, const std::string& text);
+
+}  // namespace swarm

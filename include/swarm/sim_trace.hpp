@@ -1,0 +1,40 @@
+#pragma once
+// Writes a simulation into an HDF5 trace (schema: docs/trace.md): one group per strategy with
+// per-period datasets, /servers with the churn trace, run metadata as root attributes.
+#include <map>
+#include <string>
+
+#include "swarm/sim.hpp"
+#include "swarm/trace.hpp"
+
+namespace swarm::sim {
+
+struct RunMetadata {
+  std::string program;
+  std::string job_file;        // path
+  std::string job_text;        // the job file as read
+  std::string effective;       // effective configuration, "key = value" lines
+};
+
+class SimTrace final : public SimObserver {
+ public:
+  SimTrace(trace::File& file, RunMetadata meta) : file_(file), meta_(std::move(meta)) {}
+
+  void on_start(const SimConfig& config, const std::vector<ServerPlan>& plans) override;
+  void on_period(StrategyKind kind, const PeriodRecord& record) override;
+  void on_period_end(int period) override;
+  /// End-of-run summaries as attributes of each strategy group; marks the trace complete.
+  void finish(const SimResult& result);
+
+ private:
+  struct Datasets {
+    trace::Group group;
+    trace::Series time, swarm_throughput, upper_bound, upper_bound_certified, moves, reload_downtime, disjoint,
+        online, present, block_throughput, span_start, span_end, state;
+  };
+  trace::File& file_;
+  RunMetadata meta_;
+  std::map<StrategyKind, Datasets> groups_;
+};
+
+}  // namespace swarm::sim

@@ -1,0 +1,168 @@
+#include "swarm/sim_job.hpp"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace swarm::sim {
+namespace {
+
+std::string text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+int integer(const JobFile& job, const std::string& key, long lo, long hi) {
+  const long v = job.get<long>(key);
+  if (v < lo || v > hi) job.fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return static_cast<int>(v);
+}
+
+DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
+  DeviceClass d;
+  d.name = t.name;
+  bool has_span = false;
+  for (const auto& [field, raw] : t.values) {
+    const std::string key = "class." + t.name + "." + field;
+    const double v = parse_number(job, key, raw);
+    const auto need = [&](bool ok, const std::string& why) {
+      if (!ok || !std::isfinite(v)) job.fail(key, raw, why);
+    };
+    if (field == "share") {
+      need(v >= 0, "must be >= 0");
+      d.share = v;
+    } else if (field == "span") {
+      need(v >= 1 && v <= blocks && v == std::floor(v),
+           "must be a whole number of blocks in 1.." + std::to_string(blocks) + " (model.blocks)");
+      d.span = static_cast<int>(v);
+      has_span = true;
+    } else if (field == "block_rps") {
+      need(v > 0, "must be > 0 (tokens/s through one block)");
+      d.block_rps = v;
+    } else if (field == "bandwidth_mbps") {
+      need(v > 0, "must be > 0");
+      d.bandwidth_mbps = v;
+    } else if (field == "relay_fraction") {
+      need(v >= 0 && v <= 1, "must be in [0, 1]");
+      d.relay_fraction = v;
+    } else if (field == "load_seconds_per_block") {
+      need(v >= 0, "must be >= 0");
+      d.load_seconds_per_block = v;
+    } else if (field == "compute_jitter") {
+      need(v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
+      d.compute_jitter = v;
+    } else {
+      job.fail(key, raw,
+               "unknown key (a class has share, span, block_rps, bandwidth_mbps, relay_fraction, "
+               "load_seconds_per_block, compute_jitter)");
+    }
+  }
+  if (!has_span) job.fail("class." + t.name + ".span", "", "missing: every class needs a span");
+  return d;
+}
+
+// "600 a100, 900 t4" -> (time, name) pairs.
+std::vector<std::pair<double, std::string>> schedule(const JobFile& job, const std::string& key, double duration) {
+  std::vector<std::pair<double, std::string>> out;
+  for (const auto& item : split_list(job.get<std::string>(key))) {
+    std::istringstream in(item);
+    std::string time, name, extra;
+    in >> time >> name >> extra;
+    if (name.empty() || !extra.empty()) job.fail(key, item, "each item must be 'TIME NAME'");
+    const double t = parse_number(job, key, time);
+    if (!(t >= 0 && t <= duration)) job.fail(key, item, "time must be in [0, run.duration]");
+    out.emplace_back(t, name);
+  }
+  return out;
+}
+
+}  // namespace
+
+po::options_description job_schema() {
+  po::options_description d("Job keys (job file sections [model], [run], [churn], [class.NAME]; "
+                            "any key can be overridden on the command line as --section.key VALUE)");
+  d.add_options()
+      ("model.blocks", po::value<long>()->default_value(80), "transformer blocks of the model (L)")
+      ("model.hidden_size", po::value<long>()->default_value(8192), "hidden size: one token's activations are hidden_size * 16 bits")
+      ("run.duration", po::value<double>()->default_value(3600), "simulated seconds")
+      ("run.period", po::value<double>()->default_value(60), "balancing period in seconds; metrics are sampled at every boundary")
+      ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the churn trace and of every strategy's random stream")
+      ("run.strategies", po::value<std::string>()->default_value("none,new_only,full,upper_bound"), "strategies to compare (none, new_only, full, upper_bound)")
+      ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold of `full` (paper: 0.99 for p = 1%)")
+      ("run.check", po::value<std::string>()->default_value("every_period"), "when `full` servers check rule 2: every_period, or random (each waits U(0, 2*mean_check_period))")
+      ("run.mean_check_period", po::value<double>()->default_value(60), "mean seconds between checks for check = random")
+      ("run.placement_time_limit", po::value<double>()->default_value(1.0), "seconds per period for the optimal placement (search + CBC)")
+      ("churn.initial_servers", po::value<long>()->default_value(0), "servers present from the start (classes drawn by share)")
+      ("churn.initial_join_window", po::value<double>()->default_value(0), "initial servers join at U(0, window) seconds")
+      ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
+      ("churn.mean_lifetime", po::value<double>()->default_value(0), "mean exponential lifetime of random servers in seconds (0: they never leave)")
+      ("churn.joins", po::value<std::string>()->default_value(""), "scheduled joins 'TIME CLASS, ...' (never leave unless listed in churn.leaves)")
+      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'TIME SERVER_ID, ...' (ids s00000.. in join order)");
+  return d;
+}
+
+SimConfig load_config(const JobFile& job) {
+  SimConfig c;
+  c.blocks = integer(job, "model.blocks", 1, 100000);
+  c.hidden_size = integer(job, "model.hidden_size", 1, 1 << 20);
+  c.duration = job.positive("run.duration");
+  c.period = job.positive("run.period");
+  if (c.period > c.duration) {
+    job.fail("run.period", text(c.period), "longer than run.duration (" + text(c.duration) + " s): no period would end");
+  }
+  if (c.duration / c.period > 1e6) job.fail("run.period", text(c.period), "more than a million periods in run.duration");
+  c.seed = job.get<std::uint64_t>("run.seed");
+  c.strategies.clear();
+  std::set<StrategyKind> seen;
+  const std::string names = job.get<std::string>("run.strategies");
+  for (const auto& name : split_list(names)) {
+    const auto k = parse_strategy(name);
+    if (!k) job.fail("run.strategies", names, "unknown strategy '" + name + "' (none, new_only, full, upper_bound)");
+    if (!seen.insert(*k).second) job.fail("run.strategies", names, "strategy '" + name + "' listed twice");
+    c.strategies.push_back(*k);
+  }
+  if (c.strategies.empty()) job.fail("run.strategies", names, "no strategy to run");
+  c.balance_quality = job.non_negative("run.balance_quality");
+  const std::string check = job.get<std::string>("run.check");
+  if (check == "every_period") {
+    c.check = CheckMode::every_period;
+  } else if (check == "random") {
+    c.check = CheckMode::random;
+  } else {
+    job.fail("run.check", check, "must be every_period or random");
+  }
+  c.mean_check_period = job.positive("run.mean_check_period");
+  c.placement_time_limit = job.non_negative("run.placement_time_limit");
+  c.initial_servers = integer(job, "churn.initial_servers", 0, 10000000);
+  c.initial_join_window = job.non_negative("churn.initial_join_window");
+  c.arrival_rate = job.non_negative("churn.arrival_rate");
+  c.mean_lifetime = job.non_negative("churn.mean_lifetime");
+
+  for (const auto& t : job.tables("class")) c.classes.push_back(device_class(job, t, c.blocks));
+  if (c.classes.empty()) job.fail("class", "", "no [class.NAME] section: at least one device class is needed");
+  double shares = 0;
+  for (const auto& d : c.classes) shares += d.share;
+  if (!(shares > 0)) job.fail("class.*.share", "0", "the shares of the classes add up to 0");
+
+  for (const auto& [t, name] : schedule(job, "churn.joins", c.duration)) {
+    const bool known = std::any_of(c.classes.begin(), c.classes.end(), [&](const DeviceClass& d) { return d.name == name; });
+    if (!known) job.fail("churn.joins", name, "no [class." + name + "] section");
+    c.joins.push_back({t, name});
+  }
+  for (const auto& [t, id] : schedule(job, "churn.leaves", c.duration)) c.leaves.push_back({t, id});
+  if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty()) {
+    job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
+  }
+  // Leaves must name servers that exist; checked against the drawn plan.
+  try {
+    (void)plan_servers(c);
+  } catch (const std::invalid_argument& e) {
+    job.fail("churn.leaves", job.get<std::string>("churn.leaves"), e.what());
+  }
+  return c;
+}
+
+}  // namespace swarm::sim

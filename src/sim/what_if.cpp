@@ -1,0 +1,170 @@
+#include "swarm/what_if.hpp"
+
+#include <cmath>
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "swarm/rules.hpp"
+
+namespace swarm {
+namespace {
+
+using json = nlohmann::json;
+
+// A malformed line: `field` is a JSON path such as servers[2].end.
+struct LineError : std::runtime_error {
+  LineError(std::string f, const std::string& what) : std::runtime_error(what), field(std::move(f)) {}
+  std::string field;
+};
+
+const json& member(const json& obj, const std::string& key, const std::string& path) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) throw LineError(path + key, "missing");
+  return *it;
+}
+
+long integer(const json& v, const std::string& field) {
+  if (v.is_number_integer()) return v.get<long>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e15) return static_cast<long>(d);
+  }
+  throw LineError(field, "must be an integer, got " + v.dump());
+}
+
+double number(const json& v, const std::string& field) {
+  if (!v.is_number()) throw LineError(field, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+std::string text(const json& v, const std::string& field) {
+  if (!v.is_string()) throw LineError(field, "must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+Swarm parse_swarm(const json& line) {
+  const long total = integer(member(line, "total_blocks", ""), "total_blocks");
+  if (total < 1 || total > 10'000'000) throw LineError("total_blocks", "must be >= 1, got " + std::to_string(total));
+  const json& list = member(line, "servers", "");
+  if (!list.is_array()) throw LineError("servers", "must be an array");
+  std::vector<Server> servers;
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "servers[" + std::to_string(i) + "].";
+    const json& s = list[i];
+    if (!s.is_object()) throw LineError("servers[" + std::to_string(i) + "]", "must be an object");
+    Server server;
+    server.id = text(member(s, "id", at), at + "id");
+    if (!ids.insert(server.id).second) throw LineError(at + "id", "duplicate server id '" + server.id + "'");
+    const long start = integer(member(s, "start", at), at + "start");
+    const long end = integer(member(s, "end", at), at + "end");
+    if (start < 0 || start > total) {
+      throw LineError(at + "start", "span [" + std::to_string(start) + ", " + std::to_string(end) +
+                                        ") is outside the model's " + std::to_string(total) + " blocks");
+    }
+    if (end < start || end > total) {
+      throw LineError(at + "end", "span [" + std::to_string(start) + ", " + std::to_string(end) +
+                                      ") is outside the model's " + std::to_string(total) + " blocks");
+    }
+    server.span = {static_cast<int>(start), static_cast<int>(end)};
+    server.throughput = number(member(s, "throughput", at), at + "throughput");
+    if (!std::isfinite(server.throughput) || server.throughput < 0) {
+      throw LineError(at + "throughput", "must be finite and >= 0, got " + member(s, "throughput", at).dump());
+    }
+    const std::string state = text(member(s, "state", at), at + "state");
+    const auto parsed = parse_server_state(state);
+    if (!parsed) throw LineError(at + "state", "must be online, joining or offline, got '" + state + "'");
+    server.state = *parsed;
+    servers.push_back(std::move(server));
+  }
+  try {
+    return Swarm(static_cast<int>(total), std::move(servers));
+  } catch (const SwarmError& e) {
+    throw LineError("servers[].id", e.what());
+  }
+}
+
+json answer(const Swarm& swarm, const json& q, std::size_t index, Rng& rng) {
+  const std::string at = "queries[" + std::to_string(index) + "].";
+  if (!q.is_object()) throw LineError("queries[" + std::to_string(index) + "]", "must be an object");
+  const std::string op = text(member(q, "op", at), at + "op");
+  json r = {{"op", op}};
+  if (op == "block_throughputs") {
+    r["throughputs"] = block_throughputs(swarm);
+  } else if (op == "swarm_throughput") {
+    r["value"] = swarm_throughput(swarm);
+  } else if (op == "choose_best_blocks") {
+    const long k = integer(member(q, "num_blocks", at), at + "num_blocks");
+    if (k < 1 || k > swarm.total_blocks()) {
+      throw LineError(at + "num_blocks", "must be in 1.." + std::to_string(swarm.total_blocks()) + ", got " +
+                                             std::to_string(k));
+    }
+    const Span s = choose_best_blocks(swarm, static_cast<int>(k));
+    r["start"] = s.start;
+    r["end"] = s.end;
+  } else if (op == "should_choose_other_blocks") {
+    const std::string id = text(member(q, "server", at), at + "server");
+    const auto i = swarm.find(id);
+    if (!i) throw LineError(at + "server", "unknown server '" + id + "'");
+    double quality_threshold = 0.75;  // Petals' default
+    if (q.contains("balance_quality")) {
+      quality_threshold = number(q["balance_quality"], at + "balance_quality");
+      if (!std::isfinite(quality_threshold)) throw LineError(at + "balance_quality", "must be finite");
+    }
+    const RebalanceDecision d = should_choose_other_blocks(swarm, *i, quality_threshold, rng);
+    r["move"] = d.move;
+    r["quality"] = d.quality ? json(*d.quality) : json(nullptr);
+    static constexpr const char* kReasons[] = {"forced", "not_counted", "would_disjoin",
+                                               "already_best", "no_improvement", "compared"};
+    r["reason"] = kReasons[static_cast<int>(d.reason)];
+  } else {
+    throw LineError(at + "op", "unknown op '" + op +
+                                   "' (block_throughputs, swarm_throughput, choose_best_blocks, "
+                                   "should_choose_other_blocks)");
+  }
+  return r;
+}
+
+json answer_line(const json& line) {
+  if (!line.is_object()) throw LineError("(line)", "must be a JSON object");
+  const Swarm swarm = parse_swarm(line);
+  std::uint64_t seed = 0;
+  if (line.contains("seed") && !line["seed"].is_null()) {
+    const long s = integer(line["seed"], "seed");
+    if (s < 0) throw LineError("seed", "must be >= 0");
+    seed = static_cast<std::uint64_t>(s);
+  }
+  Rng rng(seed);  // one stream per line, drawn by its rule-2 queries in order
+  const json& queries = member(line, "queries", "");
+  if (!queries.is_array()) throw LineError("queries", "must be an array");
+  json results = json::array();
+  for (std::size_t q = 0; q < queries.size(); ++q) results.push_back(answer(swarm, queries[q], q, rng));
+  return {{"results", std::move(results)}};
+}
+
+}  // namespace
+
+int run_what_if(std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string text_line;
+  for (long number = 1; std::getline(in, text_line); ++number) {
+    if (text_line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const json line = json::parse(text_line);
+      out << answer_line(line).dump() << '\n';
+      out.flush();
+    } catch (const json::parse_error& e) {
+      err << "what-if: line " << number << ": field (line): not valid JSON: " << e.what() << '\n';
+      return 2;
+    } catch (const LineError& e) {
+      err << "what-if: line " << number << ": field '" << e.field << "': " << e.what() << '\n';
+      return 2;
+    }
+  }
+  return 0;
+}
+
+}  // namespace swarm

@@ -1,0 +1,228 @@
+#include "swarm/trace.hpp"
+
+#include <hdf5.h>
+
+#include <cstring>
+#include <vector>
+
+namespace swarm::trace {
+namespace {
+
+static_assert(std::is_same_v<hid_t, std::int64_t>, "Handle stores hid_t as int64_t");
+
+// Walks the HDF5 error stack into one line, innermost first.
+std::string error_stack() {
+  std::string text;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        auto& s = *static_cast<std::string*>(out);
+        if (!s.empty()) s += "; ";
+        s += e->func_name ? e->func_name : "?";
+        s += ": ";
+        s += e->desc ? e->desc : "";
+        return 0;
+      },
+      &text);
+  H5Eclear2(H5E_DEFAULT);
+  return text;
+}
+
+// One check for every HDF5 call: negative means failure.
+template <typename R>
+R check(R result, const char* what, const std::string& path) {
+  if (result < 0) {
+    throw TraceError(std::string("HDF5 ") + what + " failed for '" + path + "': " + error_stack());
+  }
+  return result;
+}
+
+hid_t native(Type type) {
+  switch (type) {
+    case Type::f64: return H5T_NATIVE_DOUBLE;
+    case Type::f32: return H5T_NATIVE_FLOAT;
+    case Type::i64: return H5T_NATIVE_INT64;
+    case Type::i32: return H5T_NATIVE_INT32;
+    case Type::u8: return H5T_NATIVE_UINT8;
+  }
+  return H5T_NATIVE_DOUBLE;
+}
+
+// Library defaults print every error to stderr; we report them through TraceError instead.
+struct QuietErrors {
+  QuietErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+void quiet() { static QuietErrors once; }
+
+Handle string_type(std::size_t length, const std::string& path) {
+  Handle t(check(H5Tcopy(H5T_C_S1), "H5Tcopy", path), H5Tclose);
+  check(H5Tset_size(t.id(), length == 0 ? 1 : length), "H5Tset_size", path);
+  check(H5Tset_cset(t.id(), H5T_CSET_UTF8), "H5Tset_cset", path);
+  return t;
+}
+
+void write_attribute(hid_t object, std::string_view name, hid_t type, const void* data,
+                     const std::string& path) {
+  const std::string key(name);
+  if (check(H5Aexists(object, key.c_str()), "H5Aexists", path) > 0) {
+    check(H5Adelete(object, key.c_str()), "H5Adelete", path);
+  }
+  Handle space(check(H5Screate(H5S_SCALAR), "H5Screate", path), H5Sclose);
+  Handle attr(check(H5Acreate2(object, key.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "H5Acreate2", path + "@" + key),
+              H5Aclose);
+  check(H5Awrite(attr.id(), type, data), "H5Awrite", path + "@" + key);
+}
+
+void string_attribute(hid_t object, std::string_view name, std::string_view value, const std::string& path) {
+  Handle t = string_type(value.size(), path);
+  std::string copy(value);
+  if (copy.empty()) copy.push_back('\0');
+  write_attribute(object, name, t.id(), copy.data(), path);
+}
+
+std::string join(const std::string& parent, std::string_view name) {
+  return (parent == "/" ? "/" : parent + "/") + std::string(name);
+}
+
+}  // namespace
+
+void Handle::reset() {
+  if (id_ >= 0 && close_ != nullptr) close_(id_);
+  id_ = -1;
+}
+
+Series::Series(Handle dataset, Type type, std::size_t columns, std::string path)
+    : dataset_(std::move(dataset)), type_(type), columns_(columns), path_(std::move(path)) {}
+
+void Series::append_raw(const void* data, Type type, std::size_t count) {
+  if (type != type_) throw TraceError("append to '" + path_ + "' with the wrong element type");
+  const std::size_t width = columns_ == 0 ? 1 : columns_;
+  if (count != width) {
+    throw TraceError("append to '" + path_ + "': row of " + std::to_string(count) + " values, expected " +
+                     std::to_string(width));
+  }
+  const int rank = columns_ == 0 ? 1 : 2;
+  const hsize_t extent[2] = {rows_ + 1, columns_};
+  check(H5Dset_extent(dataset_.id(), extent), "H5Dset_extent", path_);
+  Handle file_space(check(H5Dget_space(dataset_.id()), "H5Dget_space", path_), H5Sclose);
+  const hsize_t start[2] = {rows_, 0};
+  const hsize_t shape[2] = {1, columns_};
+  check(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start, nullptr, shape, nullptr),
+        "H5Sselect_hyperslab", path_);
+  Handle mem_space(check(H5Screate_simple(rank, shape, nullptr), "H5Screate_simple", path_), H5Sclose);
+  check(H5Dwrite(dataset_.id(), native(type_), mem_space.id(), file_space.id(), H5P_DEFAULT, data),
+        "H5Dwrite", path_);
+  ++rows_;
+}
+
+void Series::set_attribute(std::string_view name, std::string_view value) {
+  string_attribute(dataset_.id(), name, value, path_);
+}
+
+Group Group::group(std::string_view name) {
+  const std::string path = join(path_, name);
+  Handle g(check(H5Gcreate2(group_.id(), std::string(name).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                 "H5Gcreate2", path),
+           H5Gclose);
+  return Group(std::move(g), path);
+}
+
+Series Group::series(std::string_view name, Type type, std::size_t columns, std::string_view units) {
+  const std::string path = join(path_, name);
+  const int rank = columns == 0 ? 1 : 2;
+  const hsize_t dims[2] = {0, columns};
+  const hsize_t maxdims[2] = {H5S_UNLIMITED, columns};
+  // Chunks of ~64 KiB: small enough that a per-period append rewrites little, large enough
+  // that reading a whole run back is fast.
+  const hsize_t row_bytes = (columns == 0 ? 1 : columns) * 8;
+  const hsize_t chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(1024, 65536 / row_bytes)),
+                            std::max<hsize_t>(1, columns)};
+  Handle space(check(H5Screate_simple(rank, dims, maxdims), "H5Screate_simple", path), H5Sclose);
+  Handle props(check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path), H5Pclose);
+  check(H5Pset_chunk(props.id(), rank, chunk), "H5Pset_chunk", path);
+  Handle ds(check(H5Dcreate2(group_.id(), std::string(name).c_str(), native(type), space.id(), H5P_DEFAULT,
+                             props.id(), H5P_DEFAULT),
+                  "H5Dcreate2", path),
+            H5Dclose);
+  Series s(std::move(ds), type, columns, path);
+  if (!units.empty()) s.set_attribute("units", units);
+  return s;
+}
+
+void Group::write_strings(std::string_view name, std::span<const std::string> values) {
+  const std::string path = join(path_, name);
+  std::size_t width = 1;
+  for (const auto& v : values) width = std::max(width, v.size());
+  std::vector<char> buffer(values.size() * width, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i) std::memcpy(&buffer[i * width], values[i].data(), values[i].size());
+  Handle t = string_type(width, path);
+  check(H5Tset_strpad(t.id(), H5T_STR_NULLPAD), "H5Tset_strpad", path);
+  const hsize_t dims[1] = {values.size()};
+  Handle space(check(H5Screate_simple(1, dims, nullptr), "H5Screate_simple", path), H5Sclose);
+  Handle ds(check(H5Dcreate2(group_.id(), std::string(name).c_str(), t.id(), space.id(), H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+                  "H5Dcreate2", path),
+            H5Dclose);
+  if (!values.empty()) check(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), "H5Dwrite", path);
+}
+
+void Group::write_raw(std::string_view name, Type type, const void* data, std::size_t count,
+                      std::string_view units) {
+  const std::string path = join(path_, name);
+  const hsize_t dims[1] = {count};
+  Handle space(check(H5Screate_simple(1, dims, nullptr), "H5Screate_simple", path), H5Sclose);
+  Handle ds(check(H5Dcreate2(group_.id(), std::string(name).c_str(), native(type), space.id(), H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+                  "H5Dcreate2", path),
+            H5Dclose);
+  if (count > 0) check(H5Dwrite(ds.id(), native(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", path);
+  if (!units.empty()) string_attribute(ds.id(), "units", units, path);
+}
+
+void Group::set_attribute(std::string_view name, std::string_view value) {
+  string_attribute(group_.id(), name, value, path_);
+}
+void Group::set_attribute(std::string_view name, double value) {
+  write_attribute(group_.id(), name, H5T_NATIVE_DOUBLE, &value, path_);
+}
+void Group::set_attribute(std::string_view name, std::int64_t value) {
+  write_attribute(group_.id(), name, H5T_NATIVE_INT64, &value, path_);
+}
+
+File File::create(const std::filesystem::path& path) {
+  quiet();
+  const std::string p = path.string();
+  Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", p), H5Pclose);
+  // Readers (h5py, h5dump) must be able to open the trace while the run writes it.
+  check(H5Pset_file_locking(fapl.id(), false, true), "H5Pset_file_locking", p);
+  const hid_t id = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
+  if (id < 0) {
+    const std::string stack = error_stack();
+    throw TraceError("cannot create trace file '" + p + "': " + stack);
+  }
+  File f;
+  f.path_ = path;
+  f.file_ = Handle(id, H5Fclose);
+  Handle root(check(H5Gopen2(id, "/", H5P_DEFAULT), "H5Gopen2", p), H5Gclose);
+  f.root_ = Group(std::move(root), "/");
+  f.root_.set_attribute("complete", std::int64_t{0});
+  return f;
+}
+
+void File::flush() { check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "H5Fflush", path_.string()); }
+
+void File::finish() {
+  root_.set_attribute("complete", std::int64_t{1});
+  flush();
+  root_ = Group();
+  file_.reset();
+}
+
+std::string hdf5_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release);
+}
+
+}  // namespace swarm::trace
