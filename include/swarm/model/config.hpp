@@ -1,0 +1,64 @@
+#pragma once
+// Dimensions and hyper-parameters of a Llama-family model (Hugging Face LlamaConfig semantics).
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace swarm::model {
+
+/// A Llama model's shape. Defaults are those of Hugging Face LlamaConfig for the optional keys;
+/// the structural sizes have no meaningful default and must be given.
+struct ModelConfig {
+  int vocab_size = 0;
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int num_key_value_heads = 0;  ///< divides num_attention_heads (GQA); = heads for plain MHA
+  int head_dim = 0;             ///< config.head_dim when given, else hidden_size / heads
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  int max_position_embeddings = 2048;  ///< informational: default RoPE has no length limit
+  bool tie_word_embeddings = false;    ///< lm_head reuses embed_tokens when lm_head.weight is absent
+  bool attention_bias = false;         ///< q/k/v/o projections carry a bias
+  bool mlp_bias = false;               ///< gate/up/down projections carry a bias
+
+  /// Reads a Hugging Face config.json. Throws ConfigError naming the file, key and value for a
+  /// missing or mistyped key, a non-Llama architecture, rope_scaling other than null/default, or
+  /// a hidden_act other than silu.
+  [[nodiscard]] static ModelConfig from_hf_json(const std::filesystem::path& config_json);
+
+  /// Same as from_hf_json on JSON text already in memory (e.g. the "model" object of a job file);
+  /// `origin` names where the text came from, for messages.
+  [[nodiscard]] static ModelConfig parse_hf_json(std::string_view json_text, std::string_view origin);
+
+  /// Serialises to Hugging Face config.json form (model_type llama); parse_hf_json round-trips it.
+  [[nodiscard]] std::string to_hf_json() const;
+
+  /// Throws ConfigError (prefixed by `origin`) unless every size is positive and consistent.
+  void validate(std::string_view origin) const;
+
+  [[nodiscard]] std::int64_t q_dim() const { return std::int64_t{num_attention_heads} * head_dim; }
+  [[nodiscard]] std::int64_t kv_dim() const { return std::int64_t{num_key_value_heads} * head_dim; }
+
+  /// Parameters of one decoder block (norms, attention, MLP, biases if any).
+  [[nodiscard]] std::int64_t block_parameters() const;
+  /// Parameters held by the client: embeddings, final norm, and lm_head unless tied.
+  [[nodiscard]] std::int64_t client_parameters() const;
+  /// fp32 bytes of one block's weights as held by an executor.
+  [[nodiscard]] std::int64_t block_weight_bytes() const { return 4 * block_parameters(); }
+  /// fp32 bytes of the client's weights.
+  [[nodiscard]] std::int64_t client_weight_bytes() const { return 4 * client_parameters(); }
+  /// KV-cache bytes one token of one sequence occupies in one block (fp32 k and v).
+  [[nodiscard]] std::int64_t kv_bytes_per_token() const { return 2 * 4 * kv_dim(); }
+
+  /// Floating-point operations of one block forward for one sequence of `tokens` new tokens
+  /// after `past` cached ones: 2 per multiply-add of the projections and MLP, plus the causal
+  /// attention (q.k and p.v over the visible keys). Norms, RoPE and softmax are not counted.
+  [[nodiscard]] double block_flops(std::int64_t tokens, std::int64_t past) const;
+
+  bool operator==(const ModelConfig&) const = default;
+};
+
+}  // namespace swarm::model

@@ -1,0 +1,90 @@
+#pragma once
+// Where a model's weights come from: seeded random (the default, any size) or a Hugging Face
+// checkpoint directory (config.json + *.safetensors). Sources hand out single tensors converted
+// to fp32, so a rank reads only the tensors of its own span.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "swarm/model/config.hpp"
+
+namespace swarm::model {
+
+/// A tensor's Hugging Face name and its expected shape (row-major; Linear is [out, in]).
+struct TensorSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+
+  [[nodiscard]] std::int64_t elements() const;
+};
+
+/// Tensors of decoder block `layer` ("model.layers.{layer}.…"), biases only when configured.
+[[nodiscard]] std::vector<TensorSpec> block_tensor_specs(const ModelConfig& config, int layer);
+/// "model.embed_tokens.weight", "model.norm.weight" and "lm_head.weight".
+[[nodiscard]] std::vector<TensorSpec> client_tensor_specs(const ModelConfig& config);
+
+/// Read-only access to a model's tensors. Implementations are safe to read from several threads.
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+
+  /// The model's configuration (validated).
+  [[nodiscard]] virtual const ModelConfig& config() const = 0;
+  /// Whether the tensor exists (used for optional tensors such as a tied lm_head).
+  [[nodiscard]] virtual bool has_tensor(std::string_view name) const = 0;
+  /// The tensor converted to fp32, row-major. Throws CheckpointError naming the source, the
+  /// tensor, and expected vs found shape when it is missing, mis-shaped or of an unknown dtype.
+  [[nodiscard]] virtual std::vector<float> read(const TensorSpec& spec) const = 0;
+  /// One line for logs and messages, e.g. "checkpoint /data/llama" or "random weights (seed 7)".
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+/// Deterministic random weights: tensor values depend only on (seed, tensor name), and the name
+/// contains the block index, so every rank generates identical weights for block i whatever else
+/// it loads. Linear weights and embeddings are uniform with std 1/sqrt(fan_in); norm weights are
+/// 1 + uniform(-0.1, 0.1); biases uniform with std 0.02 (see docs/model.md).
+class RandomWeights final : public WeightSource {
+ public:
+  /// Throws ConfigError when `config` is invalid.
+  RandomWeights(ModelConfig config, std::uint64_t seed);
+
+  [[nodiscard]] const ModelConfig& config() const override { return config_; }
+  [[nodiscard]] bool has_tensor(std::string_view name) const override;
+  [[nodiscard]] std::vector<float> read(const TensorSpec& spec) const override;
+  [[nodiscard]] std::string describe() const override;
+  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+
+ private:
+  ModelConfig config_;
+  std::uint64_t seed_;
+};
+
+/// A Hugging Face checkpoint directory: config.json plus *.safetensors (F32, F16 or BF16), or
+/// the files listed by model.safetensors.index.json when present. Construction parses config.json
+/// and every safetensors header (no tensor data); read() maps only the requested tensor's bytes.
+class Checkpoint final : public WeightSource {
+ public:
+  /// Throws ConfigError for a bad config.json and CheckpointError for a missing directory, no
+  /// safetensors files, a corrupt or truncated file (naming the file and tensor).
+  explicit Checkpoint(const std::filesystem::path& directory);
+  ~Checkpoint() override;
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) noexcept;
+
+  [[nodiscard]] const ModelConfig& config() const override { return config_; }
+  [[nodiscard]] bool has_tensor(std::string_view name) const override;
+  [[nodiscard]] std::vector<float> read(const TensorSpec& spec) const override;
+  [[nodiscard]] std::string describe() const override;
+  [[nodiscard]] const std::filesystem::path& directory() const { return directory_; }
+
+ private:
+  struct Index;
+  std::filesystem::path directory_;
+  ModelConfig config_;
+  std::unique_ptr<Index> index_;
+};
+
+}  // namespace swarm::model

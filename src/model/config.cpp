@@ -1,0 +1,206 @@
+// Parsing and validation of Hugging Face Llama config.json files.
+#include "swarm/model/config.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "swarm/model/errors.hpp"
+
+namespace swarm::model {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(std::string_view origin, const std::string& what) {
+  throw ConfigError(std::string(origin) + ": " + what);
+}
+
+std::string show(const json& value) { return value.dump(); }
+
+// A key that is absent or null counts as not given (HF writes null for unset optionals).
+const json* find(const json& doc, const char* key) {
+  const auto it = doc.find(key);
+  return it == doc.end() || it->is_null() ? nullptr : &*it;
+}
+
+int positive_int(std::string_view origin, const json& value, const char* key) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() <= 0 || value.get<std::int64_t>() > INT32_MAX) {
+    fail(origin, std::string("key '") + key + "' = " + show(value) + " must be a positive integer");
+  }
+  return value.get<int>();
+}
+
+int required_int(std::string_view origin, const json& doc, const char* key) {
+  const json* value = find(doc, key);
+  if (value == nullptr) fail(origin, std::string("required key '") + key + "' is missing");
+  return positive_int(origin, *value, key);
+}
+
+void optional_int(std::string_view origin, const json& doc, const char* key, int& out) {
+  if (const json* value = find(doc, key)) out = positive_int(origin, *value, key);
+}
+
+void optional_positive(std::string_view origin, const json& doc, const char* key, double& out) {
+  const json* value = find(doc, key);
+  if (value == nullptr) return;
+  if (!value->is_number() || value->get<double>() <= 0.0) {
+    fail(origin, std::string("key '") + key + "' = " + show(*value) + " must be a positive number");
+  }
+  out = value->get<double>();
+}
+
+void optional_bool(std::string_view origin, const json& doc, const char* key, bool& out) {
+  const json* value = find(doc, key);
+  if (value == nullptr) return;
+  if (!value->is_boolean()) fail(origin, std::string("key '") + key + "' = " + show(*value) + " must be true or false");
+  out = value->get<bool>();
+}
+
+void require_string(std::string_view origin, const json& doc, const char* key, std::string_view allowed) {
+  const json* value = find(doc, key);
+  if (value == nullptr) return;
+  if (!value->is_string() || value->get<std::string>() != allowed) {
+    fail(origin, std::string("key '") + key + "' = " + show(*value) + " is not supported (only \"" +
+                     std::string(allowed) + "\")");
+  }
+}
+
+// RoPE variants: only the default (unscaled) rotary embedding is implemented. transformers 4.x
+// writes rope_theta + rope_scaling; 5.x writes rope_parameters {rope_type, rope_theta}.
+void parse_rope(std::string_view origin, const json& doc, ModelConfig& config) {
+  optional_positive(origin, doc, "rope_theta", config.rope_theta);
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const json* rope = find(doc, key);
+    if (rope == nullptr) continue;
+    if (!rope->is_object()) fail(origin, std::string("key '") + key + "' = " + show(*rope) + " must be null or an object");
+    const json* type = find(*rope, "rope_type");
+    if (type == nullptr) type = find(*rope, "type");
+    if (type != nullptr && !(type->is_string() && type->get<std::string>() == "default")) {
+      fail(origin, std::string("key '") + key + "' has rope type " + show(*type) +
+                       ": only null / \"default\" RoPE is supported (no linear, dynamic, yarn, llama3 scaling)");
+    }
+    optional_positive(origin, *rope, "rope_theta", config.rope_theta);
+  }
+}
+
+ModelConfig parse(std::string_view origin, const json& doc) {
+  if (!doc.is_object()) fail(origin, "the top level must be a JSON object");
+  require_string(origin, doc, "model_type", "llama");
+  require_string(origin, doc, "hidden_act", "silu");
+  ModelConfig config;
+  config.vocab_size = required_int(origin, doc, "vocab_size");
+  config.hidden_size = required_int(origin, doc, "hidden_size");
+  config.intermediate_size = required_int(origin, doc, "intermediate_size");
+  config.num_hidden_layers = required_int(origin, doc, "num_hidden_layers");
+  config.num_attention_heads = required_int(origin, doc, "num_attention_heads");
+  config.num_key_value_heads = config.num_attention_heads;
+  optional_int(origin, doc, "num_key_value_heads", config.num_key_value_heads);
+  if (const json* value = find(doc, "head_dim")) {
+    config.head_dim = positive_int(origin, *value, "head_dim");
+  } else if (config.hidden_size % config.num_attention_heads != 0) {
+    fail(origin, "hidden_size = " + std::to_string(config.hidden_size) + " is not divisible by num_attention_heads = " +
+                     std::to_string(config.num_attention_heads) + " and no head_dim is given");
+  } else {
+    config.head_dim = config.hidden_size / config.num_attention_heads;
+  }
+  optional_positive(origin, doc, "rms_norm_eps", config.rms_norm_eps);
+  parse_rope(origin, doc, config);
+  optional_int(origin, doc, "max_position_embeddings", config.max_position_embeddings);
+  optional_bool(origin, doc, "tie_word_embeddings", config.tie_word_embeddings);
+  optional_bool(origin, doc, "attention_bias", config.attention_bias);
+  optional_bool(origin, doc, "mlp_bias", config.mlp_bias);
+  config.validate(origin);
+  return config;
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::parse_hf_json(std::string_view json_text, std::string_view origin) {
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    fail(origin, std::string("not valid JSON: ") + e.what());
+  }
+  return parse(origin, doc);
+}
+
+ModelConfig ModelConfig::from_hf_json(const std::filesystem::path& config_json) {
+  std::ifstream in(config_json, std::ios::binary);
+  if (!in) throw ConfigError(config_json.string() + ": cannot open the model config");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_hf_json(text.str(), config_json.string());
+}
+
+std::string ModelConfig::to_hf_json() const {
+  const json doc = {{"architectures", {"LlamaForCausalLM"}},
+                    {"model_type", "llama"},
+                    {"hidden_act", "silu"},
+                    {"vocab_size", vocab_size},
+                    {"hidden_size", hidden_size},
+                    {"intermediate_size", intermediate_size},
+                    {"num_hidden_layers", num_hidden_layers},
+                    {"num_attention_heads", num_attention_heads},
+                    {"num_key_value_heads", num_key_value_heads},
+                    {"head_dim", head_dim},
+                    {"rms_norm_eps", rms_norm_eps},
+                    {"rope_theta", rope_theta},
+                    {"rope_scaling", nullptr},
+                    {"max_position_embeddings", max_position_embeddings},
+                    {"tie_word_embeddings", tie_word_embeddings},
+                    {"attention_bias", attention_bias},
+                    {"mlp_bias", mlp_bias},
+                    {"torch_dtype", "float32"}};
+  return doc.dump(2);
+}
+
+void ModelConfig::validate(std::string_view origin) const {
+  const auto need_positive = [&](const char* key, long long value) {
+    if (value <= 0) fail(origin, std::string("key '") + key + "' = " + std::to_string(value) + " must be positive");
+  };
+  need_positive("vocab_size", vocab_size);
+  need_positive("hidden_size", hidden_size);
+  need_positive("intermediate_size", intermediate_size);
+  need_positive("num_hidden_layers", num_hidden_layers);
+  need_positive("num_attention_heads", num_attention_heads);
+  need_positive("num_key_value_heads", num_key_value_heads);
+  need_positive("head_dim", head_dim);
+  need_positive("max_position_embeddings", max_position_embeddings);
+  if (num_attention_heads % num_key_value_heads != 0) {
+    fail(origin, "key 'num_key_value_heads' = " + std::to_string(num_key_value_heads) +
+                     " must divide num_attention_heads = " + std::to_string(num_attention_heads));
+  }
+  if (head_dim % 2 != 0) fail(origin, "key 'head_dim' = " + std::to_string(head_dim) + " must be even (rotate-half RoPE)");
+  if (!(rms_norm_eps > 0.0)) fail(origin, "key 'rms_norm_eps' = " + std::to_string(rms_norm_eps) + " must be positive");
+  if (!(rope_theta > 0.0)) fail(origin, "key 'rope_theta' = " + std::to_string(rope_theta) + " must be positive");
+}
+
+std::int64_t ModelConfig::block_parameters() const {
+  const std::int64_t h = hidden_size;
+  const std::int64_t i = intermediate_size;
+  std::int64_t n = 2 * h;                          // input and post-attention norms
+  n += h * q_dim() + 2 * h * kv_dim() + q_dim() * h;  // q, k, v, o
+  n += 3 * h * i;                                  // gate, up, down
+  if (attention_bias) n += q_dim() + 2 * kv_dim() + h;
+  if (mlp_bias) n += 2 * i + h;
+  return n;
+}
+
+std::int64_t ModelConfig::client_parameters() const {
+  const std::int64_t table = std::int64_t{vocab_size} * hidden_size;
+  return table + hidden_size + (tie_word_embeddings ? 0 : table);
+}
+
+double ModelConfig::block_flops(std::int64_t tokens, std::int64_t past) const {
+  const double h = hidden_size;
+  const double matmul_params = h * static_cast<double>(q_dim()) * 2 + 2 * h * static_cast<double>(kv_dim()) +
+                               3 * h * intermediate_size;
+  const double t = static_cast<double>(tokens);
+  const double visible_keys = t * static_cast<double>(past) + t * (t + 1) / 2;  // causal
+  return 2 * matmul_params * t + 4 * static_cast<double>(q_dim()) * visible_keys;
+}
+
+}  // namespace swarm::model

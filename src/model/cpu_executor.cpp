@@ -1,0 +1,246 @@
+// CPU backend: OpenBLAS sgemm for every projection, loops for norms, RoPE and attention.
+#include "cpu_executor.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <unordered_map>
+
+#include "block_weights.hpp"
+#include "cpu_ops.hpp"
+#include "executor_common.hpp"
+#include "memory.hpp"
+#include "swarm/model/errors.hpp"
+
+namespace swarm::model::detail {
+namespace {
+
+const float* bias_or_null(const std::vector<float>& bias) { return bias.empty() ? nullptr : bias.data(); }
+
+// One block's cache for one session: rotated keys and values, [batch][capacity][kv_dim].
+struct KvCache {
+  int length = 0;
+  int capacity = 0;
+  std::vector<float> k;
+  std::vector<float> v;
+
+  [[nodiscard]] std::uint64_t bytes() const { return (k.size() + v.size()) * sizeof(float); }
+};
+
+struct Session {
+  int batch = 0;
+  std::vector<KvCache> blocks;  // index: block - span.start
+};
+
+// Scratch arrays reused across calls (sized for the largest call seen).
+struct Workspace {
+  std::vector<float> norm, q, k, v, attn, delta, gate, up, scores, cos, sin;
+  std::vector<int> valid;
+};
+
+class CpuExecutor final : public SpanExecutor {
+ public:
+  explicit CpuExecutor(const ExecutorOptions& options) : options_(options) {}
+
+  void load(const WeightSource& source, Span span) override {
+    const ModelConfig& config = source.config();
+    check_span(config, span, source.describe());
+    blocks_.clear();  // free the old span first: a move must not need both in memory
+    blocks_.shrink_to_fit();
+    sessions_.clear();
+    loaded_ = false;
+    const auto needed = static_cast<std::uint64_t>(config.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
+    require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, available_host_bytes(), "host");
+    try {
+      blocks_.reserve(static_cast<std::size_t>(span.size()));
+      for (int layer = span.start; layer < span.end; ++layer) blocks_.push_back(load_block(source, layer));
+    } catch (const std::bad_alloc&) {
+      blocks_.clear();
+      throw OutOfMemoryError("blocks " + span_string(span) + " of " + source.describe() + " need " +
+                             format_bytes(needed) + " of host memory: allocation failed");
+    }
+    config_ = config;
+    span_ = span;
+    inv_freq_ = rope_inv_freq(config_.head_dim, config_.rope_theta);
+    loaded_ = true;
+  }
+
+  void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens) override {
+    check_forward(span_, loaded_, first_block, last_block, batch, tokens, hidden);
+    if (tokens == 0 || first_block == last_block) return;
+    Session& state = session_for(session, batch);
+    for (int block = first_block; block < last_block; ++block) {
+      KvCache& cache = state.blocks[static_cast<std::size_t>(block - span_.start)];
+      reserve(cache, session, batch, cache.length + tokens);
+      run_block(blocks_[static_cast<std::size_t>(block - span_.start)], cache, hidden, batch, tokens);
+    }
+  }
+
+  void forward_device(SessionId, int, int, float*, int, int, void*) override {
+    throw UsageError("forward_device() needs the cuda backend; this executor is cpu");
+  }
+
+  void drop_session(SessionId session) override { sessions_.erase(session); }
+
+  [[nodiscard]] int cached_tokens(SessionId session, int block) const override {
+    const auto it = sessions_.find(session);
+    if (it == sessions_.end() || !span_.contains(block, block + 1)) return 0;
+    return it->second.blocks[static_cast<std::size_t>(block - span_.start)].length;
+  }
+
+  [[nodiscard]] Span span() const override { return span_; }
+  [[nodiscard]] Backend backend() const override { return Backend::cpu; }
+  [[nodiscard]] const ModelConfig& config() const override { return config_; }
+
+  [[nodiscard]] std::size_t cache_bytes() const override {
+    std::size_t total = 0;
+    for (const auto& [id, session] : sessions_) {
+      for (const auto& cache : session.blocks) total += cache.bytes();
+    }
+    return total;
+  }
+
+  [[nodiscard]] std::size_t weight_bytes() const override {
+    std::size_t total = 0;
+    for (const auto& block : blocks_) total += block.bytes();
+    return total;
+  }
+
+ private:
+  Session& session_for(SessionId id, int batch) {
+    auto [it, fresh] = sessions_.try_emplace(id);
+    if (fresh) {
+      it->second.batch = batch;
+      it->second.blocks.resize(static_cast<std::size_t>(span_.size()));
+    } else if (it->second.batch != batch) {
+      throw UsageError("session " + std::to_string(id) + " was started with batch " + std::to_string(it->second.batch) +
+                       ", forward() called with batch " + std::to_string(batch));
+    }
+    return it->second;
+  }
+
+  // Grows the cache to hold `needed` positions per sequence (capacity doubles: amortised O(1)).
+  void reserve(KvCache& cache, SessionId session, int batch, int needed) {
+    if (needed <= cache.capacity) return;
+    const int capacity = std::max({needed, 2 * cache.capacity, 16});
+    const auto row = static_cast<std::size_t>(config_.kv_dim());
+    const std::uint64_t new_bytes = 2ULL * batch * capacity * row * sizeof(float);
+    check_cache_budget(options_, cache_bytes(), new_bytes - cache.bytes(), session);
+    try {
+      for (auto* data : {&cache.k, &cache.v}) {
+        std::vector<float> grown(static_cast<std::size_t>(batch) * capacity * row);
+        for (int b = 0; b < batch; ++b) {
+          std::copy_n(data->data() + static_cast<std::size_t>(b) * cache.capacity * row, cache.length * row,
+                      grown.data() + static_cast<std::size_t>(b) * capacity * row);
+        }
+        *data = std::move(grown);
+      }
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemoryError("KV cache of session " + std::to_string(session) + " needs " + format_bytes(new_bytes) +
+                             " of host memory: allocation failed");
+    }
+    cache.capacity = capacity;
+  }
+
+  void run_block(const BlockWeights& w, KvCache& cache, float* x, int batch, int tokens) {
+    const ModelConfig& c = config_;
+    const int h = c.hidden_size, inter = c.intermediate_size;
+    const auto q_dim = static_cast<int>(c.q_dim()), kv_dim = static_cast<int>(c.kv_dim());
+    const std::int64_t rows = std::int64_t{batch} * tokens;
+    const auto eps = static_cast<float>(c.rms_norm_eps);
+    ws_.norm.resize(static_cast<std::size_t>(rows * h));
+    ws_.q.resize(static_cast<std::size_t>(rows * q_dim));
+    ws_.k.resize(static_cast<std::size_t>(rows * kv_dim));
+    ws_.v.resize(static_cast<std::size_t>(rows * kv_dim));
+    ws_.attn.resize(static_cast<std::size_t>(rows * q_dim));
+    ws_.delta.resize(static_cast<std::size_t>(rows * h));
+
+    // Attention: h = x + o_proj(attn(rmsnorm(x)))
+    rms_norm(x, w.input_norm.data(), ws_.norm.data(), rows, h, eps);
+    linear(ws_.norm.data(), rows, h, w.q.data(), q_dim, bias_or_null(w.q_bias), ws_.q.data());
+    linear(ws_.norm.data(), rows, h, w.k.data(), kv_dim, bias_or_null(w.k_bias), ws_.k.data());
+    linear(ws_.norm.data(), rows, h, w.v.data(), kv_dim, bias_or_null(w.v_bias), ws_.v.data());
+    rotate_and_cache(cache, batch, tokens);
+    attention(cache, batch, tokens);
+    cache.length += tokens;
+    linear(ws_.attn.data(), rows, q_dim, w.o.data(), h, nullptr, ws_.delta.data());
+    residual_add(x, ws_.delta.data(), bias_or_null(w.o_bias), rows, h);
+
+    // MLP: out = h + down(silu(gate(n)) * up(n)), n = rmsnorm(h)
+    ws_.gate.resize(static_cast<std::size_t>(rows * inter));
+    ws_.up.resize(static_cast<std::size_t>(rows * inter));
+    rms_norm(x, w.post_norm.data(), ws_.norm.data(), rows, h, eps);
+    linear(ws_.norm.data(), rows, h, w.gate.data(), inter, bias_or_null(w.gate_bias), ws_.gate.data());
+    linear(ws_.norm.data(), rows, h, w.up.data(), inter, bias_or_null(w.up_bias), ws_.up.data());
+    swiglu(ws_.gate.data(), ws_.up.data(), rows * inter);
+    linear(ws_.gate.data(), rows, inter, w.down.data(), h, nullptr, ws_.delta.data());
+    residual_add(x, ws_.delta.data(), bias_or_null(w.down_bias), rows, h);
+  }
+
+  // RoPE on q and k at positions cache.length + t, then append k and v to the cache.
+  void rotate_and_cache(KvCache& cache, int batch, int tokens) {
+    const ModelConfig& c = config_;
+    const int half = c.head_dim / 2;
+    const auto q_dim = c.q_dim(), kv_dim = c.kv_dim();
+    ws_.cos.resize(static_cast<std::size_t>(half));
+    ws_.sin.resize(static_cast<std::size_t>(half));
+    for (int t = 0; t < tokens; ++t) {
+      rope_cos_sin(cache.length + t, inv_freq_, ws_.cos.data(), ws_.sin.data());
+      for (int b = 0; b < batch; ++b) {
+        const std::int64_t row = std::int64_t{b} * tokens + t;
+        apply_rope(ws_.q.data() + row * q_dim, c.num_attention_heads, half, ws_.cos.data(), ws_.sin.data());
+        apply_rope(ws_.k.data() + row * kv_dim, c.num_key_value_heads, half, ws_.cos.data(), ws_.sin.data());
+        const std::size_t slot = (static_cast<std::size_t>(b) * cache.capacity + cache.length + t) * kv_dim;
+        std::memcpy(cache.k.data() + slot, ws_.k.data() + row * kv_dim, kv_dim * sizeof(float));
+        std::memcpy(cache.v.data() + slot, ws_.v.data() + row * kv_dim, kv_dim * sizeof(float));
+      }
+    }
+  }
+
+  // softmax(q k^T / sqrt(head_dim), causal) v per (sequence, query head); query head h reads kv
+  // head h / (heads / kv_heads). Scores of one head for all new tokens in one sgemm.
+  void attention(const KvCache& cache, int batch, int tokens) {
+    const ModelConfig& c = config_;
+    const int d = c.head_dim, heads = c.num_attention_heads, group = heads / c.num_key_value_heads;
+    const auto q_dim = static_cast<int>(c.q_dim()), kv_dim = static_cast<int>(c.kv_dim());
+    const int past = cache.length, keys = past + tokens;
+    const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // head_dim**-0.5
+    ws_.scores.resize(static_cast<std::size_t>(tokens) * keys);
+    ws_.valid.resize(static_cast<std::size_t>(tokens));
+    for (int t = 0; t < tokens; ++t) ws_.valid[static_cast<std::size_t>(t)] = past + t + 1;
+    for (int b = 0; b < batch; ++b) {
+      const float* k_seq = cache.k.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
+      const float* v_seq = cache.v.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
+      for (int head = 0; head < heads; ++head) {
+        const int kv_head = head / group;
+        const float* q = ws_.q.data() + std::int64_t{b} * tokens * q_dim + std::int64_t{head} * d;
+        float* out = ws_.attn.data() + std::int64_t{b} * tokens * q_dim + std::int64_t{head} * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, keys, d, scale, q, q_dim, k_seq + kv_head * d,
+                    kv_dim, 0.0F, ws_.scores.data(), keys);
+        masked_softmax(ws_.scores.data(), tokens, keys, ws_.valid);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tokens, d, keys, 1.0F, ws_.scores.data(), keys,
+                    v_seq + kv_head * d, kv_dim, 0.0F, out, q_dim);
+      }
+    }
+  }
+
+  ExecutorOptions options_;
+  ModelConfig config_;
+  Span span_;
+  bool loaded_ = false;
+  std::vector<BlockWeights> blocks_;
+  std::vector<float> inv_freq_;
+  std::unordered_map<SessionId, Session> sessions_;
+  Workspace ws_;
+};
+
+}  // namespace
+
+std::unique_ptr<SpanExecutor> make_cpu_executor(const ExecutorOptions& options) {
+  return std::make_unique<CpuExecutor>(options);
+}
+
+}  // namespace swarm::model::detail

@@ -1,0 +1,39 @@
+#pragma once
+// Internal fp32 building blocks of the Llama forward on the CPU (OpenBLAS for the GEMMs).
+// Each follows the Hugging Face formula and its fp32 operation order where that is cheap.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace swarm::model::detail {
+
+/// out = weight * (x * rsqrt(mean(x^2) + eps)), row by row ([rows, dim]); out may alias x.
+void rms_norm(const float* x, const float* weight, float* out, std::int64_t rows, int dim, float eps);
+
+/// y[rows, out] = x[rows, in] * W^T (+ bias), W = [out, in] row-major (Hugging Face Linear).
+void linear(const float* x, std::int64_t rows, int in, const float* weight, int out, const float* bias, float* y);
+
+/// Hugging Face default RoPE frequencies in fp32: 1 / theta^(2i / head_dim), i < head_dim / 2.
+[[nodiscard]] std::vector<float> rope_inv_freq(int head_dim, double theta);
+
+/// cos and sin of position * inv_freq (fp32 product, accurately rounded cos/sin), half width.
+void rope_cos_sin(std::int64_t position, std::span<const float> inv_freq, float* cos, float* sin);
+
+/// Rotate-half RoPE in place on one token row of `heads` heads of width 2 * half:
+/// x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin.
+void apply_rope(float* row, int heads, int half, const float* cos, const float* sin);
+
+/// gate = silu(gate) * up, elementwise.
+void swiglu(float* gate, const float* up, std::int64_t n);
+
+/// x += delta (+ bias per row of width `dim` when bias is not null).
+void residual_add(float* x, const float* delta, const float* bias, std::int64_t rows, int dim);
+
+/// In-place softmax of each of `rows` rows of length `cols`, ignoring entries at and after
+/// valid[r] (they become 0): the causal mask.
+void masked_softmax(float* scores, int rows, int cols, std::span<const int> valid);
+
+/// Index of the first maximum (torch.argmax on ties).
+[[nodiscard]] int argmax(std::span<const float> values);
+
+}  // namespace swarm::model::detail

@@ -1,0 +1,38 @@
+// Backend selection: the factory is the only place that knows which executors exist.
+#include "cpu_executor.hpp"
+#include "swarm/model/errors.hpp"
+#include "swarm/model/executor.hpp"
+
+#ifdef SWARM_MODEL_HAVE_CUDA
+#include "cuda/cuda_executor.hpp"
+#endif
+
+namespace swarm::model {
+
+std::string_view to_string(Backend backend) { return backend == Backend::cuda ? "cuda" : "cpu"; }
+
+Backend parse_backend(std::string_view text) {
+  if (text == "cpu") return Backend::cpu;
+  if (text == "cuda") return Backend::cuda;
+  throw UsageError("unknown backend '" + std::string(text) + "' (expected cpu or cuda)");
+}
+
+bool cuda_available() noexcept {
+#ifdef SWARM_MODEL_HAVE_CUDA
+  return detail::cuda_device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<SpanExecutor> make_executor(Backend backend, ExecutorOptions options) {
+  if (backend == Backend::cpu) return detail::make_cpu_executor(options);
+#ifdef SWARM_MODEL_HAVE_CUDA
+  if (!cuda_available()) throw UsageError("backend cuda requested but no CUDA device is usable here");
+  return detail::make_cuda_executor(options);
+#else
+  throw UsageError("backend cuda requested but this build has no CUDA backend (configure with SWARM_CUDA=ON)");
+#endif
+}
+
+}  // namespace swarm::model

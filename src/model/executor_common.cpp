@@ -1,0 +1,41 @@
+#include "executor_common.hpp"
+
+#include "memory.hpp"
+#include "swarm/model/errors.hpp"
+
+namespace swarm::model::detail {
+
+std::string span_string(const Span& span) {
+  std::string text = std::to_string(span.start);  // built by appending: GCC 12 warns on "[" + string
+  text.append(", ").append(std::to_string(span.end)).append(")");
+  return text.insert(0, 1, '[');
+}
+
+void check_forward(const Span& loaded, bool is_loaded, int first, int last, int batch, int tokens, const void* hidden) {
+  if (!is_loaded) throw UsageError("forward() before load(): the executor holds no blocks");
+  if (!loaded.contains(first, last)) {
+    throw UsageError("forward() over blocks " + span_string({first, last}) + " outside the loaded span " +
+                     span_string(loaded));
+  }
+  if (batch < 1 || tokens < 0) {
+    throw UsageError("forward() with batch " + std::to_string(batch) + " and tokens " + std::to_string(tokens) +
+                     ": need batch >= 1, tokens >= 0");
+  }
+  if (hidden == nullptr && tokens > 0) throw UsageError("forward() with a null hidden-state pointer");
+}
+
+void check_span(const ModelConfig& config, const Span& span, const std::string& source) {
+  if (span.start < 0 || span.start >= span.end || span.end > config.num_hidden_layers) {
+    throw UsageError("span " + span_string(span) + " is not a non-empty range of the " +
+                     std::to_string(config.num_hidden_layers) + " blocks of " + source);
+  }
+}
+
+void check_cache_budget(const ExecutorOptions& options, std::uint64_t current, std::uint64_t extra, SessionId session) {
+  if (options.max_cache_bytes == 0 || current + extra <= options.max_cache_bytes) return;
+  throw OutOfMemoryError("KV cache of session " + std::to_string(session) + " needs " + format_bytes(extra) +
+                         " more, beyond the cache budget of " + format_bytes(options.max_cache_bytes) + " (" +
+                         format_bytes(current) + " in use)");
+}
+
+}  // namespace swarm::model::detail
