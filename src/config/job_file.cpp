@@ -73,8 +73,9 @@ JobFile::JobFile(std::filesystem::path path, const po::options_description& sche
         auto it = std::find_if(list.begin(), list.end(), [&](const Table& t) { return t.name == name; });
         if (it == list.end()) it = list.insert(list.end(), Table{name, {}});
         const std::string field = key.substr(dot2 + 1);
-        if (!it->values.emplace(field, value).second) {
-          throw ConfigError(where() + ": key '" + key + "' is given twice");
+        if (const auto [at, fresh] = it->values.emplace(field, value); !fresh) {
+          throw ConfigError(where() + ": key '" + key + "' is given twice (values '" + at->second + "' and '" +
+                            value + "')");
         }
       }
       po::store(parsed, values_);

@@ -157,7 +157,7 @@ int run_what_if(std::istream& in, std::ostream& out, std::ostream& err) {
       out << answer_line(line).dump() << '\n';
       out.flush();
     } catch (const json::parse_error& e) {
-      err << "what-if: line " << number << ": field (line): not valid JSON: " << e.what() << '\n';
+       err << "what-if: line " << number << ": field '(line)': not valid JSON: " << e.what() << '\n';
       return 2;
     } catch (const LineError& e) {
       err << "what-if: line " << number << ": field '" << e.field << "': " << e.what() << '\n';

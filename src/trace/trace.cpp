@@ -2,7 +2,6 @@
 
 #include <hdf5.h>
 
-#include <cstring>
 #include <vector>
 
 namespace swarm::trace {
@@ -54,9 +53,10 @@ struct QuietErrors {
 };
 void quiet() { static QuietErrors once; }
 
-Handle string_type(std::size_t length, const std::string& path) {
+// Variable-length UTF-8 strings: h5py reads them back as str, h5dump prints them plainly.
+Handle string_type(const std::string& path) {
   Handle t(check(H5Tcopy(H5T_C_S1), "H5Tcopy", path), H5Tclose);
-  check(H5Tset_size(t.id(), length == 0 ? 1 : length), "H5Tset_size", path);
+  check(H5Tset_size(t.id(), H5T_VARIABLE), "H5Tset_size", path);
   check(H5Tset_cset(t.id(), H5T_CSET_UTF8), "H5Tset_cset", path);
   return t;
 }
@@ -75,10 +75,10 @@ void write_attribute(hid_t object, std::string_view name, hid_t type, const void
 }
 
 void string_attribute(hid_t object, std::string_view name, std::string_view value, const std::string& path) {
-  Handle t = string_type(value.size(), path);
-  std::string copy(value);
-  if (copy.empty()) copy.push_back('\0');
-  write_attribute(object, name, t.id(), copy.data(), path);
+  Handle t = string_type(path);
+  const std::string copy(value);
+  const char* data = copy.c_str();
+  write_attribute(object, name, t.id(), &data, path);
 }
 
 std::string join(const std::string& parent, std::string_view name) {
@@ -152,19 +152,16 @@ Series Group::series(std::string_view name, Type type, std::size_t columns, std:
 
 void Group::write_strings(std::string_view name, std::span<const std::string> values) {
   const std::string path = join(path_, name);
-  std::size_t width = 1;
-  for (const auto& v : values) width = std::max(width, v.size());
-  std::vector<char> buffer(values.size() * width, '\0');
-  for (std::size_t i = 0; i < values.size(); ++i) std::memcpy(&buffer[i * width], values[i].data(), values[i].size());
-  Handle t = string_type(width, path);
-  check(H5Tset_strpad(t.id(), H5T_STR_NULLPAD), "H5Tset_strpad", path);
+  std::vector<const char*> pointers;
+  for (const auto& v : values) pointers.push_back(v.c_str());
+  Handle t = string_type(path);
   const hsize_t dims[1] = {values.size()};
   Handle space(check(H5Screate_simple(1, dims, nullptr), "H5Screate_simple", path), H5Sclose);
   Handle ds(check(H5Dcreate2(group_.id(), std::string(name).c_str(), t.id(), space.id(), H5P_DEFAULT,
                              H5P_DEFAULT, H5P_DEFAULT),
                   "H5Dcreate2", path),
             H5Dclose);
-  if (!values.empty()) check(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), "H5Dwrite", path);
+  if (!values.empty()) check(H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), "H5Dwrite", path);
 }
 
 void Group::write_raw(std::string_view name, Type type, const void* data, std::size_t count,

@@ -1,0 +1,149 @@
+"""swarm_sim end to end: the trace it writes, bad input, signals.
+
+usage: test_sim_cli.py SWARM_SIM WORKDIR
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+JOB = """
+[model]
+blocks = 24
+hidden_size = 4096
+[run]
+duration = 1800
+period = 60
+seed = 5
+balance_quality = 0.95
+placement_time_limit = 0.1
+[churn]
+initial_servers = 16
+arrival_rate = 0.01
+mean_lifetime = 900
+[class.big]
+share = 1
+span = 8
+block_rps = 20000
+bandwidth_mbps = 1000
+load_seconds_per_block = 2
+[class.small]
+share = 2
+span = 4
+block_rps = 8000
+bandwidth_mbps = 100
+relay_fraction = 0.3
+"""
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL", what)
+
+
+def run(binary, *args, **kw):
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
+
+
+def main():
+    binary, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    job = os.path.join(work, "small.ini")
+    with open(job, "w") as f:
+        f.write(JOB)
+
+    # A good run: schema, shapes, invariants.
+    trace = os.path.join(work, "small.h5")
+    p = run(binary, "--job", job, "--trace", trace, "--quiet")
+    check(p.returncode == 0, f"good run exits 0 (rc={p.returncode}, {p.stderr})")
+    check("upper_bound" in p.stdout and "(tokens/s)" in p.stdout, "end-of-run table printed")
+    with h5py.File(trace, "r") as h:
+        check(h.attrs["complete"] == 1, "trace marked complete")
+        check("[class.big]" in h.attrs["job_text"], "job text stored")
+        n = len(h["servers/id"])
+        for name in ["none", "new_only", "full", "upper_bound"]:
+            g = h[name]
+            rows = len(g["time"])
+            check(rows == 30, f"{name}: 30 periods")
+            check(g["block_throughput"].shape == (rows, 24), f"{name}: block_throughput shape")
+            check(g["span_start"].shape == (rows, n), f"{name}: span_start shape")
+            check(np.all(g["upper_bound"][:] + 1e-9 >= g["swarm_throughput"][:]), f"{name}: bound above")
+            check(np.allclose(g["block_throughput"][:].min(axis=1), g["swarm_throughput"][:]),
+                  f"{name}: swarm throughput is the minimum block throughput")
+            present = (g["state"][:] > 0).sum(axis=1)
+            check(np.array_equal(present, g["present"][:]), f"{name}: presence agrees with counts")
+            check(g.attrs["periods_complete"] == rows, f"{name}: periods_complete")
+        check(np.all(h["none/moves"][:] == 0) and np.all(h["new_only/moves"][:] == 0), "only full/ub move")
+
+    # Bad input: message names file, key and value; exit 2; no trace left behind.
+    bad_cases = [
+        ("[run]\nperiod = 0\n", ["run.period", "'0'"]),
+        ("[run]\nbogus = 1\n", ["run.bogus"]),
+        ("[class.big]\nspan = 25\n", ["class.big.span", "25"]),
+        ("[churn]\narrival_rate = -1\n", ["churn.arrival_rate", "-1"]),
+    ]
+    for i, (extra, words) in enumerate(bad_cases):
+        bad_job = os.path.join(work, f"bad{i}.ini")
+        text = JOB
+        for line in extra.strip().splitlines()[1:]:
+            key = line.split("=")[0].strip()
+            section = extra.splitlines()[0]
+            lines = text.splitlines()
+            start = lines.index(section)
+            replaced = False
+            for j in range(start + 1, len(lines)):
+                if lines[j].startswith("["):
+                    break
+                if lines[j].split("=")[0].strip() == key:
+                    lines[j] = line
+                    replaced = True
+            if not replaced:
+                lines.insert(start + 1, line)
+            text = "\n".join(lines) + "\n"
+        with open(bad_job, "w") as f:
+            f.write(text)
+        bad_trace = os.path.join(work, f"bad{i}.h5")
+        p = run(binary, "--job", bad_job, "--trace", bad_trace)
+        check(p.returncode == 2, f"bad case {i}: exit 2 (got {p.returncode})")
+        check(all(w in p.stderr for w in words + [bad_job]), f"bad case {i}: message names {words}: {p.stderr!r}")
+        check(not os.path.exists(bad_trace), f"bad case {i}: no trace file")
+    p = run(binary, "--job", job, "--trace", "/nonexistent-dir/x.h5")
+    check(p.returncode != 0 and "/nonexistent-dir/x.h5" in p.stderr, f"unwritable trace named: {p.stderr!r}")
+    p = run(binary, "--job", job)
+    check(p.returncode == 2, "missing --trace rejected")
+
+    # Signals: a long run. SIGTERM ends at a boundary with a complete trace; SIGKILL leaves a
+    # readable trace marked incomplete.
+    long_args = ["--job", job, "--quiet", "--run.duration", "2000000", "--run.period", "60",
+                 "--run.placement_time_limit", "0.05"]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        t = os.path.join(work, f"signal{int(sig)}.h5")
+        proc = subprocess.Popen([binary, *long_args, "--trace", t], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(3)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        with h5py.File(t, "r") as h:
+            rows = len(h["full/time"])
+            check(rows > 0, f"signal {sig}: periods written before the signal")
+            check(h["full/span_start"].shape[0] >= h["full"].attrs["periods_complete"], f"signal {sig}: rows")
+            if sig == signal.SIGTERM:
+                check(proc.returncode == 3, f"SIGTERM: exit 3 (got {proc.returncode})")
+                check(h.attrs["complete"] == 1 and h.attrs["stopped_early"] == 1, "SIGTERM: complete, stopped early")
+            else:
+                check(h.attrs["complete"] == 0, "SIGKILL: trace not marked complete")
+        dump = subprocess.run(["h5dump", "-H", t], capture_output=True, text=True)
+        check(dump.returncode == 0, f"signal {sig}: h5dump reads the trace")
+
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

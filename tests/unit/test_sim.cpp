@@ -1,0 +1,140 @@
+// The simulator: determinism, churn applied exactly once, the bound above every strategy.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "swarm/sim.hpp"
+
+namespace swarm::sim {
+namespace {
+
+struct Recorder final : SimObserver {
+  std::map<StrategyKind, std::vector<PeriodRecord>> records;
+  std::vector<ServerPlan> plans;
+  void on_start(const SimConfig&, const std::vector<ServerPlan>& p) override { plans = p; }
+  void on_period(StrategyKind k, const PeriodRecord& r) override { records[k].push_back(r); }
+};
+
+SimConfig small_config() {
+  SimConfig c;
+  c.blocks = 20;
+  c.hidden_size = 4096;
+  c.duration = 1200;
+  c.period = 60;
+  c.seed = 7;
+  c.balance_quality = 0.9;
+  c.placement_time_limit = 0.2;
+  c.initial_servers = 12;
+  c.initial_join_window = 30;
+  c.arrival_rate = 0.01;
+  c.mean_lifetime = 600;
+  c.classes = {{"big", 1, 8, 20000, 1000, 0, 2, 0.1}, {"small", 2, 3, 5000, 200, 0.3, 2, 0.2}};
+  c.joins = {{300, "big"}, {300, "small"}};
+  return c;
+}
+
+bool same(const PeriodRecord& a, const PeriodRecord& b) {
+  return a.time == b.time && a.swarm_throughput == b.swarm_throughput && a.upper_bound == b.upper_bound &&
+         a.moves == b.moves && a.block_throughput == b.block_throughput && a.span_start == b.span_start &&
+         a.span_end == b.span_end && a.presence == b.presence;
+}
+
+TEST(Sim, SameSeedSameTrace) {
+  Recorder a, b;
+  const SimConfig c = small_config();
+  (void)run(c, a);
+  (void)run(c, b);
+  ASSERT_EQ(a.records.size(), 4U);
+  for (const auto& [k, list] : a.records) {
+    ASSERT_EQ(list.size(), b.records[k].size());
+    for (std::size_t i = 0; i < list.size(); ++i) ASSERT_TRUE(same(list[i], b.records[k][i])) << to_string(k) << " " << i;
+  }
+  SimConfig other = c;
+  other.seed = 8;
+  Recorder d;
+  (void)run(other, d);
+  EXPECT_NE(d.plans.size() == a.plans.size() && d.plans[0].throughput == a.plans[0].throughput, true);
+}
+
+TEST(Sim, ChurnIsAppliedExactlyOnceInEveryStrategy) {
+  Recorder r;
+  SimConfig c = small_config();
+  c.leaves = {{600, "s00003"}};
+  (void)run(c, r);
+  ASSERT_FALSE(r.plans.empty());
+  for (const auto& [k, list] : r.records) {
+    for (const PeriodRecord& p : list) {
+      int expected = 0;
+      for (std::size_t j = 0; j < r.plans.size(); ++j) {
+        const bool alive = r.plans[j].join_time <= p.time && p.time < r.plans[j].leave_time;
+        expected += alive;
+        ASSERT_EQ(p.presence[j] != static_cast<std::uint8_t>(Presence::absent), alive)
+            << to_string(k) << " t=" << p.time << " server " << r.plans[j].id;
+      }
+      ASSERT_EQ(p.present, expected);
+    }
+  }
+  EXPECT_LE(r.plans[3].leave_time, 600.0);
+}
+
+TEST(Sim, BoundIsAboveEveryStrategyAndCertified) {
+  Recorder r;
+  (void)run(small_config(), r);
+  for (const auto& [k, list] : r.records) {
+    for (const PeriodRecord& p : list) {
+      ASSERT_GE(p.upper_bound + 1e-9, p.swarm_throughput) << to_string(k) << " t=" << p.time;
+      ASSERT_GE(p.upper_bound_certified + 1e-9, p.upper_bound);
+    }
+  }
+  // The yardstick reaches the bound it reports.
+  for (const PeriodRecord& p : r.records[StrategyKind::upper_bound]) ASSERT_NEAR(p.swarm_throughput, p.upper_bound, 1e-9);
+}
+
+TEST(Sim, OnlyFullAndUpperBoundMove) {
+  Recorder r;
+  (void)run(small_config(), r);
+  for (StrategyKind k : {StrategyKind::none, StrategyKind::new_only}) {
+    for (const PeriodRecord& p : r.records[k]) ASSERT_EQ(p.moves, 0);
+  }
+  int full_moves = 0;
+  for (const PeriodRecord& p : r.records[StrategyKind::full]) full_moves += p.moves;
+  EXPECT_GT(full_moves, 0);
+}
+
+TEST(Sim, JoinersLoadBeforeServing) {
+  SimConfig c = small_config();
+  c.initial_servers = 0;
+  c.arrival_rate = 0;
+  c.mean_lifetime = 0;
+  c.joins = {{0, "big"}};
+  c.classes[0].load_seconds_per_block = 10;  // 8 blocks: 80 s
+  c.strategies = {StrategyKind::new_only};
+  Recorder r;
+  (void)run(c, r);
+  const auto& list = r.records[StrategyKind::new_only];
+  EXPECT_EQ(list[0].presence[0], static_cast<std::uint8_t>(Presence::joining));  // t = 60
+  EXPECT_EQ(list[1].presence[0], static_cast<std::uint8_t>(Presence::online));   // t = 120
+  EXPECT_TRUE(list[0].disjoint);
+}
+
+TEST(Sim, StopsAtABoundaryWhenAsked) {
+  Recorder r;
+  int calls = 0;
+  const SimResult res = run(small_config(), r, [&] { return ++calls > 3; });
+  EXPECT_TRUE(res.stopped_early);
+  EXPECT_EQ(res.periods_run, 3);
+  for (const auto& [k, list] : r.records) EXPECT_EQ(list.size(), 3U);
+}
+
+TEST(Sim, RandomCheckPeriodsAlsoBalance) {
+  SimConfig c = small_config();
+  c.check = CheckMode::random;
+  c.mean_check_period = 30;
+  c.strategies = {StrategyKind::full};
+  Recorder r;
+  const SimResult res = run(c, r);
+  EXPECT_GT(res.summaries.at(0).moves, 0);
+}
+
+}  // namespace
+}  // namespace swarm::sim
