@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -95,6 +96,31 @@ TensorEntry parse_entry(const std::filesystem::path& path, const std::string& na
 }
 
 }  // namespace
+
+void write_safetensors(const std::filesystem::path& path, std::span<const RawTensor> tensors) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  std::uint64_t offset = 0;
+  for (const auto& tensor : tensors) {
+    header[tensor.name] = {{"dtype", tensor.dtype}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + tensor.data.size()}}};
+    offset += tensor.data.size();
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  const std::uint64_t length = text.size();
+  out.write(reinterpret_cast<const char*>(&length), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const auto& tensor : tensors) {
+    out.write(reinterpret_cast<const char*>(tensor.data.data()), static_cast<std::streamsize>(tensor.data.size()));
+  }
+  if (!out.flush()) fail(path, "cannot write the safetensors file");
+}
+
+std::vector<std::byte> f32_bytes(std::span<const float> values) {
+  std::vector<std::byte> bytes(values.size() * sizeof(float));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
+}
 
 MappedFile::MappedFile(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

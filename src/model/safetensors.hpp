@@ -27,6 +27,21 @@ struct TensorEntry {
   std::uint64_t end = 0;
 };
 
+/// A tensor to write: raw little-endian bytes of `dtype` ("F32", "F16", "BF16", ...).
+struct RawTensor {
+  std::string name;
+  std::string dtype;
+  std::vector<std::int64_t> shape;
+  std::vector<std::byte> data;
+};
+
+/// Writes a safetensors file (tensors in the given order, header padded to 8 bytes). Throws
+/// CheckpointError naming the file when it cannot be written.
+void write_safetensors(const std::filesystem::path& path, std::span<const RawTensor> tensors);
+
+/// The bytes of fp32 values.
+[[nodiscard]] std::vector<std::byte> f32_bytes(std::span<const float> values);
+
 /// A read-only mapping of a whole file, unmapped on destruction.
 class MappedFile {
  public:

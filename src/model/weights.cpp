@@ -265,4 +265,22 @@ std::vector<float> Checkpoint::read(const TensorSpec& spec) const {
 
 std::string Checkpoint::describe() const { return "checkpoint " + directory_.string(); }
 
+void save_checkpoint(const WeightSource& source, const std::filesystem::path& directory) {
+  const ModelConfig& config = source.config();
+  std::filesystem::create_directories(directory);
+  std::vector<TensorSpec> specs = client_tensor_specs(config);
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    for (auto& spec : block_tensor_specs(config, layer)) specs.push_back(std::move(spec));
+  }
+  std::vector<detail::RawTensor> tensors;
+  for (const auto& spec : specs) {
+    if (!source.has_tensor(spec.name)) continue;  // a tied lm_head
+    tensors.push_back({spec.name, "F32", spec.shape, detail::f32_bytes(source.read(spec))});
+  }
+  detail::write_safetensors(directory / "model.safetensors", tensors);
+  std::ofstream out(directory / "config.json");
+  out << config.to_hf_json() << '\n';
+  if (!out.flush()) throw CheckpointError((directory / "config.json").string() + ": cannot write");
+}
+
 }  // namespace swarm::model

@@ -87,4 +87,9 @@ class Checkpoint final : public WeightSource {
   std::unique_ptr<Index> index_;
 };
 
+/// Writes `source` as a Hugging Face checkpoint directory: config.json and one F32
+/// model.safetensors (lm_head.weight omitted when tied and absent from the source). For handing
+/// random models to other tools (e.g. the NumPy reference); holds all tensors in memory.
+void save_checkpoint(const WeightSource& source, const std::filesystem::path& directory);
+
 }  // namespace swarm::model

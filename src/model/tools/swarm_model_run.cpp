@@ -56,6 +56,10 @@ std::unique_ptr<WeightSource> open_source(const po::variables_map& args) {
 
 int run(const po::variables_map& args) {
   const auto source = open_source(args);
+  if (args.count("export")) {
+    save_checkpoint(*source, args["export"].as<std::string>());
+    std::cerr << "wrote " << source->describe() << " to " << args["export"].as<std::string>() << '\n';
+  }
   int batch = 0;
   const auto prompt = parse_prompts(args["prompt-tokens"].as<std::string>(), batch);
   GreedyOptions options;
@@ -95,7 +99,8 @@ int main(int argc, char** argv) {
       ("eos-token-id", po::value<int>(), "stop a sequence at this token")
       ("backend", po::value<std::string>()->default_value("cpu"), "cpu or cuda")
       ("split", po::value<std::string>(), "block boundaries of the executors, e.g. 0,2,3,6 (default: one)")
-      ("json", po::value<std::string>(), "write tokens and per-step logits to this JSON file");
+      ("json", po::value<std::string>(), "write tokens and per-step logits to this JSON file")
+      ("export", po::value<std::string>(), "also save the weights as a Hugging Face checkpoint (F32) in this directory");
   po::variables_map args;
   try {
     po::store(po::parse_command_line(argc, argv, desc), args);

@@ -1,0 +1,144 @@
+// ModelConfig: Hugging Face config.json parsing (4.x and 5.x layouts), validation messages and
+// the accounting helpers used for memory and FLOP/s reports.
+#include "model_test_util.hpp"
+
+namespace swarm::model::test {
+namespace {
+
+const char* kMinimal = R"({"vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+                          "num_hidden_layers": 3, "num_attention_heads": 8})";
+
+TEST(ModelConfig, ReadsTransformers5FixtureWithRopeParameters) {
+  const auto c = ModelConfig::from_hf_json(fixture_dir("tiny_bf16_sharded") / "config.json");
+  EXPECT_EQ(c.vocab_size, 128);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_hidden_layers, 6);
+  EXPECT_EQ(c.num_attention_heads, 4);
+  EXPECT_EQ(c.num_key_value_heads, 1);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);  // from rope_parameters
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_FALSE(c.tie_word_embeddings);
+}
+
+TEST(ModelConfig, ReadsExplicitHeadDimAndBiases) {
+  const auto c = ModelConfig::from_hf_json(fixture_dir("tiny_f16_headdim_bias") / "config.json");
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.q_dim(), 128);
+  EXPECT_EQ(c.kv_dim(), 64);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.mlp_bias);
+  EXPECT_TRUE(ModelConfig::from_hf_json(fixture_dir("tiny_f32_tied") / "config.json").tie_word_embeddings);
+}
+
+TEST(ModelConfig, AppliesLlamaDefaults) {
+  const auto c = ModelConfig::parse_hf_json(kMinimal, "inline");
+  EXPECT_EQ(c.num_key_value_heads, 8);  // = heads
+  EXPECT_EQ(c.head_dim, 8);             // hidden / heads
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.max_position_embeddings, 2048);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+}
+
+TEST(ModelConfig, AcceptsTransformers4RopeKeys) {
+  const auto c = ModelConfig::parse_hf_json(
+      R"({"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+          "num_attention_heads": 2, "num_key_value_heads": null, "head_dim": null,
+          "rope_theta": 123.0, "rope_scaling": null, "model_type": "llama", "hidden_act": "silu"})",
+      "v4");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 123.0);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  const auto d = ModelConfig::parse_hf_json(
+      R"({"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+          "num_attention_heads": 2, "rope_scaling": {"rope_type": "default"}})",
+      "default-type");
+  EXPECT_DOUBLE_EQ(d.rope_theta, 10000.0);
+}
+
+TEST(ModelConfig, RoundTripsThroughHfJson) {
+  auto c = tiny_config();
+  c.attention_bias = true;
+  c.tie_word_embeddings = true;
+  c.rope_theta = 500000.0;
+  EXPECT_EQ(ModelConfig::parse_hf_json(c.to_hf_json(), "round trip"), c);
+}
+
+struct BadConfig {
+  const char* json;
+  std::vector<std::string> message_parts;
+};
+
+class ModelConfigErrors : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ModelConfigErrors, NameFileKeyAndValue) {
+  TempDir dir;
+  const auto path = dir.path() / "config.json";
+  std::ofstream(path) << GetParam().json;
+  const std::string message = message_of<ConfigError>([&] { (void)ModelConfig::from_hf_json(path); });
+  ASSERT_FALSE(message.empty()) << "no ConfigError for " << GetParam().json;
+  EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+  for (const auto& part : GetParam().message_parts) EXPECT_NE(message.find(part), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Messages, ModelConfigErrors,
+    ::testing::Values(
+        BadConfig{R"({"hidden_size": 64})", {"required key 'vocab_size' is missing"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": "64", "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 1})",
+                  {"'hidden_size'", "\"64\"", "positive integer"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "num_key_value_heads": 3})",
+                  {"'num_key_value_heads' = 3", "divide", "num_attention_heads = 8"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})",
+                  {"'rope_scaling'", "\"llama3\"", "only null / \"default\""}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}})",
+                  {"'rope_parameters'", "\"yarn\""}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "hidden_act": "gelu"})",
+                  {"'hidden_act'", "\"gelu\"", "silu"}},
+        BadConfig{R"({"model_type": "gpt2"})", {"'model_type'", "\"gpt2\""}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 60, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8})",
+                  {"hidden_size = 60", "num_attention_heads = 8"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "rms_norm_eps": -1})",
+                  {"'rms_norm_eps' = -1"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "tie_word_embeddings": 1})",
+                  {"'tie_word_embeddings' = 1", "true or false"}},
+        BadConfig{R"({"vocab_size": 10, )", {"not valid JSON"}}));
+
+TEST(ModelConfig, MissingFileNamesIt) {
+  const std::string message = message_of<ConfigError>([] { (void)ModelConfig::from_hf_json("/nonexistent/config.json"); });
+  EXPECT_NE(message.find("/nonexistent/config.json"), std::string::npos) << message;
+}
+
+TEST(ModelConfig, ParameterCountsMatchTensorSpecs) {
+  for (const auto& name : fixture_names()) {
+    const auto c = ModelConfig::from_hf_json(fixture_dir(name) / "config.json");
+    std::int64_t block = 0;
+    for (const auto& spec : block_tensor_specs(c, 0)) block += spec.elements();
+    EXPECT_EQ(c.block_parameters(), block) << name;
+    EXPECT_EQ(c.block_weight_bytes(), 4 * block) << name;
+    const std::int64_t table = std::int64_t{c.vocab_size} * c.hidden_size;
+    EXPECT_EQ(c.client_parameters(), table + c.hidden_size + (c.tie_word_embeddings ? 0 : table)) << name;
+    EXPECT_EQ(c.kv_bytes_per_token(), 8 * c.kv_dim()) << name;
+  }
+}
+
+TEST(ModelConfig, BlockFlopsCountProjectionsAndCausalAttention) {
+  const auto c = tiny_config();  // h 48, q 48, kv 16, i 80
+  const double matmul = 48.0 * 48 * 2 + 2 * 48.0 * 16 + 3 * 48.0 * 80;
+  EXPECT_DOUBLE_EQ(c.block_flops(1, 0), 2 * matmul + 4 * 48.0 * 1);
+  EXPECT_DOUBLE_EQ(c.block_flops(1, 99), 2 * matmul + 4 * 48.0 * 100);
+  // Prefill of 4 tokens sees 1 + 2 + 3 + 4 keys.
+  EXPECT_DOUBLE_EQ(c.block_flops(4, 0), 4 * 2 * matmul + 4 * 48.0 * 10);
+}
+
+}  // namespace
+}  // namespace swarm::model::test

@@ -1,0 +1,212 @@
+// SpanExecutor (CPU): KV cache semantics, independence from how blocks are split over
+// executors, sessions, reloading on a move, and usage / memory errors.
+#include "model_test_util.hpp"
+
+namespace swarm::model::test {
+namespace {
+
+class Executor : public ::testing::Test {
+ protected:
+  const ModelConfig config_ = tiny_config();
+  const RandomWeights weights_{config_, 42};
+  const int layers_ = config_.num_hidden_layers;
+
+  [[nodiscard]] std::unique_ptr<SpanExecutor> loaded(Span span) const {
+    auto executor = make_executor(Backend::cpu);
+    executor->load(weights_, span);
+    return executor;
+  }
+};
+
+TEST_F(Executor, IncrementalDecodeEqualsFullRecompute) {
+  const int tokens = 12, h = config_.hidden_size;
+  const auto input = random_hidden(tokens, h, 1);
+  auto full = input;
+  loaded({0, layers_})->forward(1, 0, layers_, full.data(), 1, tokens);
+
+  auto executor = loaded({0, layers_});
+  std::vector<float> pieces;
+  int done = 0;
+  for (const int chunk : {5, 1, 1, 3, 2}) {  // prefill, decode steps, then a multi-token append
+    std::vector<float> part(input.begin() + done * h, input.begin() + (done + chunk) * h);
+    executor->forward(7, 0, layers_, part.data(), 1, chunk);
+    pieces.insert(pieces.end(), part.begin(), part.end());
+    done += chunk;
+    EXPECT_EQ(executor->cached_tokens(7, 0), done);
+  }
+  // Same math, different GEMM shapes: equal up to fp32 re-association.
+  EXPECT_LE(max_abs_diff(pieces, full), 1e-5F * max_abs(full));
+}
+
+TEST_F(Executor, SplitOverExecutorsIsBitwiseIdentical) {
+  const int tokens = 9, h = config_.hidden_size;
+  const auto input = random_hidden(2 * tokens, h, 2);
+  auto whole = input;
+  auto one = loaded({0, layers_});
+  one->forward(1, 0, layers_, whole.data(), 2, tokens);
+  auto step = random_hidden(2, h, 3);
+  auto step_whole = step;
+  one->forward(1, 0, layers_, step_whole.data(), 2, 1);
+
+  for (const std::vector<Span>& split : {std::vector<Span>{{0, 2}, {2, 3}, {3, 5}},
+                                         std::vector<Span>{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}},
+                                         std::vector<Span>{{0, 4}, {4, 5}}}) {
+    std::vector<std::unique_ptr<SpanExecutor>> servers;
+    for (const Span& span : split) servers.push_back(loaded(span));
+    auto x = input;
+    auto y = step;
+    for (auto& server : servers) server->forward(3, server->span().start, server->span().end, x.data(), 2, tokens);
+    for (auto& server : servers) server->forward(3, server->span().start, server->span().end, y.data(), 2, 1);
+    EXPECT_EQ(x, whole);
+    EXPECT_EQ(y, step_whole);
+  }
+}
+
+TEST_F(Executor, RouteMayUseSubRangesOfASpan) {
+  const int tokens = 6, h = config_.hidden_size;
+  const auto input = random_hidden(tokens, h, 4);
+  auto whole = input;
+  loaded({0, layers_})->forward(1, 0, layers_, whole.data(), 1, tokens);
+  auto server = loaded({0, layers_});
+  auto x = input;
+  server->forward(1, 0, 2, x.data(), 1, tokens);
+  server->forward(1, 2, 3, x.data(), 1, tokens);
+  server->forward(1, 3, layers_, x.data(), 1, tokens);
+  EXPECT_EQ(x, whole);
+  // A server holding [1, 4) used for [2, 4) only by one route and fully by another.
+  auto partial = loaded({1, 4});
+  auto a = input, b = input;
+  partial->forward(10, 2, 4, a.data(), 1, tokens);
+  loaded({2, 4})->forward(10, 2, 4, b.data(), 1, tokens);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(partial->cached_tokens(10, 1), 0);
+  EXPECT_EQ(partial->cached_tokens(10, 2), tokens);
+}
+
+TEST_F(Executor, BatchedSequencesMatchSeparateRuns) {
+  const int tokens = 7, h = config_.hidden_size;
+  auto batch = random_hidden(2 * tokens, h, 5);
+  std::vector<float> first(batch.begin(), batch.begin() + tokens * h), second(batch.begin() + tokens * h, batch.end());
+  auto executor = loaded({0, layers_});
+  executor->forward(1, 0, layers_, batch.data(), 2, tokens);
+  executor->forward(2, 0, layers_, first.data(), 1, tokens);
+  executor->forward(3, 0, layers_, second.data(), 1, tokens);
+  std::vector<float> separate = first;
+  separate.insert(separate.end(), second.begin(), second.end());
+  EXPECT_LE(max_abs_diff(batch, separate), 1e-5F * max_abs(separate));
+}
+
+TEST_F(Executor, SessionsAreIndependentAndDroppable) {
+  const int h = config_.hidden_size;
+  auto executor = loaded({0, layers_});
+  auto a1 = random_hidden(4, h, 6), b1 = random_hidden(3, h, 7);
+  auto a_alone = a1;
+  loaded({0, layers_})->forward(1, 0, layers_, a_alone.data(), 1, 4);
+  executor->forward(1, 0, layers_, a1.data(), 1, 4);
+  executor->forward(2, 0, layers_, b1.data(), 1, 3);  // interleaved session must not disturb session 1
+  EXPECT_EQ(a1, a_alone);
+  EXPECT_EQ(executor->cached_tokens(1, 0), 4);
+  EXPECT_EQ(executor->cached_tokens(2, 4), 3);
+  // Capacity is allocated in steps of at least 16 positions: 2 sessions x 5 blocks x 16 x kv.
+  EXPECT_EQ(executor->cache_bytes(), 2U * layers_ * 16 * config_.kv_bytes_per_token());
+  executor->drop_session(1);
+  EXPECT_EQ(executor->cached_tokens(1, 0), 0);
+  EXPECT_EQ(executor->cache_bytes(), 1U * layers_ * 16 * config_.kv_bytes_per_token());
+  executor->drop_session(2);
+  executor->drop_session(99);  // unknown: no-op
+  EXPECT_EQ(executor->cache_bytes(), 0U);
+}
+
+TEST_F(Executor, ReloadOnMoveDropsSessionsAndReadsNewSpan) {
+  auto executor = loaded({0, 2});
+  EXPECT_EQ(executor->weight_bytes(), 2U * config_.block_weight_bytes());
+  auto x = random_hidden(3, config_.hidden_size, 8);
+  executor->forward(1, 0, 2, x.data(), 1, 3);
+  executor->load(weights_, {2, 5});
+  EXPECT_EQ(executor->span(), (Span{2, 5}));
+  EXPECT_EQ(executor->weight_bytes(), 3U * config_.block_weight_bytes());
+  EXPECT_EQ(executor->cache_bytes(), 0U);
+  auto a = random_hidden(3, config_.hidden_size, 9), b = a;
+  executor->forward(1, 2, 5, a.data(), 1, 3);
+  loaded({2, 5})->forward(1, 2, 5, b.data(), 1, 3);
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(Executor, GenerationDoesNotDependOnTheSplit) {
+  const std::vector<std::int32_t> prompt = {3, 14, 15, 9, 26, 5, 35, 8, 9, 7, 9, 3};  // batch 2 x 6
+  GreedyOptions options;
+  options.max_new_tokens = 10;
+  const auto one = generate_local(weights_, Backend::cpu, prompt, 2, options);
+  ASSERT_EQ(one.steps(), 10);
+  for (const std::vector<Span>& split : {std::vector<Span>{{0, 1}, {1, 3}, {3, 5}}, std::vector<Span>{{0, 4}, {4, 5}}}) {
+    const auto many = generate_local(weights_, Backend::cpu, prompt, 2, options, split);
+    EXPECT_EQ(many.tokens, one.tokens);
+    EXPECT_EQ(many.logits, one.logits);  // same code and shapes: bitwise
+  }
+}
+
+TEST_F(Executor, GreedyStopsAtEos) {
+  const std::vector<std::int32_t> prompt = {1, 2, 3};
+  GreedyOptions options;
+  options.max_new_tokens = 6;
+  const auto free_run = generate_local(weights_, Backend::cpu, prompt, 1, options);
+  options.eos_token_id = free_run.tokens[0][2];
+  const auto stopped = generate_local(weights_, Backend::cpu, prompt, 1, options);
+  const auto& all = free_run.tokens[0];
+  const auto first_eos = std::find(all.begin(), all.end(), *options.eos_token_id) - all.begin();
+  EXPECT_EQ(stopped.steps(), first_eos + 1);
+  EXPECT_EQ(stopped.logits.size(), static_cast<std::size_t>(stopped.steps()) * config_.vocab_size);
+}
+
+TEST_F(Executor, UsageErrorsAreReported) {
+  auto empty = make_executor(Backend::cpu);
+  std::vector<float> x(4 * config_.hidden_size);
+  EXPECT_NE(message_of<UsageError>([&] { empty->forward(1, 0, 1, x.data(), 1, 1); }).find("before load"),
+            std::string::npos);
+  auto executor = loaded({1, 3});
+  EXPECT_NE(message_of<UsageError>([&] { executor->forward(1, 0, 2, x.data(), 1, 1); }).find("outside the loaded span [1, 3)"),
+            std::string::npos);
+  executor->forward(1, 1, 3, x.data(), 2, 1);
+  EXPECT_NE(message_of<UsageError>([&] { executor->forward(1, 1, 3, x.data(), 1, 1); }).find("started with batch 2"),
+            std::string::npos);
+  EXPECT_NE(message_of<UsageError>([&] { executor->load(weights_, {3, 9}); }).find("[3, 9)"), std::string::npos);
+  EXPECT_FALSE(message_of<UsageError>([&] { executor->forward_device(1, 1, 3, x.data(), 1, 1, nullptr); }).empty());
+  EXPECT_FALSE(message_of<UsageError>([] { (void)parse_backend("tpu"); }).empty());
+  EXPECT_EQ(parse_backend("cuda"), Backend::cuda);
+  EXPECT_EQ(to_string(Backend::cpu), "cpu");
+}
+
+TEST_F(Executor, CacheBudgetIsEnforced) {
+  ExecutorOptions options;
+  options.max_cache_bytes = static_cast<std::size_t>(2 * 16 * config_.kv_bytes_per_token());  // 2 blocks x 16 positions
+  auto executor = make_executor(Backend::cpu, options);
+  executor->load(weights_, {0, 2});
+  auto x = random_hidden(17, config_.hidden_size, 10);
+  executor->forward(1, 0, 2, x.data(), 1, 16);
+  const std::string message = message_of<OutOfMemoryError>([&] { executor->forward(1, 0, 2, x.data(), 1, 1); });
+  EXPECT_NE(message.find("cache budget"), std::string::npos) << message;
+}
+
+TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {
+  ModelConfig huge = tiny_config();
+  huge.hidden_size = 65536;
+  huge.intermediate_size = 1 << 20;
+  huge.num_attention_heads = 512;
+  huge.num_key_value_heads = 512;
+  huge.head_dim = 128;
+  huge.num_hidden_layers = 64;  // ~0.9 TB of fp32 weights per block: beyond any host
+  const RandomWeights weights(huge, 1);
+  auto executor = make_executor(Backend::cpu);
+  const std::string message = message_of<OutOfMemoryError>([&] { executor->load(weights, {0, 64}); });
+  EXPECT_NE(message.find("blocks [0, 64) of random weights (seed 1) needs"), std::string::npos) << message;
+  EXPECT_NE(message.find("of host memory but only"), std::string::npos) << message;
+}
+
+TEST(Backends, CudaIsRefusedCleanlyWithoutAGpu) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is present";
+  const std::string message = message_of<UsageError>([] { (void)make_executor(Backend::cuda); });
+  EXPECT_NE(message.find("cuda"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace swarm::model::test
