@@ -201,28 +201,35 @@ class CpuExecutor final : public SpanExecutor {
   }
 
   // softmax(q k^T / sqrt(head_dim), causal) v per (sequence, query head); query head h reads kv
-  // head h / (heads / kv_heads). Scores of one head for all new tokens in one sgemm.
+  // head h / (heads / kv_heads). New tokens go in tiles of kQueryTile rows, each scoring only
+  // the keys its last row can see, so a prefill skips most of the masked upper triangle.
   void attention(const KvCache& cache, int batch, int tokens) {
+    constexpr int kQueryTile = 64;
     const ModelConfig& c = config_;
     const int d = c.head_dim, heads = c.num_attention_heads, group = heads / c.num_key_value_heads;
     const auto q_dim = static_cast<int>(c.q_dim()), kv_dim = static_cast<int>(c.kv_dim());
-    const int past = cache.length, keys = past + tokens;
+    const int past = cache.length;
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // head_dim**-0.5
-    ws_.scores.resize(static_cast<std::size_t>(tokens) * keys);
-    ws_.valid.resize(static_cast<std::size_t>(tokens));
-    for (int t = 0; t < tokens; ++t) ws_.valid[static_cast<std::size_t>(t)] = past + t + 1;
-    for (int b = 0; b < batch; ++b) {
-      const float* k_seq = cache.k.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
-      const float* v_seq = cache.v.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
-      for (int head = 0; head < heads; ++head) {
-        const int kv_head = head / group;
-        const float* q = ws_.q.data() + std::int64_t{b} * tokens * q_dim + std::int64_t{head} * d;
-        float* out = ws_.attn.data() + std::int64_t{b} * tokens * q_dim + std::int64_t{head} * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tokens, keys, d, scale, q, q_dim, k_seq + kv_head * d,
-                    kv_dim, 0.0F, ws_.scores.data(), keys);
-        masked_softmax(ws_.scores.data(), tokens, keys, ws_.valid);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tokens, d, keys, 1.0F, ws_.scores.data(), keys,
-                    v_seq + kv_head * d, kv_dim, 0.0F, out, q_dim);
+    ws_.scores.resize(static_cast<std::size_t>(std::min(tokens, kQueryTile)) * (past + tokens));
+    ws_.valid.resize(static_cast<std::size_t>(kQueryTile));
+    for (int t0 = 0; t0 < tokens; t0 += kQueryTile) {
+      const int rows = std::min(kQueryTile, tokens - t0);
+      const int keys = past + t0 + rows;  // visible to the tile's last row
+      for (int r = 0; r < rows; ++r) ws_.valid[static_cast<std::size_t>(r)] = past + t0 + r + 1;
+      for (int b = 0; b < batch; ++b) {
+        const float* k_seq = cache.k.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
+        const float* v_seq = cache.v.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
+        const std::int64_t first_row = std::int64_t{b} * tokens + t0;
+        for (int head = 0; head < heads; ++head) {
+          const int kv_head = head / group;
+          const float* q = ws_.q.data() + first_row * q_dim + std::int64_t{head} * d;
+          float* out = ws_.attn.data() + first_row * q_dim + std::int64_t{head} * d;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, d, scale, q, q_dim, k_seq + kv_head * d,
+                      kv_dim, 0.0F, ws_.scores.data(), keys);
+          masked_softmax(ws_.scores.data(), rows, keys, std::span(ws_.valid).first(static_cast<std::size_t>(rows)));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, keys, 1.0F, ws_.scores.data(), keys,
+                      v_seq + kv_head * d, kv_dim, 0.0F, out, q_dim);
+        }
       }
     }
   }
