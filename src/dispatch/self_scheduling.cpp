@@ -17,7 +17,9 @@ class SelfScheduling final : public QueuePolicy {
 
   void task_finished(WorkerId w, TaskId id, double elapsed_s, double tokens, double now,
                      Actions& out) override {
+    const double before = workers_[w].speed;
     QueuePolicy::task_finished(w, id, elapsed_s, tokens, now, out);
+    speed_sum_ += workers_[w].speed - before;
     // Task times for tapering; in the MPI job they ride on the next request (no extra message).
     times_.add(elapsed_s);
   }
@@ -38,9 +40,12 @@ class SelfScheduling final : public QueuePolicy {
     grant(w, now, now + 2.0 * latency(), out);
   }
 
+  void on_joined(WorkerId w, double, Actions&) override { speed_sum_ += workers_[w].speed; }
+
   // Interrupted and queued sessions of a leaver go back to the head of the central queue: they
   // are the oldest.
-  void on_left(WorkerId, std::span<const TaskId> orphans, double now, Actions& out) override {
+  void on_left(WorkerId w, std::span<const TaskId> orphans, double now, Actions& out) override {
+    speed_sum_ -= workers_[w].speed;
     for (auto it = orphans.rbegin(); it != orphans.rend(); ++it) central_.push_front(*it);
     serve_waiting(now, out);
   }
@@ -58,9 +63,7 @@ class SelfScheduling final : public QueuePolicy {
   // Rank 0 answers a request of `w` with the next chunk, which reaches `w` at `ready_at`.
   void grant(WorkerId w, double now, double ready_at, Actions& out) {
     ++out.messages;  // the reply
-    const bool weighted = rule_.kind() == ChunkRuleKind::weighted_factoring;
-    const std::size_t k = rule_.next(
-        {central_.size(), alive_.size(), weighted ? weight_share(w) : 0.0, times_.cv()});
+    const std::size_t k = rule_.next({central_.size(), alive_.size(), weight_share(w), times_.cv()});
     for (std::size_t i = 0; i < k; ++i) {
       const TaskId t = central_.front();
       central_.pop_front();
@@ -70,9 +73,7 @@ class SelfScheduling final : public QueuePolicy {
 
   // w_i / sum_j w_j over live workers, w the measured speeds (weighted factoring).
   [[nodiscard]] double weight_share(WorkerId w) const {
-    double sum = 0.0;
-    for (WorkerId v : alive_) sum += workers_[v].speed;
-    return sum > 0.0 ? workers_[w].speed / sum : 0.0;
+    return speed_sum_ > 0.0 ? workers_[w].speed / speed_sum_ : 0.0;
   }
 
   PolicyKind kind_;
@@ -80,6 +81,7 @@ class SelfScheduling final : public QueuePolicy {
   std::deque<TaskId> central_;
   std::deque<WorkerId> waiting_;
   Welford times_;
+  double speed_sum_ = 0.0;  // of live workers' measured speeds, kept up to date incrementally
 };
 
 }  // namespace
