@@ -242,17 +242,25 @@ Checkpoint::~Checkpoint() = default;
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
 Checkpoint& Checkpoint::operator=(Checkpoint&&) noexcept = default;
 
-bool Checkpoint::has_tensor(std::string_view name) const { return index_->tensors.contains(std::string(name)); }
+// Exact name first; then, like transformers' base_model_prefix handling, without "model."
+// (checkpoints saved from a bare LlamaModel name their tensors "layers.0....", "embed_tokens...").
+const std::pair<const detail::SafetensorsFile*, const detail::TensorEntry*>* Checkpoint::find(std::string_view name) const {
+  auto it = index_->tensors.find(std::string(name));
+  if (it == index_->tensors.end() && name.starts_with("model.")) it = index_->tensors.find(std::string(name.substr(6)));
+  return it == index_->tensors.end() ? nullptr : &it->second;
+}
+
+bool Checkpoint::has_tensor(std::string_view name) const { return find(name) != nullptr; }
 
 std::vector<float> Checkpoint::read(const TensorSpec& spec) const {
-  const auto it = index_->tensors.find(spec.name);
-  if (it == index_->tensors.end()) {
+  const auto* found = find(spec.name);
+  if (found == nullptr) {
     std::string files;
     for (const auto& file : index_->files) files += (files.empty() ? "" : ", ") + file->path().filename().string();
     throw CheckpointError(describe() + ": tensor '" + spec.name + "' (expected shape " + detail::shape_string(spec.shape) +
                           ") is missing; searched " + files);
   }
-  const auto& [file, entry] = it->second;
+  const auto& [file, entry] = *found;
   if (entry->shape != spec.shape) {
     throw CheckpointError(file->path().string() + ": tensor '" + spec.name + "' has shape " +
                           detail::shape_string(entry->shape) + ", expected " + detail::shape_string(spec.shape) +

@@ -258,6 +258,18 @@ TEST_F(BadCheckpoint, IndexListingAWrongFileIsReported) {
   EXPECT_NE(message.find("other.safetensors"), std::string::npos) << message;
 }
 
+TEST(Checkpoint, AcceptsTensorNamesWithoutTheModelPrefix) {
+  TempDir dir;
+  const RandomWeights random(tiny_config(), 8);
+  std::ofstream(dir.path() / "config.json") << random.config().to_hf_json();
+  const TensorSpec norm{"model.norm.weight", {48}};
+  const std::vector<detail::RawTensor> tensors = {{"norm.weight", "F32", {48}, detail::f32_bytes(random.read(norm))}};
+  detail::write_safetensors(dir.path() / "model.safetensors", tensors);
+  const Checkpoint checkpoint(dir.path());
+  EXPECT_TRUE(checkpoint.has_tensor("model.norm.weight"));
+  EXPECT_EQ(checkpoint.read(norm), random.read(norm));
+}
+
 TEST(Checkpoint, MissingDirectoryOrFilesAreReported) {
   EXPECT_NE(message_of<CheckpointError>([] { Checkpoint c("/nonexistent/model"); }).find("/nonexistent/model"),
             std::string::npos);

@@ -7,11 +7,16 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "swarm/model/config.hpp"
 
 namespace swarm::model {
+namespace detail {
+class SafetensorsFile;
+struct TensorEntry;
+}  // namespace detail
 
 /// A tensor's Hugging Face name and its expected shape (row-major; Linear is [out, in]).
 struct TensorSpec {
@@ -82,6 +87,9 @@ class Checkpoint final : public WeightSource {
 
  private:
   struct Index;
+  [[nodiscard]] const std::pair<const detail::SafetensorsFile*, const detail::TensorEntry*>* find(
+      std::string_view name) const;
+
   std::filesystem::path directory_;
   ModelConfig config_;
   std::unique_ptr<Index> index_;
