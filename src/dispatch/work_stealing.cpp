@@ -4,6 +4,7 @@
 // queue, no global knowledge; the price is steal attempts, which cost a round trip each and are
 // wasted when the victim has nothing.
 #include <algorithm>
+#include <cmath>
 
 #include "queue_policy.hpp"
 
