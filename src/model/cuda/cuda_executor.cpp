@@ -100,9 +100,11 @@ DeviceBuffer upload(const std::vector<float>& host) {
   return buffer;
 }
 
-// Grows `buffer` to at least `count` floats (contents not kept; the old one is freed first).
-void ensure(DeviceBuffer& buffer, std::size_t count) {
+// Grows `buffer` to at least `count` floats (contents not kept). Work queued on `stream` may
+// still read the old one, so wait for it before freeing.
+void ensure(DeviceBuffer& buffer, std::size_t count, cudaStream_t stream) {
   if (buffer.count() < count) {
+    if (buffer.count() > 0) SWARM_CUDA_CHECK(cudaStreamSynchronize(stream));
     buffer = DeviceBuffer();
     buffer = DeviceBuffer(count);
   }
@@ -213,8 +215,8 @@ class CudaExecutor final : public SpanExecutor {
     if (tokens == 0 || first_block == last_block) return;
     select_device(device_);
     const std::size_t count = static_cast<std::size_t>(batch) * tokens * config_.hidden_size;
-    ensure(ws_.x, count);
     cudaStream_t stream = stream_.get();
+    ensure(ws_.x, count, stream);
     SWARM_CUDA_CHECK(cudaMemcpyAsync(ws_.x.get(), hidden, count * sizeof(float), cudaMemcpyHostToDevice, stream));
     run(session, first_block, last_block, ws_.x.get(), batch, tokens, stream);
     SWARM_CUDA_CHECK(cudaMemcpyAsync(hidden, ws_.x.get(), count * sizeof(float), cudaMemcpyDeviceToHost, stream));
@@ -320,14 +322,14 @@ class CudaExecutor final : public SpanExecutor {
     const int rows = batch * tokens;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     const auto n = static_cast<std::size_t>(rows);
-    ensure(ws_.norm, n * h);
-    ensure(ws_.q, n * q_dim);
-    ensure(ws_.k, n * kv_dim);
-    ensure(ws_.v, n * kv_dim);
-    ensure(ws_.attn, n * q_dim);
-    ensure(ws_.delta, n * h);
-    ensure(ws_.gate, n * inter);
-    ensure(ws_.up, n * inter);
+    ensure(ws_.norm, n * h, stream);
+    ensure(ws_.q, n * q_dim, stream);
+    ensure(ws_.k, n * kv_dim, stream);
+    ensure(ws_.v, n * kv_dim, stream);
+    ensure(ws_.attn, n * q_dim, stream);
+    ensure(ws_.delta, n * h, stream);
+    ensure(ws_.gate, n * inter, stream);
+    ensure(ws_.up, n * inter, stream);
 
     // Attention: h = x + o_proj(attn(rmsnorm(x)))
     SWARM_CUDA_CHECK(cuda::rms_norm(x, w.input_norm.get(), ws_.norm.get(), rows, h, eps, stream));
