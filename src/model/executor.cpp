@@ -1,4 +1,6 @@
 // Backend selection: the factory is the only place that knows which executors exist.
+#include <cblas.h>
+
 #include "cpu_executor.hpp"
 #include "swarm/model/errors.hpp"
 #include "swarm/model/executor.hpp"
@@ -16,6 +18,13 @@ Backend parse_backend(std::string_view text) {
   if (text == "cuda") return Backend::cuda;
   throw UsageError("unknown backend '" + std::string(text) + "' (expected cpu or cuda)");
 }
+
+void set_cpu_threads(int threads) {
+  if (threads < 1) throw UsageError("set_cpu_threads(" + std::to_string(threads) + "): need at least 1 thread");
+  openblas_set_num_threads(threads);
+}
+
+int cpu_threads() { return openblas_get_num_threads(); }
 
 bool cuda_available() noexcept {
 #ifdef SWARM_MODEL_HAVE_CUDA

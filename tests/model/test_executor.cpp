@@ -202,6 +202,14 @@ TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {
   EXPECT_NE(message.find("of host memory but only"), std::string::npos) << message;
 }
 
+TEST(Backends, CpuThreadsCanBeSet) {
+  const int before = cpu_threads();
+  set_cpu_threads(1);
+  EXPECT_EQ(cpu_threads(), 1);
+  set_cpu_threads(before);
+  EXPECT_FALSE(message_of<UsageError>([] { set_cpu_threads(0); }).empty());
+}
+
 TEST(Backends, CudaIsRefusedCleanlyWithoutAGpu) {
   if (cuda_available()) GTEST_SKIP() << "a GPU is present";
   const std::string message = message_of<UsageError>([] { (void)make_executor(Backend::cuda); });

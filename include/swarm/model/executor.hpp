@@ -23,6 +23,12 @@ enum class Backend { cpu, cuda };
 /// crashes on machines without a driver.
 [[nodiscard]] bool cuda_available() noexcept;
 
+/// Sets how many threads OpenBLAS (the CPU backend and the client head) uses in this process,
+/// e.g. cores / ranks per node so MPI ranks sharing a node do not oversubscribe it. Process-wide.
+void set_cpu_threads(int threads);
+/// The OpenBLAS thread count currently in effect.
+[[nodiscard]] int cpu_threads();
+
 /// Half-open range of block indices [start, end).
 struct Span {
   int start = 0;
