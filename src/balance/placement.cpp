@@ -266,6 +266,9 @@ double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
 // than `cap` (many distinct throughputs): then targets and bounds stay continuous.
 std::optional<std::vector<double>> coverage_values(const std::vector<ServerClass>& classes,
                                                    double upper, std::size_t cap = 1 << 21) {
+  double combinations = 1;
+  for (const ServerClass& c : classes) combinations *= static_cast<double>(c.members.size() + 1);
+  if (combinations > 64.0 * static_cast<double>(cap)) return std::nullopt;  // dense anyway
   std::vector<double> values{0.0};
   const double limit = upper * (1 + 1e-9);
   for (const ServerClass& c : classes) {

@@ -33,6 +33,9 @@ struct KeyHash {
   std::size_t operator()(const Key& k) const { return k.a ^ (k.b * 0x9E3779B97F4A7C15ULL); }
 };
 
+// More minimal multisets than this at one block and the search gives up as inconclusive.
+constexpr std::size_t kMaxOptions = 20000;
+
 class TargetSearch {
  public:
   TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target,
@@ -106,6 +109,7 @@ class TargetSearch {
     if (oi == order_.size()) return;
     const std::size_t c = order_[oi];
     const SearchClass& k = classes_[c];
+    if (out.size() > kMaxOptions) return;  // too wide to search: give up (inconclusive)
     if (unused_[c] == 0 || total_ - k.num_blocks <= block || k.throughput <= 0) {
       minimal_multisets(block, deficit, oi + 1, sum, pick, out);
       return;
@@ -190,6 +194,12 @@ class TargetSearch {
     std::vector<std::vector<int>> options;
     std::vector<int> pick(classes_.size(), 0);
     minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options);
+    if (options.size() > kMaxOptions) {
+      // Many classes and a deep deficit: the branching is too wide for an exhaustive search.
+      out_of_time_ = true;
+      undo_forced();
+      return false;
+    }
     // Smallest overshoot first, then the option covering furthest: finds reachable targets fast.
     std::vector<std::pair<double, std::size_t>> ranked;
     for (std::size_t o = 0; o < options.size(); ++o) {
