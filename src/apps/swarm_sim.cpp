@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "swarm/dispatch_study.hpp"
 #include "swarm/sim_job.hpp"
 #include "swarm/sim_trace.hpp"
 #include "swarm/version.hpp"
@@ -81,11 +82,15 @@ void print_table(const swarm::sim::SimResult& r) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "what-if") return what_if(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "dispatch") {
+    return swarm::run_dispatch_study(std::vector<std::string>(argv + 2, argv + argc));
+  }
 
   po::options_description program("swarm_sim " + std::string(swarm::kVersion) +
                                   ": offline swarm throughput study\n"
                                   "usage: swarm_sim --job FILE.ini --trace OUT.h5 [--section.key VALUE ...]\n"
                                   "       swarm_sim what-if [FILE]    (JSON Lines; see docs/what-if.md)\n"
+                                  "       swarm_sim dispatch --job FILE.ini --trace OUT.h5   (docs/dispatch.md)\n"
                                   "Options");
   program.add_options()("help,h", "print this help and every job key with its default")(
       "job", po::value<std::string>(), "job file (INI)")("trace", po::value<std::string>(),
