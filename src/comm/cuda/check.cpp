@@ -1,0 +1,32 @@
+// CUDA and NCCL error checks (CUDA builds only).
+#include "check.hpp"
+
+#include "../wait.hpp"
+#include "swarm/comm/errors.hpp"
+
+namespace swarm::comm::detail {
+
+std::string device_prefix() {
+  int device = -1;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it: asking for the device must not poison later calls
+    return rank_prefix();
+  }
+  return rank_prefix() + "device " + std::to_string(device) + ": ";
+}
+
+void check_cuda(cudaError_t status, const char* statement, const char* file, int line) {
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // a non-sticky error must not resurface in an unrelated call
+  throw DeviceError(device_prefix() + file + ":" + std::to_string(line) + ": " + statement + " failed: " +
+                    cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
+}
+
+void check_nccl(ncclResult_t status, const char* statement, const char* file, int line) {
+  if (status == ncclSuccess || status == ncclInProgress) return;
+  const char* detail = ncclGetLastError(nullptr);  // the comm argument is unused by NCCL
+  throw TransferError(device_prefix() + file + ":" + std::to_string(line) + ": " + statement + " failed: " +
+                      ncclGetErrorString(status) + (detail && *detail ? std::string(" (") + detail + ")" : ""));
+}
+
+}  // namespace swarm::comm::detail
