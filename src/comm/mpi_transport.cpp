@@ -105,7 +105,8 @@ bool MpiTransport::test(Ticket ticket) {
 }
 
 bool MpiTransport::poll_requests(Pending& pending) {
-  std::vector<MPI_Status> statuses(pending.requests.size());
+  std::vector<MPI_Status>& statuses = statuses_;  // reused: this runs in the polling loop
+  statuses.resize(pending.requests.size());
   int done = 0;
   const int code = MPI_Testall(static_cast<int>(pending.requests.size()), pending.requests.data(), &done, statuses.data());
   if (code == MPI_ERR_IN_STATUS) {

@@ -49,6 +49,7 @@ class MpiTransport final : public Transport {
   bool cuda_aware_ = false;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  std::vector<MPI_Status> statuses_;  // scratch of poll_requests
 };
 
 }  // namespace swarm::comm

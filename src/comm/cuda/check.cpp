@@ -22,11 +22,16 @@ void check_cuda(cudaError_t status, const char* statement, const char* file, int
                     cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
 }
 
+std::string nccl_last_error() {
+  const char* text = ncclGetLastError(nullptr);  // the comm argument is unused by NCCL
+  return text ? text : "";
+}
+
 void check_nccl(ncclResult_t status, const char* statement, const char* file, int line) {
   if (status == ncclSuccess || status == ncclInProgress) return;
-  const char* detail = ncclGetLastError(nullptr);  // the comm argument is unused by NCCL
+  const std::string detail = nccl_last_error();
   throw TransferError(device_prefix() + file + ":" + std::to_string(line) + ": " + statement + " failed: " +
-                      ncclGetErrorString(status) + (detail && *detail ? std::string(" (") + detail + ")" : ""));
+                      ncclGetErrorString(status) + (detail.empty() ? "" : " (" + detail + ")"));
 }
 
 }  // namespace swarm::comm::detail

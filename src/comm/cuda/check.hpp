@@ -15,6 +15,8 @@ namespace swarm::comm::detail {
 
 void check_cuda(cudaError_t status, const char* statement, const char* file, int line);
 void check_nccl(ncclResult_t status, const char* statement, const char* file, int line);
+/// ncclGetLastError's text, or "" (it may return an empty string or, defensively, null).
+[[nodiscard]] std::string nccl_last_error();
 /// "rank R: device D: " (the device is the current one, when it can be asked).
 [[nodiscard]] std::string device_prefix();
 

@@ -151,12 +151,12 @@ class NcclTransport final : public Transport {
   [[nodiscard]] bool test(Ticket ticket) override {
     auto it = pending_.find(ticket.id);
     if (it == pending_.end())
-      throw UsageError(rank_prefix() + "NCCL transport: ticket " + std::to_string(ticket.id) +
+      throw UsageError(device_prefix() + "NCCL transport: ticket " + std::to_string(ticket.id) +
                        " is unknown or already completed");
     Pending& p = it->second;
     const ncclResult_t state = p.channel->comm.state();
     if (state != ncclSuccess && state != ncclInProgress)
-      fail(p, false, std::string("failed: ") + ncclGetErrorString(state) + " (" + ncclGetLastError(nullptr) + ")");
+      fail(p, false, std::string("failed: ") + ncclGetErrorString(state) + " (" + nccl_last_error() + ")");
     const cudaError_t query = cudaEventQuery(p.end.get());
     if (query == cudaErrorNotReady) {
       if (Clock::now() - p.posted > options_.timeout)
@@ -214,7 +214,7 @@ class NcclTransport final : public Transport {
   void bind_device() {
     std::optional<std::string> error;
     try {
-      if (device_count() == 0) throw DeviceError(rank_prefix() + "no GPU visible (cudaGetDeviceCount)");
+      if (device_count() == 0) throw DeviceError(device_prefix() + "no GPU visible (cudaGetDeviceCount)");
       set_device(device_);
       up_.stream.emplace();
       down_.stream.emplace();
@@ -222,7 +222,7 @@ class NcclTransport final : public Transport {
       error = std::string("NCCL transport: ") + e.what();
     }
     if (!agree(mpi_, error))
-      throw DeviceError(rank_prefix() + "NCCL transport: not every rank could bind its GPU (rank 0 printed why)");
+      throw DeviceError(device_prefix() + "NCCL transport: not every rank could bind its GPU (rank 0 printed why)");
   }
 
   /// Rank 0 creates the two unique ids; MPI broadcasts them.
@@ -237,7 +237,7 @@ class NcclTransport final : public Transport {
         error = e.what();
       }
     }
-    if (!agree(mpi_, error)) throw TransferError(rank_prefix() + "NCCL transport: ncclGetUniqueId failed on rank 0");
+    if (!agree(mpi_, error)) throw TransferError(device_prefix() + "NCCL transport: ncclGetUniqueId failed on rank 0");
     return bcast_value(mpi_, ids, 0);
   }
 
@@ -254,7 +254,7 @@ class NcclTransport final : public Transport {
     }
     if (!agree(mpi_, error)) {
       abort_channels();
-      throw TransferError(rank_prefix() + "NCCL transport: communicator initialisation failed (rank 0 printed why)");
+      throw TransferError(device_prefix() + "NCCL transport: communicator initialisation failed (rank 0 printed why)");
     }
   }
 
@@ -267,10 +267,10 @@ class NcclTransport final : public Transport {
         const ncclResult_t state = c->comm.state();
         if (state == ncclSuccess) break;
         if (state != ncclInProgress)
-          throw TransferError(rank_prefix() + what + " on the '" + c->name + "' communicator failed: " +
-                              ncclGetErrorString(state) + " (" + ncclGetLastError(nullptr) + ")");
+          throw TransferError(device_prefix() + what + " on the '" + c->name + "' communicator failed: " +
+                              ncclGetErrorString(state) + " (" + nccl_last_error() + ")");
         if (Clock::now() >= deadline)
-          throw TimeoutError(rank_prefix() + what + " on the '" + c->name + "' communicator did not finish within " +
+          throw TimeoutError(device_prefix() + what + " on the '" + c->name + "' communicator did not finish within " +
                              format_seconds(options_.timeout) + ": a rank did not join or failed");
         backoff.pause();
       }
@@ -307,7 +307,7 @@ class NcclTransport final : public Transport {
     }
     if (!agree(mpi_, error)) {
       abort_channels();
-      throw TransferError(rank_prefix() + "NCCL transport: connecting the ranks failed (rank 0 printed why)");
+      throw TransferError(device_prefix() + "NCCL transport: connecting the ranks failed (rank 0 printed why)");
     }
   }
 
@@ -320,9 +320,9 @@ class NcclTransport final : public Transport {
       if (query != cudaErrorNotReady) SWARM_CUDA_CHECK(query);
       const ncclResult_t state = c.comm.state();
       if (state != ncclSuccess && state != ncclInProgress)
-        throw TransferError(rank_prefix() + "NCCL '" + c.name + "' communicator: " + ncclGetErrorString(state));
+        throw TransferError(device_prefix() + "NCCL '" + c.name + "' communicator: " + ncclGetErrorString(state));
       if (Clock::now() >= deadline)
-        throw TimeoutError(rank_prefix() + "NCCL '" + c.name + "' stream did not drain within " +
+        throw TimeoutError(device_prefix() + "NCCL '" + c.name + "' stream did not drain within " +
                            format_seconds(options_.timeout));
       backoff.pause();
     }
@@ -341,14 +341,14 @@ class NcclTransport final : public Transport {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, data) != cudaSuccess) (void)cudaGetLastError();
     if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
-      throw UsageError(rank_prefix() + "NCCL transport: the buffer of a " + what +
+      throw UsageError(device_prefix() + "NCCL transport: the buffer of a " + what +
                        " is labelled device memory but is not (cudaPointerGetAttributes)");
   }
 
   [[nodiscard]] Ticket post(int peer, bool is_send, float* data, std::size_t elements, MemoryLocation location) {
     check_peer(peer);
     if (location != MemoryLocation::device)
-      throw UsageError(rank_prefix() + "NCCL transport: a host buffer given to " +
+      throw UsageError(device_prefix() + "NCCL transport: a host buffer given to " +
                        (is_send ? "send to rank " : "receive from rank ") + std::to_string(peer) +
                        ": NCCL moves device memory only (copy to a DeviceBuffer, or use the MPI transport)");
     check_device_memory(data, elements, is_send, peer);
@@ -378,7 +378,7 @@ class NcclTransport final : public Transport {
   }
 
   [[noreturn]] void fail(const Pending& p, bool timed_out, const std::string& reason) {
-    const std::string message = rank_prefix() + "NCCL transport ('" + p.channel->name + "' communicator): " +
+    const std::string message = device_prefix() + "NCCL transport ('" + p.channel->name + "' communicator): " +
                                 (p.is_send ? "send of " : "recv of ") + std::to_string(p.elements) + " floats, " +
                                 format_bytes(p.elements * sizeof(float)) + (p.is_send ? ", to rank " : ", from rank ") +
                                 std::to_string(p.peer) + " " + reason;
