@@ -80,12 +80,16 @@ enum class Presence : std::uint8_t { absent = 0, offline = 1, joining = 2, onlin
 struct PeriodRecord {
   int period = 0;
   double time = 0;
-  double swarm_throughput = 0;       // min over blocks, online servers only (what clients get)
-  double upper_bound = 0;            // best placement found for all present servers
-  double upper_bound_certified = 0;  // proven: no placement does better
-  int moves = 0;                     // servers that changed span at or since the last boundary
-  double reload_downtime = 0;        // server-seconds of reloading those moves cost
-  bool disjoint = false;             // some block has no online server
+  // What clients got: min over blocks of the online servers' throughput, averaged over the
+  // period (a mover is offline for exactly its reload time, a joiner until it has loaded).
+  double swarm_throughput = 0;
+  double swarm_throughput_sampled = 0;  // the same at the boundary, after the strategy acted
+  double upper_bound = 0;               // best placement found for the servers present at the boundary
+  double upper_bound_certified = 0;     // proven: no placement of them does better
+  int moves = 0;                        // servers that changed span in the period or at its boundary
+  double reload_downtime = 0;           // server-seconds of reloading those moves cost
+  double disjoint_time = 0;             // seconds of the period in which some block had no online server
+  bool disjoint = false;                // disjoint at the boundary, after the strategy acted
   int online = 0;
   int present = 0;
   std::vector<double> block_throughput;  // online, per block
@@ -99,7 +103,7 @@ struct StrategySummary {
   int periods = 0;
   double mean_throughput = 0;
   double mean_ratio = 0;         // mean of swarm_throughput / upper_bound over periods with a bound > 0
-  double disjoint_fraction = 0;  // share of periods with a disjoint swarm
+  double disjoint_fraction = 0;  // share of the run's time with a disjoint swarm
   long moves = 0;
   double reload_downtime = 0;    // server-seconds
   double mean_bound_gap = 0;     // mean (certified - found) / certified of the upper bound

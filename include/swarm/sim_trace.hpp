@@ -29,7 +29,7 @@ class SimTrace final : public SimObserver {
  private:
   struct Datasets {
     trace::Group group;
-    trace::Series time, swarm_throughput, upper_bound, upper_bound_certified, moves, reload_downtime, disjoint,
+    trace::Series time, swarm_throughput, swarm_throughput_sampled, disjoint_time, upper_bound, upper_bound_certified, moves, reload_downtime, disjoint,
         online, present, block_throughput, span_start, span_end, state;
   };
   trace::File& file_;

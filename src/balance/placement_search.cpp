@@ -104,14 +104,16 @@ class TargetSearch {
   // Every multiset of available servers whose sum reaches `deficit` and in which each member
   // is necessary. With classes in decreasing throughput, the last class used holds the
   // smallest member, and it must take exactly the count that first reaches the deficit.
-  void minimal_multisets(int block, double deficit, std::size_t oi, double sum,
-                         std::vector<int>& pick, std::vector<std::vector<int>>& out) const {
-    if (oi == order_.size()) return;
+  void minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
+                         std::vector<std::vector<int>>& out, std::span<const double> reachable, long& work) const {
+    // Dead ends (the classes left cannot reach the deficit) are cut before they are walked, and
+    // the walk itself is budgeted: too wide a branching makes the search inconclusive.
+    if (oi == order_.size() || out.size() > kMaxOptions || ++work > 50 * static_cast<long>(kMaxOptions)) return;
+    if (sum + reachable[oi] < deficit * (1 - 1e-12)) return;
     const std::size_t c = order_[oi];
     const SearchClass& k = classes_[c];
-    if (out.size() > kMaxOptions) return;  // too wide to search: give up (inconclusive)
-    if (unused_[c] == 0 || total_ - k.num_blocks <= block || k.throughput <= 0) {
-      minimal_multisets(block, deficit, oi + 1, sum, pick, out);
+    if (!usable(c, block)) {
+      minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable, work);
       return;
     }
     const int reach = static_cast<int>(std::ceil((deficit - sum) / k.throughput - 1e-12));
@@ -121,9 +123,14 @@ class TargetSearch {
     }
     for (int n = 0; n < std::min(unused_[c] + 1, reach); ++n) {
       pick[c] = n;
-      minimal_multisets(block, deficit, oi + 1, sum + n * k.throughput, pick, out);
+      minimal_multisets(block, deficit, oi + 1, sum + n * k.throughput, pick, out, reachable, work);
     }
     pick[c] = 0;
+  }
+
+  // Whether class c can still start a server at `block`.
+  [[nodiscard]] bool usable(std::size_t c, int block) const {
+    return unused_[c] > 0 && total_ - classes_[c].num_blocks > block && classes_[c].throughput > 0;
   }
 
   // Pruning (1): a server of class c can fill at most min(deficit, t_c) of each block it
@@ -193,8 +200,15 @@ class TargetSearch {
 
     std::vector<std::vector<int>> options;
     std::vector<int> pick(classes_.size(), 0);
-    minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options);
-    if (options.size() > kMaxOptions) {
+    // reachable[i]: what the classes from order position i on can still add at this block.
+    std::vector<double> reachable(order_.size() + 1, 0.0);
+    for (std::size_t i = order_.size(); i-- > 0;) {
+      const std::size_t c = order_[i];
+      reachable[i] = reachable[i + 1] + (usable(c, block) ? unused_[c] * classes_[c].throughput : 0.0);
+    }
+    long work = 0;
+    minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options, reachable, work);
+    if (options.size() > kMaxOptions || work > 50 * static_cast<long>(kMaxOptions)) {
       // Many classes and a deep deficit: the branching is too wide for an exhaustive search.
       out_of_time_ = true;
       undo_forced();

@@ -47,6 +47,12 @@ struct Lane {
   // upper_bound: the last placement and the (throughput, span) multiset it was solved for
   std::optional<Placement> placement;
   std::vector<std::pair<double, int>> placement_key;
+  // Time integral of the online swarm throughput since the last boundary.
+  double last_time = 0;
+  double current = 0;       // swarm throughput (online) since last_time
+  bool dirty = false;       // the swarm changed: recompute `current` before integrating
+  double integral = 0;
+  double disjoint_time = 0;
   StrategySummary summary;
   double ratio_sum = 0;
   int ratio_periods = 0;
@@ -123,22 +129,38 @@ class Simulation {
     lane.events.push({time, kind, lane.seq++, plan, lane.generation[plan]});
   }
 
+  // Integrates the throughput clients could get up to `now`; called before every change.
+  static void account(Lane& lane, double now) {
+    if (lane.dirty) {
+      lane.current = swarm_throughput(lane.swarm, ServerState::online);
+      lane.dirty = false;
+    }
+    const double dt = now - lane.last_time;
+    lane.integral += lane.current * dt;
+    if (lane.current <= 0) lane.disjoint_time += dt;
+    lane.last_time = now;
+  }
+
   void advance(Lane& lane, double until) {
     for (;;) {
       const bool has_shared = lane.next_shared < shared_.size() && shared_[lane.next_shared].time <= until;
       const bool has_own = !lane.events.empty() && lane.events.top().time <= until;
-      if (!has_shared && !has_own) return;
+      if (!has_shared && !has_own) break;
       const bool shared_first =
           has_shared && (!has_own || std::tie(shared_[lane.next_shared].time, shared_[lane.next_shared].kind) <=
                                          std::tie(lane.events.top().time, lane.events.top().kind));
       if (shared_first) {
+        account(lane, shared_[lane.next_shared].time);
         on_shared(lane, shared_[lane.next_shared++]);
       } else {
         const LaneEvent e = lane.events.top();
         lane.events.pop();
+        account(lane, e.time);
         if (e.generation == lane.generation[e.plan]) on_own(lane, e);
       }
+      lane.dirty = true;
     }
+    account(lane, until);
   }
 
   void on_shared(Lane& lane, const SharedEvent& e) {
@@ -191,6 +213,7 @@ class Simulation {
   }
 
   void boundary(Lane& lane, double t) {
+    lane.dirty = true;  // whatever the strategy does below changes the swarm from now on
     if (lane.kind == StrategyKind::full && c_.check == CheckMode::every_period) {
       std::vector<std::size_t> due;
       for (std::size_t i = 0; i < lane.swarm.size(); ++i) {
@@ -254,8 +277,12 @@ class Simulation {
     r.period = period;
     r.time = t;
     r.block_throughput = block_throughputs(lane.swarm, ServerState::online);
-    r.swarm_throughput = swarm_throughput(r.block_throughput);
-    r.disjoint = r.swarm_throughput <= 0;
+    r.swarm_throughput_sampled = swarm_throughput(r.block_throughput);
+    r.disjoint = r.swarm_throughput_sampled <= 0;
+    r.swarm_throughput = lane.integral / c_.period;
+    r.disjoint_time = lane.disjoint_time;
+    lane.integral = 0;
+    lane.disjoint_time = 0;
     const Placement* best = bound_->placement ? &*bound_->placement : nullptr;
     r.upper_bound = best ? best->value : 0.0;
     r.upper_bound_certified = best ? best->bound : 0.0;
@@ -282,18 +309,19 @@ class Simulation {
       ++lane.ratio_periods;
     }
     if (r.upper_bound_certified > 0) lane.gap_sum += (r.upper_bound_certified - r.upper_bound) / r.upper_bound_certified;
-    sum.disjoint_fraction += r.disjoint;
+    sum.disjoint_fraction += r.disjoint_time;
     sum.moves += lane.moves;
     sum.reload_downtime += lane.downtime;
     lane.moves = 0;
     lane.downtime = 0;
   }
 
-  static StrategySummary finish(const Lane& lane) {
+  StrategySummary finish(const Lane& lane) const {
+    const double period_ = c_.period;
     StrategySummary s = lane.summary;
     if (s.periods > 0) {
       s.mean_throughput = lane.throughput_sum / s.periods;
-      s.disjoint_fraction /= s.periods;
+      s.disjoint_fraction /= s.periods * period_;
       s.mean_bound_gap = lane.gap_sum / s.periods;
     }
     if (lane.ratio_periods > 0) s.mean_ratio = lane.ratio_sum / lane.ratio_periods;

@@ -54,12 +54,14 @@ void SimTrace::on_start(const SimConfig& c, const std::vector<ServerPlan>& plans
     d.group = root.group(to_string(k));
     d.group.set_attribute("strategy", std::string(to_string(k)));
     d.time = d.group.series("time", trace::Type::f64, 0, "s");
-    d.swarm_throughput = d.group.series("swarm_throughput", trace::Type::f64, 0, "tokens/s");
+    d.swarm_throughput = d.group.series("swarm_throughput", trace::Type::f64, 0, "tokens/s (mean over the period)");
+    d.swarm_throughput_sampled = d.group.series("swarm_throughput_sampled", trace::Type::f64, 0, "tokens/s (at the boundary)");
+    d.disjoint_time = d.group.series("disjoint_time", trace::Type::f64, 0, "s");
     d.upper_bound = d.group.series("upper_bound", trace::Type::f64, 0, "tokens/s");
     d.upper_bound_certified = d.group.series("upper_bound_certified", trace::Type::f64, 0, "tokens/s");
     d.moves = d.group.series("moves", trace::Type::i32, 0, "servers");
     d.reload_downtime = d.group.series("reload_downtime", trace::Type::f64, 0, "server-seconds");
-    d.disjoint = d.group.series("disjoint", trace::Type::u8);
+    d.disjoint = d.group.series("disjoint", trace::Type::u8, 0, "1: disjoint at the boundary");
     d.online = d.group.series("online", trace::Type::i32, 0, "servers");
     d.present = d.group.series("present", trace::Type::i32, 0, "servers");
     d.block_throughput = d.group.series("block_throughput", trace::Type::f64, blocks, "tokens/s");
@@ -77,6 +79,8 @@ void SimTrace::on_period(StrategyKind kind, const PeriodRecord& r) {
   Datasets& d = groups_.at(kind);
   d.time.append(r.time);
   d.swarm_throughput.append(r.swarm_throughput);
+  d.swarm_throughput_sampled.append(r.swarm_throughput_sampled);
+  d.disjoint_time.append(r.disjoint_time);
   d.upper_bound.append(r.upper_bound);
   d.upper_bound_certified.append(r.upper_bound_certified);
   d.moves.append(static_cast<std::int32_t>(r.moves));
@@ -108,7 +112,7 @@ void SimTrace::finish(const SimResult& result) {
     trace::Group& g = groups_.at(s.kind).group;
     g.set_attribute("mean_throughput", s.mean_throughput);
     g.set_attribute("mean_ratio_to_upper_bound", s.mean_ratio);
-    g.set_attribute("disjoint_fraction", s.disjoint_fraction);
+    g.set_attribute("disjoint_time_fraction", s.disjoint_fraction);
     g.set_attribute("moves_total", static_cast<std::int64_t>(s.moves));
     g.set_attribute("reload_downtime_total", s.reload_downtime);
     g.set_attribute("mean_upper_bound_gap", s.mean_bound_gap);

@@ -74,9 +74,10 @@ def main():
             check(rows == 30, f"{name}: 30 periods")
             check(g["block_throughput"].shape == (rows, 24), f"{name}: block_throughput shape")
             check(g["span_start"].shape == (rows, n), f"{name}: span_start shape")
-            check(np.all(g["upper_bound"][:] + 1e-9 >= g["swarm_throughput"][:]), f"{name}: bound above")
-            check(np.allclose(g["block_throughput"][:].min(axis=1), g["swarm_throughput"][:]),
-                  f"{name}: swarm throughput is the minimum block throughput")
+            check(np.all(g["upper_bound"][:] + 1e-9 >= g["swarm_throughput_sampled"][:]), f"{name}: bound above")
+            check(np.allclose(g["block_throughput"][:].min(axis=1), g["swarm_throughput_sampled"][:]),
+                  f"{name}: sampled swarm throughput is the minimum block throughput")
+            check(np.all(g["disjoint_time"][:] <= 60 + 1e-9), f"{name}: disjoint time within the period")
             present = (g["state"][:] > 0).sum(axis=1)
             check(np.array_equal(present, g["present"][:]), f"{name}: presence agrees with counts")
             check(g.attrs["periods_complete"] == rows, f"{name}: periods_complete")

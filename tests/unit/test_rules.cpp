@@ -43,6 +43,32 @@ TEST(BestStart, MatchesSortingEveryWindowOnRandomInputs) {
   }
 }
 
+TEST(BestStart, MatchesOnPlateausValleysAndLongInputs) {
+  // Real block throughputs are sums of spans: plateaus of equal values. Valleys make the walk
+  // take many rounds (it then finishes from a heap).
+  Rng rng(13);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int total = 1 + static_cast<int>(uniform_index(rng, 400));
+    const int k = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
+    std::vector<double> t(static_cast<std::size_t>(total), 0.0);
+    if (trial % 2 == 0) {
+      const int spans = 1 + static_cast<int>(uniform_index(rng, 40));
+      for (int s = 0; s < spans; ++s) {
+        const int len = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
+        const int at = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total - len + 1)));
+        const double add = static_cast<double>(1 + uniform_index(rng, 3)) * 0.5;
+        for (int b = at; b < at + len; ++b) t[static_cast<std::size_t>(b)] += add;
+      }
+    } else {
+      const int centre = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
+      for (int b = 0; b < total; ++b) {
+        t[static_cast<std::size_t>(b)] = std::abs(b - centre) + (trial % 4 == 1 ? 1e-9 * uniform01(rng) : 0.0);
+      }
+    }
+    ASSERT_EQ(best_start(t, k), naive_best_start(t, k)) << "trial " << trial << " L=" << total << " k=" << k;
+  }
+}
+
 TEST(BestStart, IsLeximinNotMinimumNorSum) {
   // Windows of 3 at 0 and 3: (0,4,5) vs (0,1,9): equal minimum, the second smallest decides
   // (start 3), although the window at 0 has the smaller sum.

@@ -34,7 +34,8 @@ SimConfig small_config() {
 }
 
 bool same(const PeriodRecord& a, const PeriodRecord& b) {
-  return a.time == b.time && a.swarm_throughput == b.swarm_throughput && a.upper_bound == b.upper_bound &&
+  return a.time == b.time && a.swarm_throughput == b.swarm_throughput &&
+         a.swarm_throughput_sampled == b.swarm_throughput_sampled && a.upper_bound == b.upper_bound &&
          a.moves == b.moves && a.block_throughput == b.block_throughput && a.span_start == b.span_start &&
          a.span_end == b.span_end && a.presence == b.presence;
 }
@@ -82,12 +83,14 @@ TEST(Sim, BoundIsAboveEveryStrategyAndCertified) {
   (void)run(small_config(), r);
   for (const auto& [k, list] : r.records) {
     for (const PeriodRecord& p : list) {
-      ASSERT_GE(p.upper_bound + 1e-9, p.swarm_throughput) << to_string(k) << " t=" << p.time;
+      ASSERT_GE(p.upper_bound + 1e-9, p.swarm_throughput_sampled) << to_string(k) << " t=" << p.time;
       ASSERT_GE(p.upper_bound_certified + 1e-9, p.upper_bound);
     }
   }
   // The yardstick reaches the bound it reports.
-  for (const PeriodRecord& p : r.records[StrategyKind::upper_bound]) ASSERT_NEAR(p.swarm_throughput, p.upper_bound, 1e-9);
+  for (const PeriodRecord& p : r.records[StrategyKind::upper_bound]) {
+    ASSERT_NEAR(p.swarm_throughput_sampled, p.upper_bound, 1e-9);
+  }
 }
 
 TEST(Sim, OnlyFullAndUpperBoundMove) {
@@ -107,7 +110,8 @@ TEST(Sim, JoinersLoadBeforeServing) {
   c.arrival_rate = 0;
   c.mean_lifetime = 0;
   c.joins = {{0, "big"}};
-  c.classes[0].load_seconds_per_block = 10;  // 8 blocks: 80 s
+  c.classes[0].span = c.blocks;               // one server holds the whole model
+  c.classes[0].load_seconds_per_block = 4;   // 20 blocks: online at t = 80 s
   c.strategies = {StrategyKind::new_only};
   Recorder r;
   (void)run(c, r);
@@ -115,6 +119,12 @@ TEST(Sim, JoinersLoadBeforeServing) {
   EXPECT_EQ(list[0].presence[0], static_cast<std::uint8_t>(Presence::joining));  // t = 60
   EXPECT_EQ(list[1].presence[0], static_cast<std::uint8_t>(Presence::online));   // t = 120
   EXPECT_TRUE(list[0].disjoint);
+  // Online from t = 80 s: the first period saw nothing, the second 40 of its 60 s.
+  EXPECT_DOUBLE_EQ(list[0].swarm_throughput, 0.0);
+  EXPECT_DOUBLE_EQ(list[0].disjoint_time, 60.0);
+  EXPECT_NEAR(list[1].swarm_throughput, list[1].swarm_throughput_sampled * 40.0 / 60.0, 1e-9);
+  EXPECT_NEAR(list[1].disjoint_time, 20.0, 1e-9);
+  EXPECT_NEAR(list[2].swarm_throughput, list[2].swarm_throughput_sampled, 1e-9);
 }
 
 TEST(Sim, StopsAtABoundaryWhenAsked) {
