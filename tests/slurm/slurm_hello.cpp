@@ -8,8 +8,8 @@
 //   * writes an HDF5 trace whose root attribute `complete` is 1 when the run finished,
 //   * exits with a chosen code.
 // Options of its own (anything else is an override and is only recorded):
-//   --marker PREFIX     each rank writes PREFIX.<rank>: its arguments, "ready", the signal it
-//                       saw ("signal=15", or "signal=0"), and "exit=<code>"
+//   --marker PREFIX     each rank writes PREFIX.<rank>: its arguments, CUDA_VISIBLE_DEVICES,
+//                       "ready", the signal it saw ("signal=15", or "signal=0"), "exit=<code>"
 //   --exit-code N       exit status of rank --fail-rank (default rank 0); the others exit 0
 //   --fail-rank R
 //   --wait-signal SECS  run epochs until a signal arrives; exit 3 if none came within SECS
@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
   marker.line("rank=" + std::to_string(rank) + " size=" + std::to_string(size));
   marker.line("job=" + o.job);
   marker.line("trace=" + o.trace);
+  const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
+  marker.line(std::string("cuda_visible_devices=") + (cvd ? cvd : "unset"));
   for (const auto& a : o.overrides) marker.line("arg=" + a);
   if (rank == 0) {
     std::printf("slurm_hello: %d ranks, job %s, trace %s, %zu override words\n", size, o.job.c_str(),

@@ -11,13 +11,17 @@
 #       program's own line), the overrides reaching every rank, the trace with complete=1
 #     - a failing rank: its exit code (7) comes back through sbatch --wait, srun and mpirun
 #     - the submit mode (the script run outside Slurm, SWARM_GPUS_PER_NODE=auto finds no GPU)
+#     - with 2 pretend GPUs (the cluster restarted with SWARM_CLUSTER_GPUS=2): auto asks for
+#       one GPU per rank and each rank sees its own; SWARM_GPUS_PER_NODE=2 without a GPU
+#       request fails early with exit code 2
 #     - a missing binary: exit code 2 and the message
 #     - SIGTERM: `scancel --batch --signal=TERM` (what --signal=B:TERM@120 does before the time
 #       limit) reaches every rank through the script, srun and mpirun; `scancel --signal=TERM`
 #       reaches them directly; the job then ends at its epoch boundary with exit 0 and a
 #       complete trace
 #   with BUILD_DIR/bin/swarm_pipe, once it exists: the real job (SWARM_TEST_JOB, default
-#   jobs/demo.ini) on 2 ranks: exit 0 and a trace with complete=1. SWARM_TEST_REAL=0 skips it.
+#   jobs/demo.ini) on SWARM_TEST_NTASKS (2) ranks: exit 0 and a trace with complete=1; a
+#   missing job file is a failure. SWARM_TEST_REAL=0 skips it.
 # The cluster is stopped on every exit path (trap), and by its watchdog if this script is
 # killed outright. Needs root and the packages slurm-wlm munge.
 set -euo pipefail
@@ -73,9 +77,12 @@ pass() { echo "ok   $* ($((SECONDS - CASE_T0)) s)"; }
 
 # Every job and daemon carries the marker, so `stop` can end them even if slurmstepd is gone.
 export SWARM_SLURM_CLUSTER=$CLUSTER
-"$CLUSTER_SH" start "$CLUSTER" --owner $$ || fail "cluster did not start"
-eval "$("$CLUSTER_SH" env "$CLUSTER")"
-export SLURM_CONF
+start_cluster() {  # GPUS
+  SWARM_CLUSTER_GPUS=$1 "$CLUSTER_SH" start "$CLUSTER" --owner $$ || fail "cluster did not start"
+  eval "$("$CLUSTER_SH" env "$CLUSTER")"
+  export SLURM_CONF
+}
+start_cluster 0
 cd "$SRC"
 
 JOBFILE=$OUT/hello.ini
@@ -200,25 +207,52 @@ signal_case() {  # NAME LAUNCHER [SCANCEL_OPTION]
     if grep -q "pipeline: SIGTERM received" "$LAST_OUT"; then fail "$name: the batch script was signalled too"; fi
   fi
   trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete after SIGTERM"
-  pass "$name: scancel ${how[*]} --signal=TERM reached both ranks, exit 0, trace complete=1"
+  pass "$name: scancel ${how[*]:+${how[*]} }--signal=TERM reached both ranks, exit 0, trace complete=1"
 }
 signal_case term-batch-srun srun --batch
 signal_case term-batch-mpirun mpirun --batch
 signal_case term-step-srun srun
 
-# 6. the real swarm_pipe, once it is built
+# 6. the real swarm_pipe, once it is built (on the cluster without GPUs)
 REAL=$BUILD/bin/swarm_pipe
 if [[ ${SWARM_TEST_REAL:-1} == 0 ]]; then
   echo "skip real swarm_pipe run (SWARM_TEST_REAL=0)"
 elif [[ -x $REAL ]]; then
   CASE_T0=$SECONDS
+  LAST_OUT=""
   job=${SWARM_TEST_JOB:-$SRC/jobs/demo.ini}
   [[ -f $job ]] || fail "swarm_pipe is built but its test job $job is missing (SWARM_TEST_JOB)"
   name=swarm-pipe
-  SWARM_PIPE=$REAL SWARM_TRACE=$OUT/$name.h5 run_wait "$name" 0 -- "$job"
+  ntasks=${SWARM_TEST_NTASKS:-2}
+  SWARM_PIPE=$REAL SWARM_TRACE=$OUT/$name.h5 \
+    run_wait "$name" 0 -n "$ntasks" --ntasks-per-node="$ntasks" -- "$job"
   expect_in "$LAST_OUT" "pipeline: binary $REAL"
   trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete"
-  pass "$name: real job $job on 2 ranks, exit 0, trace complete=1"
+  pass "$name: real job $job on $ntasks ranks, exit 0, trace complete=1"
 else
   echo "skip real swarm_pipe run: $REAL not built yet"
 fi
+
+# 7. GPUs (pretend ones: the cluster restarted with 2 gres gpu backed by /dev/null copies)
+CASE_T0=$SECONDS
+start_cluster 2
+name=gpu-auto
+LAST_OUT=$OUT/$name.out
+rc=0
+SWARM_PIPE=$HELLO SWARM_TRACE=none SWARM_WAIT=1 SWARM_CPUS_PER_TASK=1 SWARM_TIME=2 \
+  SWARM_SBATCH_ARGS="-J $name --output=$LAST_OUT" \
+  timeout 90 "$PIPELINE" "$JOBFILE" --marker "$OUT/$name.m" >"$OUT/$name.submit" || rc=$?
+((rc == 0)) || fail "$name: returned $rc ($(cat "$OUT/$name.submit"))"
+expect_in "$OUT/$name.submit" "sbatch --ntasks-per-node=2 --gpus-per-task=1 --cpus-per-task=1"
+expect_in "$LAST_OUT" "pipeline: tasks 2" "GPUs on this node 2, per task 1"
+gpu0=$(sed -n 's/^cuda_visible_devices=//p' "$OUT/$name.m.0")
+gpu1=$(sed -n 's/^cuda_visible_devices=//p' "$OUT/$name.m.1")
+[[ $gpu0 =~ ^[0-9]+$ && $gpu1 =~ ^[0-9]+$ && $gpu0 != "$gpu1" ]] ||
+  fail "$name: ranks should see one GPU each, saw '$gpu0' and '$gpu1'"
+pass "$name: auto found 2 GPUs per node, one rank per GPU (CUDA_VISIBLE_DEVICES $gpu0 and $gpu1)"
+
+CASE_T0=$SECONDS
+name=gpu-missing
+SWARM_PIPE=$HELLO SWARM_GPUS_PER_NODE=2 run_wait "$name" 2 -- "$JOBFILE"
+expect_in "$LAST_OUT" "SWARM_GPUS_PER_NODE=2 but this allocation has no GPU"
+pass "$name: GPUs expected but not requested: exit code 2 and the message"
