@@ -89,7 +89,8 @@ bool MpiTransport::test(Ticket ticket) {
                      " is unknown or already completed");
   Pending& pending = it->second;
   if (!poll_requests(pending)) {
-    if (Clock::now() - pending.posted > options_.timeout)
+    // The clock every 32 polls only: reading it on every poll cost ~9% of a 4 KiB ping-pong.
+    if (++pending.polls % 32 == 0 && Clock::now() - pending.posted > options_.timeout)
       fail(pending, true, "did not complete within " + detail::format_seconds(options_.timeout) +
                               " (the peer failed, or never posted the matching transfer)");
     return false;

@@ -36,6 +36,7 @@ class MpiTransport final : public Transport {
     std::size_t elements = 0;
     std::vector<MPI_Request> requests;  // one per chunk
     Clock::time_point posted;
+    unsigned polls = 0;
   };
 
   [[nodiscard]] Ticket post(int peer, bool is_send, float* data, std::size_t elements, MemoryLocation location);
