@@ -1,0 +1,59 @@
+#pragma once
+// Rank 0's decisions at epoch boundaries, from the allgathered measurements: churn, then the
+// job's balancing strategy (the same Strategy objects the simulator uses). Pure: no MPI.
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "swarm/job/config.hpp"
+#include "swarm/job/protocol.hpp"
+#include "swarm/job/routing.hpp"
+#include "swarm/strategy.hpp"
+
+namespace swarm::job {
+
+struct BoundaryDecision {
+  std::vector<Assignment> assignment;  // one per rank
+  std::vector<Move> moves;             // servers that rule 2 or the optimal placement moved
+  std::vector<int> joined, left;       // ranks
+  std::optional<Placement> placement;  // upper_bound: with its certified bound
+};
+
+class Balancer {
+ public:
+  /// `span_lengths[r]`: blocks rank r holds (fixed by its memory / class).
+  Balancer(const JobConfig& config, int blocks, std::vector<int> span_lengths);
+
+  /// Takes the allgathered measurements into the announced throughputs.
+  void update(std::span<const Measurement> measured);
+  /// Ranks join one by one in rank order with the strategy's rule for joiners.
+  [[nodiscard]] BoundaryDecision initial();
+  /// The boundary before epoch `epoch` (0-based; epochs 0..epoch-1 have run): churn, then the
+  /// strategy.
+  [[nodiscard]] BoundaryDecision boundary(int epoch);
+
+  /// The swarm as the rules see it after the last decision (ids r0000.. per rank).
+  [[nodiscard]] const Swarm& swarm() const { return swarm_; }
+  /// Announced throughput per rank (Petals: min(compute / ((k+1)/2), network)).
+  [[nodiscard]] const std::vector<double>& announced() const { return announced_; }
+  [[nodiscard]] const std::vector<double>& compute() const { return compute_; }
+  [[nodiscard]] const std::vector<double>& network() const { return network_; }
+  /// What the client routes with.
+  [[nodiscard]] std::vector<RouteServer> route_servers() const;
+
+  [[nodiscard]] static std::string server_id(int rank);
+
+ private:
+  std::vector<Assignment> assignments(const std::vector<int>& reload) const;
+  void place_joiners(const std::vector<int>& ranks, BoundaryDecision& d);
+
+  const JobConfig& config_;
+  int blocks_;
+  std::vector<int> span_lengths_;
+  std::unique_ptr<Strategy> strategy_;
+  Rng rng_;
+  Swarm swarm_;
+  std::vector<double> block_tps_, compute_, network_, announced_, next_check_;
+};
+
+}  // namespace swarm::job

@@ -1,0 +1,101 @@
+#pragma once
+// swarm_pipe's configuration: the job file schema (Boost.Program_options; the command line
+// overrides the file) and its translation into a validated, const JobConfig.
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "swarm/job_file.hpp"
+#include "swarm/strategy.hpp"
+
+namespace swarm::job {
+
+/// How a homogeneous cluster imitates a heterogeneous swarm ([class.NAME]).
+struct DeviceClass {
+  std::string name = "default";
+  double compute_factor = 1.0;  // compute takes this many times longer (sleep after each forward)
+  double link_mbps = 0.0;       // cap on this rank's links, 0 = none (sleep after each transfer)
+  double latency_ms = 0.0;      // added to every transfer this rank receives
+  int span = 0;                 // blocks a rank of this class holds (0: [servers] span)
+};
+
+enum class CheckMode { every_epoch, random };
+enum class Arrival { closed, poisson };
+
+struct Churn {
+  struct Event {
+    int epoch;
+    int rank;
+  };
+  std::vector<Event> leaves;  // the rank stops serving at the start of `epoch`
+  std::vector<Event> joins;   // the rank joins (rule for joiners) at the start of `epoch`
+  double leave_probability = 0.0;  // per online server per boundary
+  double join_probability = 0.0;   // per offline server per boundary
+};
+
+struct Workload {
+  int prompt_tokens = 16;
+  int new_tokens = 8;
+  int batch = 1;
+  int concurrency = 4;  // closed loop: sessions in flight
+  Arrival arrival = Arrival::closed;
+  double rate = 2.0;    // poisson: sessions per second
+};
+
+/// Greedy generation of one prompt (the --dump-output mode).
+struct Generate {
+  std::vector<std::int32_t> prompt;
+  int max_new_tokens = 4;
+  std::string dump_output;  // HDF5 file with /output/tokens and /output/logits
+};
+
+struct JobConfig {
+  // model
+  std::string model_dir;        // checkpoint; empty: random weights with the dims below
+  int hidden_size = 64, intermediate_size = 172, layers = 8, heads = 4, kv_heads = 2, head_dim = 0;
+  int vocab_size = 256, max_position = 4096;
+  double rope_theta = 10000.0, rms_norm_eps = 1e-5;
+  std::uint64_t weights_seed = 1;
+  std::string backend = "auto";  // auto, cpu, cuda
+  int threads = 1;               // OpenBLAS threads per rank
+  // run
+  int epochs = 4;
+  double epoch_seconds = 1.0;
+  StrategyKind strategy = StrategyKind::full;
+  double balance_quality = 0.75;
+  CheckMode check = CheckMode::every_epoch;
+  double mean_check_epochs = 1.0;
+  double placement_time_limit = 1.0;
+  std::uint64_t seed = 1;
+  std::string transport = "auto";  // auto, mpi, nccl
+  double comm_timeout = 120.0;
+  std::string trace;
+  bool quiet = false;
+  // servers
+  int span = 0;                    // 0: automatic
+  std::vector<std::string> rank_classes;  // class name per rank, cycled
+  std::vector<DeviceClass> classes;
+  double max_cache_mb = 0.0;
+  double memory_mb = 0.0;          // per-rank memory budget for weights + cache, 0 = unchecked
+  Workload workload;
+  Churn churn;
+  std::optional<Generate> generate;
+
+  /// The class of `rank` (the default class when none is configured).
+  [[nodiscard]] const DeviceClass& class_of(int rank) const;
+  /// Blocks `rank` holds, given the model's blocks and the world size.
+  [[nodiscard]] int span_of(int rank, int world_size, int blocks) const;
+};
+
+/// Every key with its default and help (job file sections and --section.key overrides), plus
+/// the program options (--job, --trace, --model-dir, --prompt-tokens, ...).
+[[nodiscard]] boost::program_options::options_description schema();
+
+/// Builds and validates the configuration; throws ConfigError naming file, key and value.
+/// `world_size` checks what depends on the number of ranks (classes, churn).
+[[nodiscard]] JobConfig load_config(const JobFile& job, int world_size);
+
+}  // namespace swarm::job

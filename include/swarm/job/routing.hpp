@@ -1,0 +1,43 @@
+#pragma once
+// Routes: the chain of servers a session's hidden states pass through, block 0 to block L.
+// Pure. Like Petals' client, the route minimises estimated latency over online servers
+// (Dijkstra over block boundaries), here with a queueing term so that concurrent sessions
+// spread over servers that hold the same blocks.
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "swarm/swarm.hpp"
+
+namespace swarm::job {
+
+/// One hop: `rank` runs blocks [first, last) of the session.
+struct Hop {
+  int rank = 0;
+  int first = 0;
+  int last = 0;
+  friend bool operator==(const Hop&, const Hop&) = default;
+};
+
+/// What the client knows about a server when routing.
+struct RouteServer {
+  int rank = 0;
+  Span span;
+  bool online = false;
+  double block_tokens_per_s = 0;    // measured compute: tokens/s through one block
+  double network_tokens_per_s = 0;  // measured link, in tokens/s (0: unknown, treated as free)
+  double latency_s = 0;             // per transfer
+  int sessions = 0;                 // sessions currently routed through it
+};
+
+/// Seconds one step of `tokens` tokens spends on `s` for `blocks` blocks, including the transfer
+/// into it and a queueing factor (1 + sessions already there).
+[[nodiscard]] double hop_seconds(const RouteServer& s, int blocks, int tokens);
+
+/// The cheapest chain covering [0, total_blocks) through online servers, each hop running from
+/// where the previous one ended to the end of its server's span (fewest transfers). Empty when
+/// no chain exists (the swarm is disjoint for clients). Ties go to the lower rank.
+[[nodiscard]] std::optional<std::vector<Hop>> shortest_route(int total_blocks, std::span<const RouteServer> servers,
+                                                             int tokens);
+
+}  // namespace swarm::job

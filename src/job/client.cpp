@@ -1,0 +1,183 @@
+#include "client.hpp"
+
+#include <algorithm>
+
+namespace swarm::job {
+
+Client::Client(const model::ClientModel& model, const JobConfig& config)
+    : model_(model), config_(config), rng_(derive_seed(config.seed, "workload")) {}
+
+void Client::add_prompt(std::vector<std::int32_t> prompt, int max_new) {
+  Session s;
+  s.id = next_id_++;
+  s.sequences = {std::move(prompt)};
+  s.target_new = max_new;
+  sessions_.push_back(std::move(s));
+  keep_finished_ = true;
+}
+
+Session Client::make_session(double now) {
+  Session s;
+  s.id = next_id_++;
+  s.batch = config_.workload.batch;
+  s.target_new = config_.workload.new_tokens;
+  s.started = now;
+  const auto vocab = static_cast<std::uint64_t>(model_.config().vocab_size);
+  for (int b = 0; b < s.batch; ++b) {
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(config_.workload.prompt_tokens));
+    for (auto& t : prompt) t = static_cast<std::int32_t>(uniform_index(rng_, vocab));
+    s.sequences.push_back(std::move(prompt));
+  }
+  ++stats_.sessions_started;
+  return s;
+}
+
+std::vector<Message> Client::tick(double now, bool admit) {
+  if (admit && !keep_finished_) {
+    if (config_.workload.arrival == Arrival::closed) {
+      while (active() < config_.workload.concurrency) sessions_.push_back(make_session(now));
+    } else {
+      if (next_arrival_ == 0) next_arrival_ = now + exponential(rng_, 1.0 / config_.workload.rate);
+      while (now >= next_arrival_) {
+        sessions_.push_back(make_session(next_arrival_));
+        next_arrival_ += exponential(rng_, 1.0 / config_.workload.rate);
+      }
+    }
+  }
+  std::vector<Message> out;
+  if (!admit) return out;  // draining: steps in flight finish, nothing new starts
+  for (Session& s : sessions_) {
+    if (s.in_flight) continue;
+    if (auto m = step(s, now)) out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+// The next step of a session: the tokens not yet in the caches of its route (all of them after a
+// reroute), embedded, sent to the first hop.
+std::optional<Message> Client::step(Session& s, double now) {
+  const int len = static_cast<int>(s.sequences.front().size());
+  if (s.route.empty()) {
+    const int tokens = len - s.fed;
+    auto route = shortest_route(model_.config().num_hidden_layers, servers_, tokens);
+    if (!route) return std::nullopt;  // disjoint: wait for a boundary to mend it
+    if (static_cast<int>(route->size()) > kMaxHops) return std::nullopt;
+    s.route = std::move(*route);
+    for (const Hop& h : s.route) {
+      for (auto& srv : servers_) {
+        if (srv.rank == h.rank) ++srv.sessions;
+      }
+    }
+  }
+  Message m;
+  m.peer = s.route.front().rank;
+  StepHeader& h = m.header;
+  h.session = s.id;
+  h.kind = MessageKind::forward;
+  h.batch = s.batch;
+  h.tokens = len - s.fed;
+  h.hop = 0;
+  h.hops = static_cast<std::int32_t>(s.route.size());
+  h.step = s.generated;
+  for (std::size_t i = 0; i < s.route.size(); ++i) {
+    h.rank[i] = s.route[i].rank;
+    h.first[i] = static_cast<std::int16_t>(s.route[i].first);
+    h.last[i] = static_cast<std::int16_t>(s.route[i].last);
+  }
+  const int hidden = model_.config().hidden_size;
+  m.payload.reserve(static_cast<std::size_t>(s.batch) * h.tokens * hidden);
+  for (const auto& seq : s.sequences) {
+    const std::vector<float> rows = model_.embed(std::span(seq).subspan(static_cast<std::size_t>(s.fed)));
+    m.payload.insert(m.payload.end(), rows.begin(), rows.end());
+  }
+  stats_.tokens_fed += static_cast<double>(s.batch) * h.tokens;
+  s.in_flight = true;
+  s.step_sent = now;
+  ++in_flight_;
+  return m;
+}
+
+void Client::on_result(const Message& result, double now, std::vector<Message>& out) {
+  const auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                               [&](const Session& s) { return s.id == result.header.session; });
+  if (it == sessions_.end()) return;
+  Session& s = *it;
+  s.in_flight = false;
+  --in_flight_;
+  stats_.step_latency.push_back(now - s.step_sent);
+  // Greedy (Hugging Face do_sample=False): argmax of the last position's logits, first on ties.
+  const int hidden = model_.config().hidden_size;
+  const int tokens = result.header.tokens;
+  std::vector<float> last(static_cast<std::size_t>(s.batch) * hidden);
+  for (int b = 0; b < s.batch; ++b) {
+    const float* row = result.payload.data() + (static_cast<std::size_t>(b) * tokens + tokens - 1) * hidden;
+    std::copy(row, row + hidden, last.begin() + static_cast<std::ptrdiff_t>(b) * hidden);
+  }
+  const std::vector<float> logits = model_.logits(last, s.batch);
+  const int vocab = model_.config().vocab_size;
+  s.fed = static_cast<int>(s.sequences.front().size());
+  for (int b = 0; b < s.batch; ++b) {
+    const float* l = logits.data() + static_cast<std::size_t>(b) * vocab;
+    s.sequences[static_cast<std::size_t>(b)].push_back(static_cast<std::int32_t>(std::max_element(l, l + vocab) - l));
+  }
+  if (keep_finished_) s.logits.insert(s.logits.end(), logits.begin(), logits.end());
+  ++s.generated;
+  stats_.tokens_generated += s.batch;
+  if (s.generated >= s.target_new) {
+    for (auto& m : drops(s)) out.push_back(std::move(m));
+    for (const Hop& h : s.route) {
+      for (auto& srv : servers_) {
+        if (srv.rank == h.rank && srv.sessions > 0) --srv.sessions;
+      }
+    }
+    stats_.session_latency.push_back(now - s.started);
+    ++stats_.sessions_completed;
+    if (keep_finished_) finished_.push_back(std::move(s));
+    sessions_.erase(it);
+  }
+}
+
+std::vector<Message> Client::drops(const Session& s, std::span<const int> except) {
+  std::vector<Message> out;
+  for (const Hop& h : s.route) {
+    if (std::find(except.begin(), except.end(), h.rank) != except.end()) continue;
+    Message m;
+    m.peer = h.rank;
+    m.header.session = s.id;
+    m.header.kind = MessageKind::drop;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<Message> Client::reroute(const std::set<int>& changed) {
+  std::vector<Message> out;
+  for (auto& srv : servers_) srv.sessions = 0;
+  for (Session& s : sessions_) {
+    const bool broken = std::any_of(s.route.begin(), s.route.end(), [&](const Hop& h) { return changed.count(h.rank) > 0; });
+    if (!broken) continue;
+    const std::vector<int> gone(changed.begin(), changed.end());  // reloaded or offline: caches already gone
+    for (auto& m : drops(s, gone)) out.push_back(std::move(m));
+    stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
+    ++stats_.sessions_rerouted;
+    s.route.clear();
+    s.fed = 0;
+  }
+  // Routes kept count towards the load of their servers again.
+  for (const Session& s : sessions_) {
+    for (const Hop& h : s.route) {
+      for (auto& srv : servers_) {
+        if (srv.rank == h.rank) ++srv.sessions;
+      }
+    }
+  }
+  return out;
+}
+
+ClientStats Client::take_stats() {
+  ClientStats s = std::move(stats_);
+  stats_ = {};
+  return s;
+}
+
+}  // namespace swarm::job

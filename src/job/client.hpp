@@ -1,0 +1,80 @@
+#pragma once
+// The client on rank 0: sessions of the workload (or the one prompt of generation mode), their
+// routes, embeddings in, greedy tokens out. Produces and consumes the messages of the ticks.
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "exchange.hpp"
+#include "swarm/job/config.hpp"
+#include "swarm/job/routing.hpp"
+#include "swarm/model/client.hpp"
+#include "swarm/random.hpp"
+
+namespace swarm::job {
+
+struct Session {
+  std::uint64_t id = 0;
+  int batch = 1;
+  std::vector<std::vector<std::int32_t>> sequences;  // per sequence: prompt then generated
+  int target_new = 0;
+  int generated = 0;
+  int fed = 0;  // tokens per sequence already in the caches along `route`
+  std::vector<Hop> route;
+  bool in_flight = false;
+  double started = 0, step_sent = 0;
+  std::vector<float> logits;  // kept in generation mode: [steps, batch * vocab]
+};
+
+/// Per-epoch counters of the client.
+struct ClientStats {
+  long sessions_started = 0, sessions_completed = 0, sessions_rerouted = 0;
+  double tokens_fed = 0;       // tokens through the whole pipeline (prompts, decodes, replays)
+  double tokens_generated = 0;
+  double replay_tokens = 0;    // re-fed after a reroute (the KV-cache rebuild work)
+  std::vector<double> step_latency, session_latency;
+};
+
+class Client {
+ public:
+  Client(const model::ClientModel& model, const JobConfig& config);
+
+  /// The servers to route through for the coming epoch (from the balancer).
+  void set_servers(std::vector<RouteServer> servers) { servers_ = std::move(servers); }
+  /// Starts sessions and steps that can start now; `admit`: new sessions may begin.
+  [[nodiscard]] std::vector<Message> tick(double now, bool admit);
+  /// A step came back from the last hop: greedy token, then maybe the next step.
+  void on_result(const Message& result, double now, std::vector<Message>& out);
+  /// Sessions whose route crosses a rank in `changed` lose their caches: drop what is left on
+  /// the other hops and replay the whole sequence on a new route at their next step.
+  [[nodiscard]] std::vector<Message> reroute(const std::set<int>& changed);
+  [[nodiscard]] bool idle() const { return in_flight_ == 0; }
+  [[nodiscard]] int active() const { return static_cast<int>(sessions_.size()); }
+
+  /// Generation mode: one session of `prompt` (batch 1) generating `max_new` tokens.
+  void add_prompt(std::vector<std::int32_t> prompt, int max_new);
+  [[nodiscard]] const std::vector<Session>& finished() const { return finished_; }
+
+  /// Returns and resets the epoch's counters.
+  [[nodiscard]] ClientStats take_stats();
+
+ private:
+  [[nodiscard]] std::optional<Message> step(Session& s, double now);
+  [[nodiscard]] Session make_session(double now);
+  [[nodiscard]] static std::vector<Message> drops(const Session& s, std::span<const int> except = {});
+
+  const model::ClientModel& model_;
+  const JobConfig& config_;
+  Rng rng_;
+  std::vector<RouteServer> servers_;
+  std::vector<Session> sessions_;  // active (not finished)
+  std::vector<Session> finished_;  // generation mode keeps them
+  std::uint64_t next_id_ = 1;
+  double next_arrival_ = 0;
+  int in_flight_ = 0;
+  bool keep_finished_ = false;
+  ClientStats stats_;
+};
+
+}  // namespace swarm::job

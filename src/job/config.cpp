@@ -1,0 +1,254 @@
+#include "swarm/job/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace swarm::job {
+namespace {
+
+int integer(const JobFile& job, const std::string& key, long lo, long hi) {
+  const long v = job.get<long>(key);
+  if (v < lo || v > hi) job.fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return static_cast<int>(v);
+}
+
+DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
+  DeviceClass d;
+  d.name = t.name;
+  for (const auto& [field, raw] : t.values) {
+    const std::string key = "class." + t.name + "." + field;
+    const double v = parse_number(job, key, raw);
+    const auto need = [&](bool ok, const std::string& why) {
+      if (!ok || !std::isfinite(v)) job.fail(key, raw, why);
+    };
+    if (field == "compute_factor") {
+      need(v >= 1 && v <= 1000, "must be in [1, 1000] (how many times slower this class computes)");
+      d.compute_factor = v;
+    } else if (field == "link_mbps") {
+      need(v >= 0, "must be >= 0 (0: no cap)");
+      d.link_mbps = v;
+    } else if (field == "latency_ms") {
+      need(v >= 0 && v <= 10000, "must be in [0, 10000]");
+      d.latency_ms = v;
+    } else if (field == "span") {
+      need(v >= 0 && v <= blocks && v == std::floor(v), "must be a whole number of blocks in 0.." +
+                                                             std::to_string(blocks) + " (model layers)");
+      d.span = static_cast<int>(v);
+    } else {
+      job.fail(key, raw, "unknown key (a class has compute_factor, link_mbps, latency_ms, span)");
+    }
+  }
+  return d;
+}
+
+// "2 3, 4 1" -> {(2,3), (4,1)}
+std::vector<Churn::Event> events(const JobFile& job, const std::string& key, int epochs, int world) {
+  std::vector<Churn::Event> out;
+  for (const auto& item : split_list(job.get<std::string>(key))) {
+    std::istringstream in(item);
+    long epoch = -1, rank = -1;
+    std::string extra;
+    if (!(in >> epoch >> rank) || (in >> extra)) job.fail(key, item, "each item must be 'EPOCH RANK'");
+    if (epoch < 1 || epoch >= epochs) {
+      job.fail(key, item, "epoch must be in 1.." + std::to_string(epochs - 1) + " (churn acts at the start of an epoch)");
+    }
+    if (rank < 0 || rank >= world) job.fail(key, item, "rank must be in 0.." + std::to_string(world - 1));
+    out.push_back({static_cast<int>(epoch), static_cast<int>(rank)});
+  }
+  return out;
+}
+
+}  // namespace
+
+const DeviceClass& JobConfig::class_of(int rank) const {
+  static const DeviceClass fallback;
+  if (rank_classes.empty()) return classes.empty() ? fallback : classes.front();
+  const std::string& name = rank_classes[static_cast<std::size_t>(rank) % rank_classes.size()];
+  for (const auto& c : classes) {
+    if (c.name == name) return c;
+  }
+  return fallback;
+}
+
+int JobConfig::span_of(int rank, int world_size, int blocks) const {
+  const int own = class_of(rank).span;
+  if (own > 0) return std::min(own, blocks);
+  if (span > 0) return std::min(span, blocks);
+  // Automatic: about two replicas of every block, so balancing has choices and a leave
+  // does not cut the pipeline.
+  return std::min(blocks, std::max(1, (2 * blocks + world_size - 1) / world_size));
+}
+
+po::options_description schema() {
+  po::options_description program("Program options");
+  program.add_options()
+      ("help,h", "print every option and job key with its default")
+      ("job", po::value<std::string>(), "job file (INI); keys below, command line wins")
+      ("trace", po::value<std::string>(), "HDF5 trace to write (rank 0; overwritten); same as run.trace")
+      ("quiet", "no per-epoch progress lines")
+      ("model-dir", po::value<std::string>(), "Hugging Face checkpoint directory; same as model.dir")
+      ("prompt-tokens", po::value<std::string>(), "generation mode: comma-separated prompt token ids")
+      ("max-new-tokens", po::value<long>()->default_value(4), "generation mode: tokens to generate")
+      ("dump-output", po::value<std::string>(), "generation mode: HDF5 file for /output/tokens and /output/logits");
+  po::options_description keys("Job keys ([model], [run], [servers], [class.NAME], [workload], [churn])");
+  keys.add_options()
+      ("model.dir", po::value<std::string>()->default_value(""), "checkpoint directory (config.json + *.safetensors); empty: seeded random weights with the dimensions below")
+      ("model.hidden_size", po::value<long>()->default_value(64), "random weights: hidden size")
+      ("model.intermediate_size", po::value<long>()->default_value(172), "random weights: MLP size")
+      ("model.layers", po::value<long>()->default_value(8), "random weights: decoder blocks")
+      ("model.heads", po::value<long>()->default_value(4), "random weights: attention heads")
+      ("model.kv_heads", po::value<long>()->default_value(2), "random weights: key/value heads (grouped-query attention)")
+      ("model.head_dim", po::value<long>()->default_value(0), "random weights: head dimension (0: hidden_size / heads)")
+      ("model.vocab_size", po::value<long>()->default_value(256), "random weights: vocabulary")
+      ("model.max_position", po::value<long>()->default_value(4096), "random weights: max positions")
+      ("model.rope_theta", po::value<double>()->default_value(10000.0), "random weights: RoPE base")
+      ("model.rms_norm_eps", po::value<double>()->default_value(1e-5), "random weights: RMSNorm epsilon")
+      ("model.seed", po::value<std::uint64_t>()->default_value(1), "random weights: seed (block i's weights depend only on it)")
+      ("model.backend", po::value<std::string>()->default_value("auto"), "auto (cuda when every rank has a GPU), cpu, cuda")
+      ("model.threads", po::value<long>()->default_value(1), "OpenBLAS threads per rank (results do not depend on it)")
+      ("run.epochs", po::value<long>()->default_value(4), "epochs")
+      ("run.epoch_seconds", po::value<double>()->default_value(1.0), "seconds of traffic per epoch")
+      ("run.strategy", po::value<std::string>()->default_value("full"), "balancing: none, new_only, full, upper_bound")
+      ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold (Petals' default 0.75; paper 0.99)")
+      ("run.check", po::value<std::string>()->default_value("every_epoch"), "when servers check rule 2: every_epoch, or random (each after U(0, 2*mean_check_epochs) epochs)")
+      ("run.mean_check_epochs", po::value<double>()->default_value(1.0), "mean epochs between checks for check = random")
+      ("run.placement_time_limit", po::value<double>()->default_value(1.0), "upper_bound: seconds for the optimal placement")
+      ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the workload, churn and balancing draws")
+      ("run.transport", po::value<std::string>()->default_value("auto"), "activations: auto (nccl on GPUs, else mpi), mpi, nccl")
+      ("run.comm_timeout", po::value<double>()->default_value(120.0), "seconds before a silent peer ends the job")
+      ("run.trace", po::value<std::string>()->default_value(""), "HDF5 trace (rank 0)")
+      ("servers.span", po::value<long>()->default_value(0), "blocks per server (0: ceil(2 * layers / ranks), two replicas per block)")
+      ("servers.classes", po::value<std::string>()->default_value(""), "device class per rank, e.g. 'fast, fast, slow' (cycled over ranks)")
+      ("servers.max_cache_mb", po::value<double>()->default_value(0.0), "KV-cache budget per rank in MiB (0: none)")
+      ("servers.memory_mb", po::value<double>()->default_value(0.0), "memory per rank for weights in MiB (0: unchecked); a span that does not fit is rejected")
+      ("workload.prompt_tokens", po::value<long>()->default_value(16), "prompt length")
+      ("workload.new_tokens", po::value<long>()->default_value(8), "tokens generated per session")
+      ("workload.batch", po::value<long>()->default_value(1), "sequences per session, decoded in lockstep")
+      ("workload.concurrency", po::value<long>()->default_value(4), "closed loop: sessions in flight")
+      ("workload.arrival", po::value<std::string>()->default_value("closed"), "closed (keep concurrency sessions in flight) or poisson")
+      ("workload.rate", po::value<double>()->default_value(2.0), "poisson: new sessions per second")
+      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'EPOCH RANK, ...' (at the start of EPOCH)")
+      ("churn.joins", po::value<std::string>()->default_value(""), "scheduled (re)joins 'EPOCH RANK, ...'")
+      ("churn.leave_probability", po::value<double>()->default_value(0.0), "chance an online server leaves at a boundary")
+      ("churn.join_probability", po::value<double>()->default_value(0.0), "chance an offline server joins at a boundary");
+  po::options_description all;
+  all.add(program).add(keys);
+  return all;
+}
+
+JobConfig load_config(const JobFile& job, int world) {
+  JobConfig c;
+  c.model_dir = job.get<std::string>("model.dir");
+  if (job.has("model-dir")) c.model_dir = job.get<std::string>("model-dir");
+  c.hidden_size = integer(job, "model.hidden_size", 1, 1 << 16);
+  c.intermediate_size = integer(job, "model.intermediate_size", 1, 1 << 18);
+  c.layers = integer(job, "model.layers", 1, 4096);
+  c.heads = integer(job, "model.heads", 1, 1024);
+  c.kv_heads = integer(job, "model.kv_heads", 1, 1024);
+  c.head_dim = integer(job, "model.head_dim", 0, 4096);
+  c.vocab_size = integer(job, "model.vocab_size", 2, 1 << 22);
+  c.max_position = integer(job, "model.max_position", 1, 1 << 22);
+  c.rope_theta = job.positive("model.rope_theta");
+  c.rms_norm_eps = job.positive("model.rms_norm_eps");
+  if (c.heads % c.kv_heads != 0) {
+    job.fail("model.kv_heads", std::to_string(c.kv_heads), "must divide model.heads (" + std::to_string(c.heads) + ")");
+  }
+  if (c.head_dim == 0 && c.hidden_size % c.heads != 0) {
+    job.fail("model.heads", std::to_string(c.heads),
+             "must divide model.hidden_size (" + std::to_string(c.hidden_size) + ") unless model.head_dim is set");
+  }
+  if ((c.head_dim == 0 ? c.hidden_size / c.heads : c.head_dim) % 2 != 0) {
+    job.fail("model.head_dim", std::to_string(c.head_dim), "the head dimension must be even (rotary embeddings)");
+  }
+  c.weights_seed = job.get<std::uint64_t>("model.seed");
+  c.backend = job.get<std::string>("model.backend");
+  if (c.backend != "auto" && c.backend != "cpu" && c.backend != "cuda") job.fail("model.backend", c.backend, "must be auto, cpu or cuda");
+  c.threads = integer(job, "model.threads", 1, 1024);
+
+  c.epochs = integer(job, "run.epochs", 1, 1000000);
+  c.epoch_seconds = job.positive("run.epoch_seconds");
+  const std::string strategy = job.get<std::string>("run.strategy");
+  const auto kind = parse_strategy(strategy);
+  if (!kind) job.fail("run.strategy", strategy, "must be none, new_only, full or upper_bound");
+  c.strategy = *kind;
+  c.balance_quality = job.non_negative("run.balance_quality");
+  const std::string check = job.get<std::string>("run.check");
+  if (check == "every_epoch") {
+    c.check = CheckMode::every_epoch;
+  } else if (check == "random") {
+    c.check = CheckMode::random;
+  } else {
+    job.fail("run.check", check, "must be every_epoch or random");
+  }
+  c.mean_check_epochs = job.positive("run.mean_check_epochs");
+  c.placement_time_limit = job.non_negative("run.placement_time_limit");
+  c.seed = job.get<std::uint64_t>("run.seed");
+  c.transport = job.get<std::string>("run.transport");
+  if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {
+    job.fail("run.transport", c.transport, "must be auto, mpi or nccl");
+  }
+  c.comm_timeout = job.positive("run.comm_timeout");
+  c.trace = job.get<std::string>("run.trace");
+  if (job.has("trace")) c.trace = job.get<std::string>("trace");
+  c.quiet = job.has("quiet");
+
+  const int blocks_hint = c.model_dir.empty() ? c.layers : 1 << 20;  // checked again against the checkpoint
+  c.span = integer(job, "servers.span", 0, 1 << 20);
+  if (c.model_dir.empty() && c.span > c.layers) {
+    job.fail("servers.span", std::to_string(c.span), "longer than the model (" + std::to_string(c.layers) + " layers)");
+  }
+  for (const auto& t : job.tables("class")) c.classes.push_back(device_class(job, t, blocks_hint));
+  c.rank_classes = split_list(job.get<std::string>("servers.classes"));
+  for (const auto& name : c.rank_classes) {
+    const bool known = std::any_of(c.classes.begin(), c.classes.end(), [&](const DeviceClass& d) { return d.name == name; });
+    if (!known) job.fail("servers.classes", job.get<std::string>("servers.classes"), "no [class." + name + "] section");
+  }
+  c.max_cache_mb = job.non_negative("servers.max_cache_mb");
+  c.memory_mb = job.non_negative("servers.memory_mb");
+
+  c.workload.prompt_tokens = integer(job, "workload.prompt_tokens", 1, 1 << 20);
+  c.workload.new_tokens = integer(job, "workload.new_tokens", 1, 1 << 20);
+  c.workload.batch = integer(job, "workload.batch", 1, 1 << 16);
+  c.workload.concurrency = integer(job, "workload.concurrency", 1, 1 << 16);
+  const std::string arrival = job.get<std::string>("workload.arrival");
+  if (arrival == "closed") {
+    c.workload.arrival = Arrival::closed;
+  } else if (arrival == "poisson") {
+    c.workload.arrival = Arrival::poisson;
+  } else {
+    job.fail("workload.arrival", arrival, "must be closed or poisson");
+  }
+  c.workload.rate = job.positive("workload.rate");
+  if (c.model_dir.empty() && c.workload.prompt_tokens + c.workload.new_tokens > c.max_position) {
+    job.fail("workload.new_tokens", std::to_string(c.workload.new_tokens),
+             "prompt_tokens + new_tokens exceed model.max_position (" + std::to_string(c.max_position) + ")");
+  }
+
+  c.churn.leaves = events(job, "churn.leaves", c.epochs, world);
+  c.churn.joins = events(job, "churn.joins", c.epochs, world);
+  c.churn.leave_probability = job.in_range("churn.leave_probability", 0, 1);
+  c.churn.join_probability = job.in_range("churn.join_probability", 0, 1);
+
+  if (job.has("prompt-tokens")) {
+    Generate g;
+    const std::string list = job.get<std::string>("prompt-tokens");
+    for (const auto& item : split_list(list)) {
+      const double v = parse_number(job, "prompt-tokens", item);
+      if (v < 0 || v != std::floor(v) || v >= 2147483647.0) job.fail("prompt-tokens", list, "token ids must be integers >= 0");
+      g.prompt.push_back(static_cast<std::int32_t>(v));
+    }
+    if (g.prompt.empty()) job.fail("prompt-tokens", list, "no tokens");
+    g.max_new_tokens = integer(job, "max-new-tokens", 1, 1 << 20);
+    if (job.has("dump-output")) g.dump_output = job.get<std::string>("dump-output");
+    c.generate = std::move(g);
+  } else if (job.has("dump-output")) {
+    job.fail("dump-output", job.get<std::string>("dump-output"), "needs --prompt-tokens");
+  }
+  return c;
+}
+
+}  // namespace swarm::job

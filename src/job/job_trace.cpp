@@ -1,0 +1,118 @@
+#include "job_trace.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include "swarm/version.hpp"
+
+namespace swarm::job {
+
+namespace {
+// (dataset, units, value) for the scalar per-epoch series, in one place.
+struct Column {
+  const char* name;
+  const char* units;
+  double (*get)(const EpochRecord&);
+};
+const Column kColumns[] = {
+    {"time", "s", [](const EpochRecord& r) { return r.time; }},
+    {"traffic_seconds", "s", [](const EpochRecord& r) { return r.traffic_seconds; }},
+    {"boundary_seconds", "s", [](const EpochRecord& r) { return r.boundary_seconds; }},
+    {"swarm_throughput", "tokens/s (announced, min over blocks)", [](const EpochRecord& r) { return r.swarm_throughput; }},
+    {"tokens_per_s", "tokens/s (realised, through the whole pipeline)", [](const EpochRecord& r) { return r.tokens_per_s; }},
+    {"generated_tokens_per_s", "tokens/s", [](const EpochRecord& r) { return r.generated_per_s; }},
+    {"moves", "servers", [](const EpochRecord& r) { return static_cast<double>(r.moves); }},
+    {"joined", "servers", [](const EpochRecord& r) { return static_cast<double>(r.joined); }},
+    {"left", "servers", [](const EpochRecord& r) { return static_cast<double>(r.left); }},
+    {"sessions_issued", "sessions", [](const EpochRecord& r) { return static_cast<double>(r.sessions_started); }},
+    {"sessions_completed", "sessions", [](const EpochRecord& r) { return static_cast<double>(r.sessions_completed); }},
+    {"sessions_rerouted", "sessions", [](const EpochRecord& r) { return static_cast<double>(r.sessions_rerouted); }},
+    {"sessions_active", "sessions (at the end of the epoch)", [](const EpochRecord& r) { return static_cast<double>(r.sessions_active); }},
+    {"replay_tokens", "tokens (KV-cache rebuild after reroutes)", [](const EpochRecord& r) { return r.replay_tokens; }},
+    {"step_latency_p50", "s", [](const EpochRecord& r) { return r.step_p50; }},
+    {"step_latency_p95", "s", [](const EpochRecord& r) { return r.step_p95; }},
+    {"step_latency_p99", "s", [](const EpochRecord& r) { return r.step_p99; }},
+    {"session_latency_p50", "s", [](const EpochRecord& r) { return r.session_p50; }},
+    {"session_latency_p99", "s", [](const EpochRecord& r) { return r.session_p99; }},
+    {"upper_bound", "tokens/s (upper_bound strategy only)", [](const EpochRecord& r) { return r.upper_bound; }},
+};
+}  // namespace
+
+JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
+  trace::Group& root = file_.root();
+  root.set_attribute("program", std::string("swarm_pipe"));
+  root.set_attribute("version", std::string(kVersion));
+  root.set_attribute("hdf5_version", trace::hdf5_version());
+  root.set_attribute("job_file", m.job_file);
+  root.set_attribute("job_text", m.job_text);
+  root.set_attribute("effective_config", m.effective);
+  root.set_attribute("model", m.model);
+  root.set_attribute("backend", m.backend);
+  root.set_attribute("transport", m.transport);
+  root.set_attribute("strategy", m.strategy);
+  root.set_attribute("seed", static_cast<std::int64_t>(m.seed));
+  root.set_attribute("ranks", static_cast<std::int64_t>(m.ranks));
+  root.set_attribute("blocks", static_cast<std::int64_t>(m.blocks));
+  root.set_attribute("hidden_size", static_cast<std::int64_t>(m.hidden_size));
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  root.set_attribute("created", std::string(stamp));
+
+  epochs_ = root.group("epochs");
+  epochs_.set_attribute("epochs_complete", std::int64_t{0});
+  for (const Column& c : kColumns) scalars_.emplace_back(c.name, epochs_.series(c.name, trace::Type::f64, 0, c.units));
+  const auto n = static_cast<std::size_t>(m.ranks);
+  span_start_ = epochs_.series("span_start", trace::Type::i32, n, "block");
+  span_end_ = epochs_.series("span_end", trace::Type::i32, n, "block");
+  state_ = epochs_.series("state", trace::Type::i32, n, "0 offline, 1 joining, 2 online");
+  throughput_ = epochs_.series("throughput", trace::Type::f64, n, "tokens/s (announced)");
+  compute_ = epochs_.series("compute_throughput", trace::Type::f64, n, "tokens/s (compute / ((k+1)/2))");
+  network_ = epochs_.series("network_throughput", trace::Type::f64, n, "tokens/s (0: not measured yet)");
+  compute_seconds_ = epochs_.series("compute_seconds", trace::Type::f64, n, "s");
+  reload_ = epochs_.series("reload_seconds", trace::Type::f64, n, "s (at the boundary before the epoch)");
+  memory_ = epochs_.series("memory_bytes", trace::Type::f64, n, "bytes (weights + KV caches)");
+  block_throughput_ = epochs_.series("block_throughput", trace::Type::f64, static_cast<std::size_t>(m.blocks),
+                                     "tokens/s (announced, online)");
+  file_.flush();
+}
+
+void JobTrace::append(const EpochRecord& r) {
+  for (std::size_t i = 0; i < scalars_.size(); ++i) scalars_[i].second.append(kColumns[i].get(r));
+  std::vector<std::int32_t> start, end, state;
+  std::vector<double> cs, reload, memory;
+  for (const Measurement& m : r.ranks) {
+    start.push_back(m.span_start);
+    end.push_back(m.span_end);
+    state.push_back(m.state);
+    cs.push_back(m.compute_seconds);
+    reload.push_back(m.reload_seconds);
+    memory.push_back(m.memory_bytes);
+  }
+  span_start_.append_row<std::int32_t>(start);
+  span_end_.append_row<std::int32_t>(end);
+  state_.append_row<std::int32_t>(state);
+  throughput_.append_row<double>(r.announced);
+  compute_.append_row<double>(r.compute);
+  network_.append_row<double>(r.network);
+  compute_seconds_.append_row<double>(cs);
+  reload_.append_row<double>(reload);
+  memory_.append_row<double>(memory);
+  block_throughput_.append_row<double>(r.block_throughput);
+  epochs_.set_attribute("epochs_complete", static_cast<std::int64_t>(++rows_));
+  file_.flush();
+}
+
+void JobTrace::finish(int epochs_run, bool stopped_early) {
+  file_.root().set_attribute("epochs_run", static_cast<std::int64_t>(epochs_run));
+  file_.root().set_attribute("stopped_early", static_cast<std::int64_t>(stopped_early));
+  scalars_.clear();
+  for (trace::Series* s : {&span_start_, &span_end_, &state_, &throughput_, &compute_, &network_, &compute_seconds_,
+                           &reload_, &memory_, &block_throughput_}) {
+    *s = trace::Series();  // close the datasets before the file
+  }
+  epochs_ = trace::Group();
+  file_.finish();
+}
+
+}  // namespace swarm::job

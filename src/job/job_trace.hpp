@@ -1,0 +1,51 @@
+#pragma once
+// swarm_pipe's HDF5 trace (rank 0), in the simulator's conventions (docs/trace.md): one row per
+// epoch in /epochs, per-rank and per-block 2-D datasets, run metadata as root attributes.
+#include <string>
+#include <vector>
+
+#include "swarm/job/protocol.hpp"
+#include "swarm/trace.hpp"
+
+namespace swarm::job {
+
+struct EpochRecord {
+  int epoch = 0;
+  double time = 0;               // s since the start, end of the epoch's traffic
+  double traffic_seconds = 0;
+  double boundary_seconds = 0;   // gather, decide, broadcast, reload (the previous boundary)
+  double swarm_throughput = 0;   // announced, min over blocks (online)
+  double tokens_per_s = 0;       // realised: tokens through the whole pipeline per second
+  double generated_per_s = 0;
+  int moves = 0, joined = 0, left = 0;
+  long sessions_started = 0, sessions_completed = 0, sessions_rerouted = 0, sessions_active = 0;
+  double replay_tokens = 0;
+  double step_p50 = 0, step_p95 = 0, step_p99 = 0, session_p50 = 0, session_p99 = 0;
+  double upper_bound = 0;        // upper_bound strategy: the placement's value (else 0)
+  std::vector<Measurement> ranks;
+  std::vector<double> announced, compute, network;  // per rank, tokens/s
+  std::vector<double> block_throughput;             // per block, announced, online
+};
+
+struct JobMetadata {
+  std::string job_file, job_text, effective, model, backend, transport, strategy;
+  std::uint64_t seed = 0;
+  int ranks = 0, blocks = 0, hidden_size = 0;
+};
+
+class JobTrace {
+ public:
+  JobTrace(trace::File& file, const JobMetadata& meta);
+  void append(const EpochRecord& r);
+  void finish(int epochs_run, bool stopped_early);
+
+ private:
+  trace::File& file_;
+  trace::Group epochs_;
+  std::vector<std::pair<std::string, trace::Series>> scalars_;
+  trace::Series span_start_, span_end_, state_, throughput_, compute_, network_, compute_seconds_, reload_,
+      memory_, block_throughput_;
+  int rows_ = 0;
+};
+
+}  // namespace swarm::job

@@ -1,0 +1,54 @@
+#pragma once
+// One rank's server: its span of blocks on a backend, the emulation of its device class (slower
+// compute, capped links) and the measurements it reports at each epoch boundary.
+#include <chrono>
+#include <memory>
+
+#include "swarm/job/config.hpp"
+#include "swarm/job/protocol.hpp"
+#include "swarm/model/executor.hpp"
+#include "swarm/model/weights.hpp"
+
+namespace swarm::job {
+
+class SpanServer {
+ public:
+  SpanServer(const model::WeightSource& source, model::Backend backend, const DeviceClass& device, int rank,
+             std::size_t max_cache_bytes, int cuda_device);
+
+  /// Loads blocks [start, end) (a joiner or a mover); the time counts as reload downtime.
+  void load(int start, int end);
+  /// Stops serving: drops every session (the weights stay, as a Petals server going offline).
+  void go_offline();
+  [[nodiscard]] RankState state() const { return state_; }
+  void set_online() { state_ = RankState::online; }
+
+  /// Tokens/s through one block, measured Petals-style on the loaded span's first block with a
+  /// throwaway session of `tokens` tokens (best of three, compute emulation included).
+  double benchmark(int tokens);
+
+  /// Runs the header's hop on `hidden` in place (host memory), emulating the class's compute.
+  void forward(const StepHeader& header, float* hidden);
+  void drop(std::uint64_t session);
+
+  /// Activation bytes received and the seconds they took (transport time plus the emulated link
+  /// cap and latency); returns the extra seconds to sleep for the emulation.
+  [[nodiscard]] double emulated_link_delay(double bytes) const;
+  void record_link(double bytes, double seconds);
+
+  /// This epoch's measurements (and resets the epoch counters).
+  [[nodiscard]] Measurement report(int hidden_size);
+
+ private:
+  const model::WeightSource& source_;
+  std::unique_ptr<model::SpanExecutor> executor_;
+  DeviceClass device_;
+  int rank_;
+  RankState state_ = RankState::offline;
+  model::Span span_{};
+  double block_tps_ = 0;  // last measured compute
+  double net_tps_ = 0;    // last measured link, tokens/s
+  double compute_seconds_ = 0, block_tokens_ = 0, bytes_ = 0, link_seconds_ = 0, reload_seconds_ = 0;
+};
+
+}  // namespace swarm::job
