@@ -75,17 +75,19 @@ BoundaryDecision Balancer::initial() {
 BoundaryDecision Balancer::boundary(int epoch) {
   BoundaryDecision d;
   const auto n = static_cast<int>(swarm_.size());
-  // Churn first: scheduled, then random (seeded), never both for one rank.
+  // Churn first: scheduled, then random (seeded) for the ranks without a scheduled event.
   std::vector<char> leaves(static_cast<std::size_t>(n), 0), joins(static_cast<std::size_t>(n), 0);
+  // The job file counts epochs from 1, as the progress lines do; `epoch` counts from 0.
   for (const auto& e : config_.churn.leaves) {
-    if (e.epoch == epoch) leaves[static_cast<std::size_t>(e.rank)] = 1;
+    if (e.epoch == epoch + 1) leaves[static_cast<std::size_t>(e.rank)] = 1;
   }
   for (const auto& e : config_.churn.joins) {
-    if (e.epoch == epoch) joins[static_cast<std::size_t>(e.rank)] = 1;
+    if (e.epoch == epoch + 1) joins[static_cast<std::size_t>(e.rank)] = 1;
   }
   for (int r = 0; r < n; ++r) {
     const bool serving = swarm_[static_cast<std::size_t>(r)].state != ServerState::offline;
     const double u = uniform01(rng_);  // drawn for every rank: the stream does not depend on states
+    if (leaves[r] || joins[r]) continue;  // a scheduled event wins over a random one
     if (serving && config_.churn.leave_probability > 0 && u < config_.churn.leave_probability) leaves[r] = 1;
     if (!serving && config_.churn.join_probability > 0 && u < config_.churn.join_probability) joins[r] = 1;
   }

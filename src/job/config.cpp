@@ -53,8 +53,9 @@ std::vector<Churn::Event> events(const JobFile& job, const std::string& key, int
     long epoch = -1, rank = -1;
     std::string extra;
     if (!(in >> epoch >> rank) || (in >> extra)) job.fail(key, item, "each item must be 'EPOCH RANK'");
-    if (epoch < 1 || epoch >= epochs) {
-      job.fail(key, item, "epoch must be in 1.." + std::to_string(epochs - 1) + " (churn acts at the start of an epoch)");
+    if (epoch < 2 || epoch > epochs) {
+      job.fail(key, item, "epoch must be in 2.." + std::to_string(epochs) +
+                              " (epochs count from 1; churn acts at the boundary before the epoch)");
     }
     if (rank < 0 || rank >= world) job.fail(key, item, "rank must be in 0.." + std::to_string(world - 1));
     out.push_back({static_cast<int>(epoch), static_cast<int>(rank)});
@@ -131,7 +132,7 @@ po::options_description schema() {
       ("workload.concurrency", po::value<long>()->default_value(4), "closed loop: sessions in flight")
       ("workload.arrival", po::value<std::string>()->default_value("closed"), "closed (keep concurrency sessions in flight) or poisson")
       ("workload.rate", po::value<double>()->default_value(2.0), "poisson: new sessions per second")
-      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'EPOCH RANK, ...' (at the start of EPOCH)")
+      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'EPOCH RANK, ...': RANK stops serving at the boundary before EPOCH (epochs count from 1)")
       ("churn.joins", po::value<std::string>()->default_value(""), "scheduled (re)joins 'EPOCH RANK, ...'")
       ("churn.leave_probability", po::value<double>()->default_value(0.0), "chance an online server leaves at a boundary")
       ("churn.join_probability", po::value<double>()->default_value(0.0), "chance an offline server joins at a boundary");

@@ -65,6 +65,8 @@ JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
   const auto n = static_cast<std::size_t>(m.ranks);
   span_start_ = epochs_.series("span_start", trace::Type::i32, n, "block");
   span_end_ = epochs_.series("span_end", trace::Type::i32, n, "block");
+  assigned_start_ = epochs_.series("assigned_span_start", trace::Type::i32, n, "block (rank 0's assignment)");
+  assigned_end_ = epochs_.series("assigned_span_end", trace::Type::i32, n, "block (rank 0's assignment)");
   state_ = epochs_.series("state", trace::Type::i32, n, "0 offline, 1 joining, 2 online");
   throughput_ = epochs_.series("throughput", trace::Type::f64, n, "tokens/s (announced)");
   compute_ = epochs_.series("compute_throughput", trace::Type::f64, n, "tokens/s (compute / ((k+1)/2))");
@@ -91,6 +93,8 @@ void JobTrace::append(const EpochRecord& r) {
   }
   span_start_.append_row<std::int32_t>(start);
   span_end_.append_row<std::int32_t>(end);
+  assigned_start_.append_row<std::int32_t>(r.assigned_start);
+  assigned_end_.append_row<std::int32_t>(r.assigned_end);
   state_.append_row<std::int32_t>(state);
   throughput_.append_row<double>(r.announced);
   compute_.append_row<double>(r.compute);
@@ -107,7 +111,7 @@ void JobTrace::finish(int epochs_run, bool stopped_early) {
   file_.root().set_attribute("epochs_run", static_cast<std::int64_t>(epochs_run));
   file_.root().set_attribute("stopped_early", static_cast<std::int64_t>(stopped_early));
   scalars_.clear();
-  for (trace::Series* s : {&span_start_, &span_end_, &state_, &throughput_, &compute_, &network_, &compute_seconds_,
+  for (trace::Series* s : {&span_start_, &span_end_, &assigned_start_, &assigned_end_, &state_, &throughput_, &compute_, &network_, &compute_seconds_,
                            &reload_, &memory_, &block_throughput_}) {
     *s = trace::Series();  // close the datasets before the file
   }

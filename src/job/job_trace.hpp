@@ -22,7 +22,8 @@ struct EpochRecord {
   double replay_tokens = 0;
   double step_p50 = 0, step_p95 = 0, step_p99 = 0, session_p50 = 0, session_p99 = 0;
   double upper_bound = 0;        // upper_bound strategy: the placement's value (else 0)
-  std::vector<Measurement> ranks;
+  std::vector<Measurement> ranks;                   // what every rank reported (allgathered)
+  std::vector<std::int32_t> assigned_start, assigned_end;  // rank 0's assignment (broadcast)
   std::vector<double> announced, compute, network;  // per rank, tokens/s
   std::vector<double> block_throughput;             // per block, announced, online
 };
@@ -43,7 +44,7 @@ class JobTrace {
   trace::File& file_;
   trace::Group epochs_;
   std::vector<std::pair<std::string, trace::Series>> scalars_;
-  trace::Series span_start_, span_end_, state_, throughput_, compute_, network_, compute_seconds_, reload_,
+  trace::Series span_start_, span_end_, assigned_start_, assigned_end_, state_, throughput_, compute_, network_, compute_seconds_, reload_,
       memory_, block_throughput_;
   int rows_ = 0;
 };

@@ -344,6 +344,10 @@ void Job::record(int epoch, const std::vector<Measurement>& measured, double tra
   r.traffic_seconds = traffic_s;
   r.boundary_seconds = last_boundary_seconds_;
   r.ranks = measured;
+  for (const Server& s : balancer_->swarm().servers()) {
+    r.assigned_start.push_back(s.span.start);
+    r.assigned_end.push_back(s.span.end);
+  }
   r.announced = balancer_->announced();
   r.compute = balancer_->compute();
   r.network = balancer_->network();

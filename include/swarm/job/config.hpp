@@ -30,8 +30,8 @@ struct Churn {
     int epoch;
     int rank;
   };
-  std::vector<Event> leaves;  // the rank stops serving at the start of `epoch`
-  std::vector<Event> joins;   // the rank joins (rule for joiners) at the start of `epoch`
+  std::vector<Event> leaves;  // the rank stops serving at the boundary before `epoch` (from 1)
+  std::vector<Event> joins;   // the rank joins (rule for joiners) at the boundary before `epoch`
   double leave_probability = 0.0;  // per online server per boundary
   double join_probability = 0.0;   // per offline server per boundary
 };

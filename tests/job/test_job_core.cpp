@@ -1,0 +1,190 @@
+// The job's pure pieces: routes, the boundary decisions, the configuration.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "swarm/job/balancer.hpp"
+#include "swarm/job/config.hpp"
+#include "swarm/job/routing.hpp"
+
+namespace swarm::job {
+namespace {
+
+RouteServer server(int rank, int start, int end, double tps, int sessions = 0) {
+  RouteServer s;
+  s.rank = rank;
+  s.span = {start, end};
+  s.online = true;
+  s.block_tokens_per_s = tps;
+  s.sessions = sessions;
+  return s;
+}
+
+void expect_chain(const std::vector<Hop>& route, int blocks) {
+  ASSERT_FALSE(route.empty());
+  EXPECT_EQ(route.front().first, 0);
+  EXPECT_EQ(route.back().last, blocks);
+  for (std::size_t i = 1; i < route.size(); ++i) EXPECT_EQ(route[i].first, route[i - 1].last);
+}
+
+TEST(Routing, CoversAllBlocksAndPrefersFastServers) {
+  const std::vector<RouteServer> servers = {server(0, 0, 4, 100), server(1, 0, 4, 1000), server(2, 4, 8, 100),
+                                            server(3, 2, 8, 1000)};
+  const auto route = shortest_route(8, servers, 1);
+  ASSERT_TRUE(route.has_value());
+  expect_chain(*route, 8);
+  EXPECT_EQ(route->front().rank, 1);  // the fast one
+}
+
+TEST(Routing, DisjointSwarmHasNoRoute) {
+  const std::vector<RouteServer> servers = {server(0, 0, 3, 100), server(1, 4, 8, 100)};
+  EXPECT_FALSE(shortest_route(8, servers, 1).has_value());
+  std::vector<RouteServer> offline = {server(0, 0, 8, 100)};
+  offline[0].online = false;
+  EXPECT_FALSE(shortest_route(8, offline, 1).has_value());
+}
+
+TEST(Routing, LoadSpreadsSessionsOverReplicas) {
+  std::vector<RouteServer> servers = {server(0, 0, 8, 100), server(1, 0, 8, 100)};
+  const auto first = shortest_route(8, servers, 1);
+  ++servers[static_cast<std::size_t>(first->front().rank)].sessions;
+  const auto second = shortest_route(8, servers, 1);
+  EXPECT_NE(first->front().rank, second->front().rank);
+}
+
+TEST(Routing, PartialSpansEnterWhereThePreviousHopEnded) {
+  const std::vector<RouteServer> servers = {server(0, 0, 5, 100), server(1, 3, 8, 100)};
+  const auto route = shortest_route(8, servers, 1);
+  ASSERT_TRUE(route.has_value());
+  ASSERT_EQ(route->size(), 2U);
+  EXPECT_EQ((*route)[1], (Hop{1, 5, 8}));
+}
+
+JobConfig config_with(StrategyKind strategy) {
+  JobConfig c;
+  c.strategy = strategy;
+  c.balance_quality = 0.99;
+  return c;
+}
+
+std::vector<Measurement> measurements(const std::vector<double>& tps) {
+  std::vector<Measurement> out;
+  for (std::size_t r = 0; r < tps.size(); ++r) {
+    Measurement m;
+    m.rank = static_cast<int>(r);
+    m.block_tokens_per_s = tps[r];
+    out.push_back(m);
+  }
+  return out;
+}
+
+TEST(Balancer, InitialPlacementCoversTheModelWithRuleOne) {
+  const JobConfig c = config_with(StrategyKind::new_only);
+  Balancer b(c, 8, {4, 4, 4, 4});
+  b.update(measurements({100, 100, 100, 100}));
+  const BoundaryDecision d = b.initial();
+  ASSERT_EQ(d.assignment.size(), 4U);
+  EXPECT_EQ(d.joined.size(), 4U);
+  std::vector<int> cover(8, 0);
+  for (const Assignment& a : d.assignment) {
+    EXPECT_EQ(a.reload, 1);
+    EXPECT_EQ(a.span_end - a.span_start, 4);
+    for (int x = a.span_start; x < a.span_end; ++x) ++cover[static_cast<std::size_t>(x)];
+  }
+  for (int x : cover) EXPECT_EQ(x, 2);  // rule 1 spreads two replicas evenly
+  EXPECT_GT(swarm_throughput(b.swarm(), ServerState::online), 0);
+}
+
+TEST(Balancer, ScheduledChurnActsAtItsBoundary) {
+  JobConfig c = config_with(StrategyKind::new_only);
+  c.churn.leaves = {{3, 1}};  // rank 1 leaves before epoch 3 (counted from 1)
+  c.churn.joins = {{4, 1}};
+  Balancer b(c, 8, {4, 4, 4, 4});
+  b.update(measurements({100, 100, 100, 100}));
+  (void)b.initial();
+  EXPECT_TRUE(b.boundary(1).left.empty());  // before epoch 2
+  const BoundaryDecision leave = b.boundary(2);  // before epoch 3
+  EXPECT_EQ(leave.left, (std::vector<int>{1}));
+  EXPECT_EQ(leave.assignment[1].state, static_cast<std::int32_t>(RankState::offline));
+  const BoundaryDecision join = b.boundary(3);
+  EXPECT_EQ(join.joined, (std::vector<int>{1}));
+  EXPECT_EQ(join.assignment[1].reload, 1);
+  EXPECT_EQ(join.assignment[1].state, static_cast<std::int32_t>(RankState::online));
+}
+
+TEST(Balancer, FullBalancingMovesAServerOffACrowdedSpan) {
+  const JobConfig c = config_with(StrategyKind::full);
+  Balancer b(c, 8, {4, 4, 4});
+  b.update(measurements({100, 100, 100}));
+  (void)b.initial();  // ranks 0 and 2 on blocks 0-3, rank 1 alone on 4-7
+  // Rank 1 turns out slow: rule 2 should move rank 0 or 2 to the starved half.
+  b.update(measurements({1000, 50, 1000}));
+  const BoundaryDecision d = b.boundary(1);
+  ASSERT_FALSE(d.moves.empty());
+  for (const Move& m : d.moves) {
+    const int r = std::stoi(m.id.substr(1));
+    EXPECT_EQ(d.assignment[static_cast<std::size_t>(r)].reload, 1);
+    EXPECT_EQ(d.assignment[static_cast<std::size_t>(r)].span_start, m.to.start);
+  }
+}
+
+TEST(Balancer, UpperBoundReportsItsPlacement) {
+  const JobConfig c = config_with(StrategyKind::upper_bound);
+  Balancer b(c, 8, {4, 4, 4, 4});
+  b.update(measurements({100, 200, 300, 400}));
+  (void)b.initial();
+  const BoundaryDecision d = b.boundary(1);
+  ASSERT_TRUE(d.placement.has_value());
+  EXPECT_NEAR(d.placement->value, swarm_throughput(b.swarm(), ServerState::online), 1e-9);
+}
+
+std::string config_error(const std::string& text, std::vector<std::string> args = {}, int world = 4) {
+  const auto path = std::filesystem::temp_directory_path() / "swarm_job_test.ini";
+  std::ofstream(path) << text;
+  const std::string tables[] = {"class"};
+  try {
+    const JobFile job(path, schema(), tables, std::move(args));
+    (void)load_config(job, world);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(JobConfig, RejectsBadValuesNamingKeyAndValue) {
+  const auto expect = [](const std::string& msg, std::initializer_list<const char*> parts) {
+    ASSERT_FALSE(msg.empty());
+    EXPECT_NE(msg.find("swarm_job_test.ini"), std::string::npos) << msg;
+    for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << p << " not in " << msg;
+  };
+  expect(config_error("[run]\nepochs = 0\n"), {"run.epochs", "0"});
+  expect(config_error("[run]\nstrategy = magic\n"), {"run.strategy", "magic"});
+  expect(config_error("[run]\nbogus = 1\n"), {"run.bogus"});
+  expect(config_error("[model]\nheads = 3\n"), {"model.heads", "3"});
+  expect(config_error("[model]\nkv_heads = 3\n"), {"model.kv_heads", "3"});
+  expect(config_error("[servers]\nspan = 99\n"), {"servers.span", "99"});
+  expect(config_error("[servers]\nclasses = fast\n"), {"servers.classes", "fast"});
+  expect(config_error("[class.fast]\ncompute_factor = 0.5\n"), {"class.fast.compute_factor", "0.5"});
+  expect(config_error("[churn]\nleaves = 2 9\n"), {"churn.leaves", "2 9"});
+  expect(config_error("[churn]\nleaves = 1 0\n"), {"churn.leaves", "1 0"});
+  expect(config_error("[workload]\narrival = bursty\n"), {"workload.arrival", "bursty"});
+  EXPECT_NE(config_error("", {"--prompt-tokens", "1,x"}).find("prompt-tokens"), std::string::npos);
+  EXPECT_EQ(config_error("[run]\nepochs = 3\n"), "");
+}
+
+TEST(JobConfig, SpansAndClassesPerRank) {
+  JobConfig c;
+  c.classes = {{"fast", 1, 0, 0, 6}, {"slow", 3, 0, 0, 0}};
+  c.rank_classes = {"fast", "slow"};
+  c.span = 3;
+  EXPECT_EQ(c.span_of(0, 4, 8), 6);
+  EXPECT_EQ(c.span_of(1, 4, 8), 3);
+  EXPECT_EQ(c.class_of(3).name, "slow");
+  JobConfig automatic;
+  EXPECT_EQ(automatic.span_of(0, 4, 8), 4);  // ceil(2 * 8 / 4): two replicas per block
+  EXPECT_EQ(automatic.span_of(0, 1, 8), 8);
+}
+
+}  // namespace
+}  // namespace swarm::job

@@ -1,0 +1,319 @@
+"""swarm_pipe end to end under mpiexec. One case per ctest:
+
+  generation  greedy generation through 1 and 3 ranks equals the Hugging Face goldens (tokens
+              exactly, logits within 1e-4 of the largest) and the runs agree bitwise; random
+              weights with uneven splits agree across 1, 2 and 4 ranks
+  epochs      the demo job: trace complete, the allgathered measurements reached rank 0 (every
+              rank has numbers), the broadcast assignment reached every rank (what ranks report
+              loading equals rank 0's assignment), realised throughput recorded
+  churn       scheduled and random leaves and joins: sessions rerouted, none lost
+  bad_input   bad keys, values and checkpoints, a model too big, too few ranks, an unwritable
+              trace: exit 2 within seconds, one message naming the file/key/tensor, no trace
+              passed off as complete
+  signals     SIGTERM ends the job at the next boundary with a complete trace; a rank killed
+              outright brings the job down promptly and the trace stays incomplete
+
+usage: test_pipe.py CASE --binary swarm_pipe --mpiexec mpiexec --source SRC --work DIR
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL", what, flush=True)
+    else:
+        print("ok  ", what, flush=True)
+
+
+class Runner:
+    def __init__(self, args):
+        self.binary, self.mpiexec, self.src, self.work = args.binary, args.mpiexec, args.source, args.work
+        os.makedirs(self.work, exist_ok=True)
+
+    def cmd(self, ranks, *args):
+        return [self.mpiexec, "-n", str(ranks), "--oversubscribe", self.binary, *args]
+
+    def run(self, ranks, *args, timeout=300):
+        began = time.time()
+        p = subprocess.run(self.cmd(ranks, *args), capture_output=True, text=True, timeout=timeout, cwd=self.src)
+        p.seconds = time.time() - began
+        return p
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+
+TINY = """
+[model]
+layers = 8
+hidden_size = 64
+intermediate_size = 172
+heads = 4
+kv_heads = 2
+vocab_size = 256
+[run]
+epochs = {epochs}
+epoch_seconds = {seconds}
+strategy = {strategy}
+[servers]
+span = {span}
+[workload]
+prompt_tokens = 8
+new_tokens = {new}
+concurrency = 4
+"""
+
+
+def tiny(epochs=3, seconds=0.4, strategy="full", span=4, new=6, extra=""):
+    return TINY.format(epochs=epochs, seconds=seconds, strategy=strategy, span=span, new=new) + extra
+
+
+# ---------------------------------------------------------------------------------------------
+def case_generation(r):
+    for fixture in ["tiny_f32_tied", "tiny_bf16_sharded", "tiny_f16_headdim_bias"]:
+        d = os.path.join(r.src, "tests", "data", "model", fixture)
+        expected = json.load(open(os.path.join(d, "expected.json")))
+        prompt = expected["prompt"][0]
+        new = len(expected["tokens"][0])
+        outputs = {}
+        for ranks in (1, 3):
+            out = r.path(f"{fixture}_{ranks}.h5")
+            split = ["--servers.span", "2"] if ranks > 1 else []  # three ranks, uneven spans
+            p = r.run(ranks, "--model-dir", d, "--prompt-tokens", ",".join(map(str, prompt)),
+                      "--max-new-tokens", str(new), "--dump-output", out, "--quiet", *split)
+            check(p.returncode == 0, f"{fixture}: {ranks} rank(s) exit 0 ({p.stderr[-300:]})")
+            if p.returncode != 0:
+                continue
+            with h5py.File(out, "r") as h:
+                tokens = h["output/tokens"][:]
+                logits = h["output/logits"][:]
+                check(h["output/tokens"].dtype == np.int64 and h["output/logits"].dtype == np.float32,
+                      f"{fixture}: dtypes int64 / float32")
+            outputs[ranks] = (tokens, logits)
+            golden = np.array(expected["logits"])[:, 0, :]
+            check(list(tokens) == prompt + expected["tokens"][0], f"{fixture}: {ranks} rank(s) tokens equal HF")
+            rel = np.abs(logits - golden).max() / np.abs(golden).max()
+            check(rel <= 1e-4, f"{fixture}: {ranks} rank(s) logits within 1e-4 of HF (max rel {rel:.2e})")
+        if len(outputs) == 2:
+            check(np.array_equal(outputs[1][1], outputs[3][1]), f"{fixture}: 1 and 3 ranks agree bitwise")
+
+    # Random weights, uneven spans: 1, 2 and 4 ranks.
+    results = []
+    for ranks, span in ((1, 8), (2, 5), (4, 3)):
+        out = r.path(f"random_{ranks}.h5")
+        p = r.run(ranks, "--model.layers", "8", "--prompt-tokens", "3,1,4,1,5,9,2,6", "--max-new-tokens", "6",
+                  "--dump-output", out, "--servers.span", str(span), "--quiet")
+        check(p.returncode == 0, f"random weights: {ranks} ranks exit 0 ({p.stderr[-300:]})")
+        if p.returncode == 0:
+            with h5py.File(out, "r") as h:
+                results.append((h["output/tokens"][:], h["output/logits"][:]))
+    if len(results) == 3:
+        for (t, l), ranks in zip(results[1:], (2, 4)):
+            diff = np.abs(l - results[0][1]).max() / max(1e-30, np.abs(results[0][1]).max())
+            check(np.array_equal(t, results[0][0]) and diff <= 1e-5,
+                  f"random weights: {ranks} ranks equal 1 rank (max rel {diff:.1e})")
+
+
+def case_epochs(r):
+    job = r.write("demo.ini", tiny(epochs=4, seconds=0.4, extra="[servers]\nclasses = a, a, a, slow\n"
+                                   "[class.a]\ncompute_factor = 1\n[class.slow]\ncompute_factor = 4\n")
+                  .replace("[servers]\nspan = 4\n", ""))
+    trace = r.path("demo.h5")
+    p = r.run(4, "--job", job, "--trace", trace, "--servers.span", "4", "--run.balance_quality", "0.95")
+    check(p.returncode == 0, f"demo job exits 0 ({p.stderr[-500:]})")
+    check("epoch    4/4" in p.stdout and "tokens/s" in p.stdout, "one progress line per epoch")
+    check("(realised)" in p.stdout and "# total:" in p.stdout, "summary table printed")
+    with h5py.File(trace, "r") as h:
+        e = h["epochs"]
+        check(h.attrs["complete"] == 1 and e.attrs["epochs_complete"] == 4, "trace complete, 4 epochs")
+        check(e["span_start"].shape == (4, 4) and e["block_throughput"].shape == (4, 8), "per-rank and per-block shapes")
+        check(np.array_equal(e["span_start"][:], e["assigned_span_start"][:]) and
+              np.array_equal(e["span_end"][:], e["assigned_span_end"][:]),
+              "every rank loaded what rank 0 broadcast")
+        check(np.all(e["throughput"][:] > 0) and np.all(e["compute_throughput"][:] > 0),
+              "measurements of every rank reached rank 0")
+        thr = e["compute_throughput"][:]
+        check(np.all(thr[:, 3] < thr[:, :3].min(axis=1)), "the slow class measures slower")
+        check(np.all(e["tokens_per_s"][:] > 0) and np.all(e["swarm_throughput"][:] > 0), "throughput recorded")
+        check(np.all(e["sessions_completed"][:] > 0), "sessions complete in every epoch")
+        for key in ["job_text", "effective_config", "model", "version", "strategy"]:
+            check(key in h.attrs, f"metadata {key}")
+
+
+def case_churn(r):
+    job = r.write("churn.ini", tiny(epochs=7, seconds=0.4, new=20,
+                                    extra="[churn]\nleaves = 3 2, 5 3\njoins = 5 2, 6 3\n"
+                                          "leave_probability = 0.15\njoin_probability = 0.5\n"))
+    trace = r.path("churn.h5")
+    p = r.run(4, "--job", job, "--trace", trace, "--run.seed", "11")
+    check(p.returncode == 0, f"churn job exits 0 ({p.stderr[-500:]})")
+    with h5py.File(trace, "r") as h:
+        e = h["epochs"]
+        issued, done, active = e["sessions_issued"][:], e["sessions_completed"][:], e["sessions_active"][:]
+        check(issued.sum() == done.sum() + active[-1], f"no session lost: {issued.sum()} issued = "
+                                                      f"{done.sum()} completed + {active[-1]} still running")
+        check(e["left"][:].sum() >= 2 and e["joined"][:].sum() >= 4 + 2, "scheduled leaves and joins happened")
+        state = e["state"][:]
+        check(state[2, 2] == 0 and state[4, 2] == 2, "rank 2 offline in epoch 3, back in epoch 5")
+        check(e["sessions_rerouted"][:].sum() > 0 and e["replay_tokens"][:].sum() > 0,
+              "sessions crossing a leaving rank were rerouted and replayed")
+
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, dtype, shape, raw bytes)."""
+    header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    return [(k, v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in header.items() if k != "__metadata__"]
+
+
+def broken_checkpoint(r, name, mutate):
+    src = os.path.join(r.src, "tests", "data", "model", "tiny_f32_tied")
+    dst = r.path(name)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.makedirs(dst)
+    shutil.copy(os.path.join(src, "config.json"), dst)
+    write_safetensors(os.path.join(dst, "model.safetensors"), mutate(read_safetensors(os.path.join(src, "model.safetensors"))))
+    return dst
+
+
+def case_bad_input(r):
+    good = r.write("good.ini", tiny())
+
+    def expect_failure(what, ranks, args, words, trace=None):
+        p = r.run(ranks, *args, timeout=120)
+        lines = [l for l in p.stderr.splitlines() if l.startswith("swarm_pipe:")]
+        check(p.returncode != 0 and p.seconds < 60, f"{what}: non-zero exit within seconds ({p.returncode}, {p.seconds:.1f} s)")
+        check(len(lines) == 1, f"{what}: exactly one message ({lines})")
+        check(all(w in p.stderr for w in words), f"{what}: message names {words}: {p.stderr.strip()[:400]!r}")
+        if trace:
+            complete = False
+            if os.path.exists(trace):
+                with h5py.File(trace, "r") as h:
+                    complete = h.attrs.get("complete", 0) == 1
+            check(not complete, f"{what}: no complete trace left")
+
+    t = r.path("bad.h5")
+    expect_failure("unknown key", 3, ["--job", r.write("b1.ini", tiny() + "[run]\nwarp = 9\n"), "--trace", t],
+                   ["run.warp", "b1.ini"], t)
+    expect_failure("bad value", 3, ["--job", r.write("b2.ini", tiny(strategy="best")), "--trace", t],
+                   ["run.strategy", "best", "b2.ini"], t)
+    expect_failure("override", 2, ["--job", good, "--trace", t, "--run.epoch_seconds", "-1"],
+                   ["run.epoch_seconds", "-1"], t)
+    expect_failure("too few ranks", 2, ["--job", good, "--trace", t, "--servers.span", "3"],
+                   ["servers.span", "more ranks"], t)
+    expect_failure("model too big", 2, ["--job", good, "--trace", t, "--servers.memory_mb", "0.01"],
+                   ["servers.memory_mb", "too big"], t)
+    expect_failure("unwritable trace", 2, ["--job", good, "--trace", "/nonexistent-dir/x.h5"],
+                   ["/nonexistent-dir/x.h5"])
+    expect_failure("token outside the vocabulary", 2, ["--prompt-tokens", "1,999", "--model.vocab_size", "256"],
+                   ["prompt-tokens", "999"])
+    missing = broken_checkpoint(r, "missing", lambda ts: [x for x in ts if x[0] != "model.layers.3.self_attn.k_proj.weight"])
+    expect_failure("missing tensor", 3, ["--job", good, "--model.dir", missing, "--trace", t, "--servers.span", "2"],
+                   ["model.layers.3.self_attn.k_proj.weight"], t)
+
+    def reshape(ts):
+        out = []
+        for name, dtype, shape, raw in ts:
+            if name == "model.layers.1.mlp.up_proj.weight":
+                shape = [shape[0] // 2, shape[1]]
+                raw = raw[:len(raw) // 2]
+            out.append((name, dtype, shape, raw))
+        return out
+    misshaped = broken_checkpoint(r, "misshaped", reshape)
+    expect_failure("mis-shaped tensor", 3, ["--job", good, "--model.dir", misshaped, "--trace", t, "--servers.span", "2"],
+                   ["model.layers.1.mlp.up_proj.weight"], t)
+
+
+def case_signals(r):
+    job = r.write("long.ini", tiny(epochs=1000, seconds=0.3))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        trace = r.path(f"signal{int(sig)}.h5")
+        proc = subprocess.Popen(r.cmd(3, "--job", job, "--trace", trace, "--quiet"), cwd=r.src,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        time.sleep(6)
+        began = time.time()
+        if sig == signal.SIGTERM:
+            proc.send_signal(signal.SIGTERM)  # mpiexec forwards it to every rank
+        else:
+            # Kill one rank outright: the job must come down, not hang.
+            ranks = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "swarm_pipe"], capture_output=True, text=True)
+            pids = [int(x) for x in ranks.stdout.split()]
+            check(len(pids) == 3, f"three ranks found ({pids})")
+            if pids:
+                os.kill(pids[-1], signal.SIGKILL)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        took = time.time() - began
+        with h5py.File(trace, "r") as h:
+            rows = h["epochs"].attrs["epochs_complete"]
+            check(rows > 0, f"signal {int(sig)}: epochs written before the signal ({rows})")
+            if sig == signal.SIGTERM:
+                # Each rank exits 3; mpiexec itself reports 1 after forwarding a signal.
+                out = proc.stdout.read().decode()
+                check(proc.returncode != 0 and "# total:" in out, f"SIGTERM: summary printed, non-zero exit ({proc.returncode})")
+                check(h.attrs["complete"] == 1 and h.attrs["stopped_early"] == 1, "SIGTERM: trace complete, stopped early")
+                check(took < 30, f"SIGTERM: ended at the next boundary ({took:.1f} s)")
+            else:
+                check(proc.returncode != 0, f"killed rank: job exits non-zero ({proc.returncode})")
+                check(h.attrs["complete"] == 0, "killed rank: trace not marked complete")
+                check(took < 60, f"killed rank: job down within a minute ({took:.1f} s)")
+        check(subprocess.run(["h5dump", "-H", trace], capture_output=True).returncode == 0, f"signal {int(sig)}: h5dump reads it")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case")
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--mpiexec", required=True)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--work", required=True)
+    args = parser.parse_args()
+    r = Runner(args)
+    {"generation": case_generation, "epochs": case_epochs, "churn": case_churn, "bad_input": case_bad_input,
+     "signals": case_signals}[args.case](r)
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
