@@ -73,8 +73,8 @@ fail() { echo "pipeline: error: $*" >&2; exit 2; }
 # ------------------------------------------------------------------------------------------
 # Submit mode
 # ------------------------------------------------------------------------------------------
-cluster_gpus_per_node() {  # the most GPUs (gres gpu) a node of the partition has, 0 if none
-  local partition=${SBATCH_PARTITION:-} line part gres item n max=0
+cluster_gpus_per_node() {  # PARTITION: the most GPUs (gres gpu) one of its nodes has, 0 if none
+  local partition=$1 line part gres item n max=0
   while read -r part gres; do
     [[ -z $part ]] && continue
     if [[ -n $partition ]]; then
@@ -95,8 +95,16 @@ cluster_gpus_per_node() {  # the most GPUs (gres gpu) a node of the partition ha
 
 submit() {
   command -v sbatch >/dev/null || fail "sbatch not found: not on a Slurm cluster?"
-  local gpus=${SWARM_GPUS_PER_NODE:-auto} args=() extra=()
-  [[ $gpus == auto ]] && gpus=$(cluster_gpus_per_node)
+  local gpus=${SWARM_GPUS_PER_NODE:-auto} args=() extra=() partition=${SBATCH_PARTITION:-} i
+  read -r -a extra <<<"${SWARM_SBATCH_ARGS:-}"
+  for ((i = 0; i < ${#extra[@]}; i++)); do  # the partition the job goes to decides "auto"
+    case ${extra[i]} in
+      -p | --partition) partition=${extra[i + 1]:-} ;;
+      -p?*) partition=${extra[i]#-p} ;;
+      --partition=*) partition=${extra[i]#--partition=} ;;
+    esac
+  done
+  [[ $gpus == auto ]] && gpus=$(cluster_gpus_per_node "$partition")
   [[ $gpus =~ ^[0-9]+$ ]] || fail "SWARM_GPUS_PER_NODE must be auto or a number, not '$gpus'"
   [[ -n ${SWARM_NODES:-} ]] && args+=(--nodes="$SWARM_NODES")
   if [[ -n ${SWARM_TASKS_PER_NODE:-} ]]; then
@@ -108,8 +116,8 @@ submit() {
   [[ -n ${SWARM_CPUS_PER_TASK:-} ]] && args+=(--cpus-per-task="$SWARM_CPUS_PER_TASK")
   [[ -n ${SWARM_TIME:-} ]] && args+=(--time="$SWARM_TIME")
   [[ ${SWARM_WAIT:-0} == 1 ]] && args+=(--wait)
-  read -r -a extra <<<"${SWARM_SBATCH_ARGS:-}"
   export SWARM_GPUS_PER_NODE=$gpus  # the job checks that it got them
+  export SWARM_MODE=run             # and runs, whatever mode this call was asked for
   say "submitting: sbatch ${args[*]} ${extra[*]} $0 $*"
   exec sbatch "${args[@]}" "${extra[@]}" "$0" "$@"
 }
