@@ -43,6 +43,11 @@
 #                      --ntasks-per-node=N --gpus-per-task=1; 0 asks for no GPU; auto takes
 #                      N from the GPUs (gres gpu) sinfo reports for the partition (0 if none).
 #                      Run mode: N > 0 makes the job fail early if the allocation has no GPU.
+#   SWARM_GPU_VISIBILITY
+#                      node | task [node]: node = every rank sees all the job's GPUs on its
+#                      node and swarm_pipe picks local rank % GPUs (what its NCCL transport
+#                      needs), even when sbatch was given --gpus-per-task; task = Slurm's
+#                      per-task binding (each rank sees one GPU; swarm_pipe then uses MPI)
 #   OMP_NUM_THREADS    [--cpus-per-task of the job] set for the ranks when unset
 # Submit mode only (running the script outside an allocation):
 #   SWARM_NODES          --nodes [the #SBATCH default: 1]
@@ -161,6 +166,30 @@ if [[ $want_gpus =~ ^[0-9]+$ ]] && ((want_gpus > 0 && gpus_on_node == 0)) &&
   [[ -z ${CUDA_VISIBLE_DEVICES:-} ]]; then
   fail "SWARM_GPUS_PER_NODE=$want_gpus but this allocation has no GPU (ask sbatch for --gpus-per-task=1)"
 fi
+# Which GPUs a rank sees. swarm_pipe picks its GPU itself (local rank % visible GPUs) and uses
+# NCCL only when a node has no more ranks than visible GPUs (docs/comm.md): with Slurm's
+# per-task binding (--gpus-per-task) every rank would see one GPU, count as sharing it and fall
+# back to MPI transfers. "node" (default) gives the job step all the job's GPUs of the node
+# without per-task binding: the per-task request is dropped from the launcher's environment
+# (srun, and the srun mpirun starts its daemons with). "task" keeps Slurm's binding.
+gpu_visibility=${SWARM_GPU_VISIBILITY:-node}
+case $gpu_visibility in
+  node)
+    unset SLURM_GPUS_PER_TASK
+    if [[ -n ${SLURM_TRES_PER_TASK:-} ]]; then  # Slurm >= 23.11 passes --gpus-per-task here
+      tres=()
+      IFS=, read -r -a items <<<"$SLURM_TRES_PER_TASK"
+      for item in "${items[@]}"; do [[ $item == gres/gpu* ]] || tres+=("$item"); done
+      if ((${#tres[@]})); then
+        SLURM_TRES_PER_TASK=$(IFS=,; echo "${tres[*]}")
+      else
+        unset SLURM_TRES_PER_TASK
+      fi
+    fi
+    ;;
+  task) ;;
+  *) fail "SWARM_GPU_VISIBILITY must be node or task, not '$gpu_visibility'" ;;
+esac
 
 launcher=${SWARM_LAUNCHER:-auto}
 if [[ $launcher == auto ]]; then
@@ -202,7 +231,9 @@ time_limit=$(squeue -h -j "$SLURM_JOB_ID" -o %l 2>/dev/null || true)
 say "job ${SLURM_JOB_ID} (${SLURM_JOB_NAME:-?}) on ${SLURM_JOB_NUM_NODES:-?} node(s) ${SLURM_JOB_NODELIST:-?}, time limit ${time_limit:-?}"
 say "tasks ${SLURM_NTASKS:-?} (per node ${SLURM_TASKS_PER_NODE:-?}), CPUs per task ${SLURM_CPUS_PER_TASK:-?}, OMP_NUM_THREADS ${OMP_NUM_THREADS:-unset}"
 if ((gpus_on_node > 0)) || [[ -n ${CUDA_VISIBLE_DEVICES:-} ]]; then
-  say "GPUs on this node ${gpus_on_node}, per task ${SLURM_GPUS_PER_TASK:-?}, CUDA_VISIBLE_DEVICES ${CUDA_VISIBLE_DEVICES:-unset}"
+  sees="all of its node's"
+  [[ $gpu_visibility == node ]] || sees="its own only (Slurm's per-task binding)"
+  say "GPUs on this node ${gpus_on_node} (CUDA_VISIBLE_DEVICES ${CUDA_VISIBLE_DEVICES:-unset}); a rank sees ${sees} (SWARM_GPU_VISIBILITY=${gpu_visibility})"
 else
   say "GPUs: none in this allocation (SWARM_GPUS_PER_NODE=${want_gpus})"
 fi

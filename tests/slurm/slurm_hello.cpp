@@ -5,15 +5,18 @@
 //   * runs under MPI (launched by `srun --mpi=pmix` or `mpirun`),
 //   * ends at the next "epoch boundary" after a SIGTERM (or SIGINT) reaches any rank: every
 //     epoch (100 ms) the ranks agree by MPI_Allreduce whether one saw a signal,
-//   * writes an HDF5 trace whose root attribute `complete` is 1 when the run finished,
-//   * exits with a chosen code.
+//   * writes an HDF5 trace whose root attribute `complete` is 1 when the run finished (and
+//     `stopped_early` 1 after a signal),
+//   * exits 3 when a signal stopped it early, as swarm_pipe does (docs/job.md), else with a
+//     chosen code.
 // Options of its own (anything else is an override and is only recorded):
 //   --marker PREFIX     each rank writes PREFIX.<rank>: its arguments, CUDA_VISIBLE_DEVICES,
 //                       "ready", the signal it saw ("signal=15", or "signal=0"), "exit=<code>"
 //   --exit-code N       exit status of rank --fail-rank (default rank 0); the others exit 0
 //   --fail-rank R
-//   --wait-signal SECS  run epochs until a signal arrives; exit 3 if none came within SECS
-// Exit codes: 0 success, N from --exit-code, 2 usage error, 3 no signal within --wait-signal.
+//   --wait-signal SECS  run epochs until a signal arrives; exit 4 if none came within SECS
+// Exit codes: 0 success, N from --exit-code, 2 usage error, 3 stopped early by a signal (trace
+// complete), 4 no signal within --wait-signal, 5 the trace could not be written.
 #include <mpi.h>
 #include <hdf5.h>
 
@@ -95,7 +98,7 @@ class Marker {
   std::ofstream out_;
 };
 
-bool write_trace(const std::string& path, int ranks, int epochs, int signal) {
+bool write_trace(const std::string& path, int ranks, int epochs, int signal, bool stopped_early) {
   hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file < 0) return false;
   bool ok = true;
@@ -109,6 +112,7 @@ bool write_trace(const std::string& path, int ranks, int epochs, int signal) {
   attr("ranks", ranks);
   attr("epochs", epochs);
   attr("signal", signal);
+  attr("stopped_early", stopped_early ? 1 : 0);
   attr("complete", 1);
   ok = H5Fclose(file) >= 0 && ok;
   return ok;
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
 
   int epochs = 0;
   int status = 0;
+  bool stopped_early = false;
   if (o.wait_signal >= 0) {
     marker.line("ready");
     const auto deadline = std::chrono::steady_clock::now() +
@@ -158,9 +163,12 @@ int main(int argc, char** argv) {
       int late = std::chrono::steady_clock::now() > deadline ? 1 : 0, timeout = 0;
       MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
       MPI_Allreduce(&late, &timeout, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-      if (any) break;
+      if (any) {
+        stopped_early = true;
+        break;
+      }
       if (timeout) {
-        status = 3;
+        status = 4;
         break;
       }
     }
@@ -178,10 +186,11 @@ int main(int argc, char** argv) {
 
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0 && !o.trace.empty() && status == 0 &&
-      !write_trace(o.trace, size, epochs, static_cast<int>(g_signal))) {
+      !write_trace(o.trace, size, epochs, static_cast<int>(g_signal), stopped_early)) {
     std::fprintf(stderr, "slurm_hello: cannot write trace %s\n", o.trace.c_str());
-    status = 4;
+    status = 5;
   }
+  if (status == 0 && stopped_early) status = 3;
   if (status == 0 && rank == o.fail_rank) status = o.exit_code;
   marker.line("exit=" + std::to_string(status));
   MPI_Finalize();

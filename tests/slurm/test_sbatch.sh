@@ -12,13 +12,13 @@
 #     - a failing rank: its exit code (7) comes back through sbatch --wait, srun and mpirun
 #     - the submit mode (the script run outside Slurm, SWARM_GPUS_PER_NODE=auto finds no GPU)
 #     - with 2 pretend GPUs (the cluster restarted with SWARM_CLUSTER_GPUS=2): auto asks for
-#       one GPU per rank and each rank sees its own; SWARM_GPUS_PER_NODE=2 without a GPU
-#       request fails early with exit code 2
+#       one GPU per rank and every rank sees both (SWARM_GPU_VISIBILITY=node), or only its own
+#       (=task); SWARM_GPUS_PER_NODE=2 without a GPU request fails early with exit code 2
 #     - a missing binary: exit code 2 and the message
 #     - SIGTERM: `scancel --batch --signal=TERM` (what --signal=B:TERM@120 does before the time
 #       limit) reaches every rank through the script, srun and mpirun; `scancel --signal=TERM`
-#       reaches them directly; the job then ends at its epoch boundary with exit 0 and a
-#       complete trace
+#       reaches them directly; the job then ends at its epoch boundary with swarm_pipe's exit
+#       code 3 (stopped early) and a complete trace
 #   with BUILD_DIR/bin/swarm_pipe, once it exists: the real job (SWARM_TEST_JOB, default
 #   jobs/demo.ini) on SWARM_TEST_NTASKS (2) ranks: exit 0 and a trace with complete=1; a
 #   missing job file is a failure. SWARM_TEST_REAL=0 skips it.
@@ -198,16 +198,18 @@ signal_case() {  # NAME LAUNCHER [SCANCEL_OPTION]
   [[ -n $id ]] || fail "$name: job not in squeue"
   scancel "${how[@]}" --signal=TERM "$id"
   wait "$bg" || rc=$?
-  ((rc == 0)) || fail "$name: sbatch --wait returned $rc after SIGTERM, expected 0"
+  # 3 = stopped early by a signal, trace complete (swarm_pipe's code, docs/job.md)
+  ((rc == 3)) || fail "$name: sbatch --wait returned $rc after SIGTERM, expected 3"
   markers_say "$OUT/$name.m" "signal=15"
-  expect_in "$LAST_OUT" "slurm_hello: signal 15 seen" "pipeline: $launcher exited with 0"
+  markers_say "$OUT/$name.m" "exit=3"
+  expect_in "$LAST_OUT" "slurm_hello: signal 15 seen" "pipeline: $launcher exited with 3"
   if ((${#how[@]})); then
     expect_in "$LAST_OUT" "pipeline: SIGTERM received"
   else  # straight to the step: the script is not involved
     if grep -q "pipeline: SIGTERM received" "$LAST_OUT"; then fail "$name: the batch script was signalled too"; fi
   fi
   trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete after SIGTERM"
-  pass "$name: scancel ${how[*]:+${how[*]} }--signal=TERM reached both ranks, exit 0, trace complete=1"
+  pass "$name: scancel ${how[*]:+${how[*]} }--signal=TERM reached both ranks, exit 3 (stopped early), trace complete=1"
 }
 signal_case term-batch-srun srun --batch
 signal_case term-batch-mpirun mpirun --batch
@@ -244,12 +246,19 @@ SWARM_PIPE=$HELLO SWARM_TRACE=none SWARM_WAIT=1 SWARM_CPUS_PER_TASK=1 SWARM_TIME
   timeout 90 "$PIPELINE" "$JOBFILE" --marker "$OUT/$name.m" >"$OUT/$name.submit" || rc=$?
 ((rc == 0)) || fail "$name: returned $rc ($(cat "$OUT/$name.submit"))"
 expect_in "$OUT/$name.submit" "sbatch --ntasks-per-node=2 --gpus-per-task=1 --cpus-per-task=1"
-expect_in "$LAST_OUT" "pipeline: tasks 2" "GPUs on this node 2, per task 1"
+expect_in "$LAST_OUT" "pipeline: tasks 2" "GPUs on this node 2" "SWARM_GPU_VISIBILITY=node"
+markers_say "$OUT/$name.m" "cuda_visible_devices=0,1"
+pass "$name: auto found 2 GPUs per node, asked for one per rank; each rank sees both (it picks local rank % 2)"
+
+CASE_T0=$SECONDS
+name=gpu-task-binding
+SWARM_PIPE=$HELLO SWARM_TRACE=none SWARM_GPU_VISIBILITY=task \
+  run_wait "$name" 0 --gpus-per-task=1 -- "$JOBFILE" --marker "$OUT/$name.m"
 gpu0=$(sed -n 's/^cuda_visible_devices=//p' "$OUT/$name.m.0")
 gpu1=$(sed -n 's/^cuda_visible_devices=//p' "$OUT/$name.m.1")
 [[ $gpu0 =~ ^[0-9]+$ && $gpu1 =~ ^[0-9]+$ && $gpu0 != "$gpu1" ]] ||
   fail "$name: ranks should see one GPU each, saw '$gpu0' and '$gpu1'"
-pass "$name: auto found 2 GPUs per node, one rank per GPU (CUDA_VISIBLE_DEVICES $gpu0 and $gpu1)"
+pass "$name: SWARM_GPU_VISIBILITY=task keeps Slurm's binding (CUDA_VISIBLE_DEVICES $gpu0 and $gpu1)"
 
 CASE_T0=$SECONDS
 name=gpu-missing
