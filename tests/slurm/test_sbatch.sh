@@ -20,13 +20,20 @@
 #       reaches them directly; the job then ends at its epoch boundary with swarm_pipe's exit
 #       code 3 (stopped early) and a complete trace
 #   with BUILD_DIR/bin/swarm_pipe, once it exists: the real job (SWARM_TEST_JOB, default
-#   jobs/demo.ini) on SWARM_TEST_NTASKS (2) ranks: exit 0 and a trace with complete=1; a
-#   missing job file is a failure. SWARM_TEST_REAL=0 skips it.
+#   jobs/demo.ini) on SWARM_TEST_NTASKS (4) ranks: exit 0 and a trace with complete=1; then
+#   the same job made long (--run.epochs 60) and sent SIGTERM through the batch script after
+#   its first epoch, under srun and under mpirun: exit 3 (stopped early) and a complete trace
+#   with stopped_early=1. A missing job file is a failure. SWARM_TEST_REAL=0 skips them.
 # The cluster is stopped on every exit path (trap), and by its watchdog if this script is
-# killed outright. Needs root and the packages slurm-wlm munge.
+# killed outright. Needs the packages slurm-wlm munge (scripts/install-deps.sh; missing ones
+# fail the test) and root (without it the test is skipped: exit 77).
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: test_sbatch.sh BUILD_DIR [HELLO]}" && pwd -P)
+if [[ $(id -u) != 0 ]]; then  # ctest reports it as skipped (SKIP_RETURN_CODE 77)
+  echo "SKIP: a private Slurm needs root (slurmd, munged as user munge)"
+  exit 77
+fi
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 HELLO=${2:-}
 if [[ -z $HELLO ]]; then
@@ -215,24 +222,52 @@ signal_case term-batch-srun srun --batch
 signal_case term-batch-mpirun mpirun --batch
 signal_case term-step-srun srun
 
-# 6. the real swarm_pipe, once it is built (on the cluster without GPUs)
+# 6. the real swarm_pipe, once it is built (on the cluster without GPUs): a run to the end, then
+#    SIGTERM through the batch script (srun and mpirun) after the first epoch
 REAL=$BUILD/bin/swarm_pipe
+real_term_case() {  # LAUNCHER
+  local launcher=$1 name=swarm-pipe-term-$1 rc=0 bg id deadline
+  CASE_T0=$SECONDS
+  LAST_OUT=$OUT/$name.out
+  OMPI_MCA_mpi_yield_when_idle=1 SWARM_PIPE=$REAL SWARM_LAUNCHER=$launcher SWARM_TRACE=$OUT/$name.h5 \
+    timeout 90 sbatch --wait -J "$name" "${SB[@]}" -n "$ntasks" --ntasks-per-node="$ntasks" \
+    --output="$LAST_OUT" "$PIPELINE" "$job" --run.epochs 60 >/dev/null &
+  bg=$!
+  deadline=$((SECONDS + 60))
+  until grep -qsE '^epoch +1/' "$LAST_OUT"; do
+    ((SECONDS < deadline)) || fail "$name: no epoch finished within 60 s"
+    sleep 0.2
+  done
+  id=$(squeue -h -n "$name" -o %i)
+  [[ -n $id ]] || fail "$name: job not in squeue"
+  scancel --batch --signal=TERM "$id"
+  wait "$bg" || rc=$?
+  ((rc == 3)) || fail "$name: sbatch --wait returned $rc after SIGTERM, expected 3 (stopped early)"
+  expect_in "$LAST_OUT" "pipeline: SIGTERM received" "pipeline: $launcher exited with 3"
+  trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete after SIGTERM"
+  "$PY" -c 'import sys, h5py; sys.exit(0 if int(h5py.File(sys.argv[1], "r").attrs["stopped_early"]) == 1 else 1)' \
+    "$OUT/$name.h5" || fail "$name: trace lacks stopped_early=1"
+  pass "$name: SIGTERM after epoch 1 of 60: exit 3, trace complete=1, stopped_early=1"
+}
 if [[ ${SWARM_TEST_REAL:-1} == 0 ]]; then
-  echo "skip real swarm_pipe run (SWARM_TEST_REAL=0)"
+  echo "skip real swarm_pipe runs (SWARM_TEST_REAL=0)"
 elif [[ -x $REAL ]]; then
   CASE_T0=$SECONDS
   LAST_OUT=""
   job=${SWARM_TEST_JOB:-$SRC/jobs/demo.ini}
   [[ -f $job ]] || fail "swarm_pipe is built but its test job $job is missing (SWARM_TEST_JOB)"
   name=swarm-pipe
-  ntasks=${SWARM_TEST_NTASKS:-2}
-  SWARM_PIPE=$REAL SWARM_TRACE=$OUT/$name.h5 \
+  ntasks=${SWARM_TEST_NTASKS:-4}  # jobs/demo.ini describes 4 servers
+  # More ranks than cores here: ranks yield the core while they wait.
+  OMPI_MCA_mpi_yield_when_idle=1 SWARM_PIPE=$REAL SWARM_TRACE=$OUT/$name.h5 \
     run_wait "$name" 0 -n "$ntasks" --ntasks-per-node="$ntasks" -- "$job"
-  expect_in "$LAST_OUT" "pipeline: binary $REAL"
+  expect_in "$LAST_OUT" "pipeline: binary $REAL" "pipeline: srun exited with 0"
   trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete"
   pass "$name: real job $job on $ntasks ranks, exit 0, trace complete=1"
+  real_term_case srun
+  real_term_case mpirun
 else
-  echo "skip real swarm_pipe run: $REAL not built yet"
+  echo "skip real swarm_pipe runs: $REAL not built yet"
 fi
 
 # 7. GPUs (pretend ones: the cluster restarted with 2 gres gpu backed by /dev/null copies)
