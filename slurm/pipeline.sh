@@ -68,8 +68,10 @@
 # signals the ranks directly (srun only). Not `scancel --full --signal=TERM`: it hits the
 # launcher too. At the time limit itself Slurm signals everything and kills it KillWait later.
 # Exit code: the launcher's (srun: the highest exit code of the ranks; mpirun: the first
-# non-zero one), so `sbatch --wait` and the job's ExitCode show swarm_pipe's; 2 when this script
-# refuses to start (missing binary or job file, GPUs asked for and absent).
+# non-zero one), so `sbatch --wait` and the job's ExitCode show swarm_pipe's: 0 done, 2 bad
+# input, 3 stopped early by SIGTERM with a complete trace (stopped_early=1), other = failure
+# (docs/job.md). This script exits 2 itself when it refuses to start (missing binary or job
+# file, GPUs asked for and absent, a bad SWARM_* value).
 set -euo pipefail
 
 say() { echo "pipeline: $*"; }
