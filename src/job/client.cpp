@@ -1,11 +1,17 @@
 #include "client.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 namespace swarm::job {
 
-Client::Client(const model::ClientModel& model, const JobConfig& config)
-    : model_(model), config_(config), rng_(derive_seed(config.seed, "workload")) {}
+Client::Client(const model::ClientModel& model, const JobConfig& config, int world_size)
+    : model_(model), config_(config), rng_(derive_seed(config.seed, "workload")), world_(world_size) {
+  if (config.dispatch_policy) {
+    dispatcher_ = std::make_unique<Dispatcher>(*config.dispatch_policy, config.dispatch_options,
+                                               derive_seed(config.seed, "dispatch"));
+  }
+}
 
 void Client::add_prompt(std::vector<std::int32_t> prompt, int max_new) {
   Session s;
@@ -14,6 +20,11 @@ void Client::add_prompt(std::vector<std::int32_t> prompt, int max_new) {
   s.target_new = max_new;
   sessions_.push_back(std::move(s));
   keep_finished_ = true;
+}
+
+Session* Client::find(std::uint64_t id) {
+  const auto it = std::find_if(sessions_.begin(), sessions_.end(), [&](const Session& s) { return s.id == id; });
+  return it == sessions_.end() ? nullptr : &*it;
 }
 
 Session Client::make_session(double now) {
@@ -32,25 +43,85 @@ Session Client::make_session(double now) {
   return s;
 }
 
-std::vector<Message> Client::tick(double now, bool admit) {
-  if (admit && !keep_finished_) {
-    if (config_.workload.arrival == Arrival::closed) {
-      while (active() < config_.workload.concurrency) sessions_.push_back(make_session(now));
-    } else {
-      if (next_arrival_ == 0) next_arrival_ = now + exponential(rng_, 1.0 / config_.workload.rate);
-      while (now >= next_arrival_) {
-        sessions_.push_back(make_session(next_arrival_));
-        next_arrival_ += exponential(rng_, 1.0 / config_.workload.rate);
-      }
+// A new session enters: straight onto a route of its own, or to the dispatch policy, which
+// starts it on one of its routes when it decides to.
+void Client::admit(Session s, double now) {
+  if (dispatcher_) {
+    s.running = false;
+    const double work = static_cast<double>(s.batch) * (config_.workload.prompt_tokens + config_.workload.new_tokens);
+    dispatcher_->arrive(s.id, work, now);
+  }
+  sessions_.push_back(std::move(s));
+}
+
+std::vector<Message> Client::tick(double now, bool admit_new) {
+  if (admit_new && !keep_finished_) {
+    switch (config_.workload.arrival) {
+      case Arrival::closed:
+        while (active() < config_.workload.concurrency) admit(make_session(now), now);
+        break;
+      case Arrival::poisson:
+        if (next_arrival_ == 0) next_arrival_ = now + exponential(rng_, 1.0 / config_.workload.rate);
+        while (now >= next_arrival_) {
+          admit(make_session(next_arrival_), now);
+          next_arrival_ += exponential(rng_, 1.0 / config_.workload.rate);
+        }
+        break;
+      case Arrival::batch:
+        if (!batch_started_) {
+          for (int i = 0; i < config_.workload.sessions; ++i) admit(make_session(now), now);
+          batch_started_ = true;
+          batch_started_at_ = now;
+        }
+        break;
     }
   }
   std::vector<Message> out;
-  if (!admit) return out;  // draining: steps in flight finish, nothing new starts
+  if (dispatcher_) {
+    dispatcher_->tick(now);
+    apply_dispatch(now, out);
+  }
+  if (!admit_new) return out;  // draining: steps in flight finish, nothing new starts
   for (Session& s : sessions_) {
-    if (s.in_flight) continue;
+    if (s.in_flight || !s.running) continue;
     if (auto m = step(s, now)) out.push_back(std::move(*m));
   }
   return out;
+}
+
+// The policy's decisions: preempted sessions lose their caches (a step in flight finishes
+// first); started sessions take their route, replaying what they had if they move.
+void Client::apply_dispatch(double now, std::vector<Message>& out) {
+  for (std::uint64_t id : dispatcher_->take_preempts()) {
+    Session* s = find(id);
+    if (s == nullptr) continue;
+    if (s->in_flight) {
+      s->preempted = true;
+      continue;
+    }
+    for (auto& m : drops(*s)) out.push_back(std::move(m));
+    if (s->fed > 0) stats_.replay_tokens += static_cast<double>(s->batch) * s->fed;
+    s->fed = 0;
+    s->running = false;
+  }
+  for (Dispatcher::Start& start : dispatcher_->take_starts()) {
+    Session* s = find(start.session);
+    if (s == nullptr) continue;
+    if (s->in_flight) {  // the step in flight finishes on its old route first
+      s->next_route = std::move(start.route);
+      continue;
+    }
+    if (s->route != start.route && s->fed > 0) {
+      for (auto& m : drops(*s)) out.push_back(std::move(m));
+      stats_.replay_tokens += static_cast<double>(s->batch) * s->fed;
+      ++stats_.sessions_rerouted;
+      s->fed = 0;
+    }
+    s->route = std::move(start.route);
+    s->running = true;
+    s->preempted = false;
+    s->run_started = now;
+  }
 }
 
 // The next step of a session: the tokens not yet in the caches of its route (all of them after a
@@ -61,7 +132,6 @@ std::optional<Message> Client::step(Session& s, double now) {
     const int tokens = len - s.fed;
     auto route = shortest_route(model_.config().num_hidden_layers, servers_, tokens);
     if (!route) return std::nullopt;  // disjoint: wait for a boundary to mend it
-    if (static_cast<int>(route->size()) > kMaxHops) return std::nullopt;
     s.route = std::move(*route);
     for (const Hop& h : s.route) {
       for (auto& srv : servers_) {
@@ -69,6 +139,7 @@ std::optional<Message> Client::step(Session& s, double now) {
       }
     }
   }
+  if (static_cast<int>(s.route.size()) > kMaxHops) return std::nullopt;
   Message m;
   m.peer = s.route.front().rank;
   StepHeader& h = m.header;
@@ -132,8 +203,28 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
     }
     stats_.session_latency.push_back(now - s.started);
     ++stats_.sessions_completed;
+    const std::uint64_t id = s.id;
+    const double run_time = now - s.run_started;
+    const double work = static_cast<double>(s.batch) * static_cast<double>(s.sequences.front().size());
     if (keep_finished_) finished_.push_back(std::move(s));
     sessions_.erase(it);
+    if (dispatcher_) dispatcher_->finished(id, run_time, work, now);
+    if (batch_started_ && sessions_.empty()) stats_.makespan = now - batch_started_at_;
+  } else {
+    if (s.preempted || (s.next_route && *s.next_route != s.route)) {
+      // Taken away while this step was in flight: now its caches go.
+      for (auto& m : drops(s)) out.push_back(std::move(m));
+      stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
+      s.fed = 0;
+      s.running = false;
+      s.preempted = false;
+    }
+    if (s.next_route) {  // and it was started again elsewhere meanwhile
+      s.route = std::move(*s.next_route);
+      s.next_route.reset();
+      s.running = true;
+      s.run_started = now;
+    }
   }
 }
 
@@ -150,6 +241,22 @@ std::vector<Message> Client::drops(const Session& s, std::span<const int> except
   return out;
 }
 
+std::vector<Message> Client::redispatch(double now) {
+  std::vector<Message> out;
+  // Routes are the swarm's structure: split again only when spans or states changed. Speeds
+  // that drift are the policies' business (the adaptive ones measure them).
+  std::vector<std::tuple<int, int, int, bool>> shape;
+  for (const RouteServer& s : servers_) shape.emplace_back(s.rank, s.span.start, s.span.end, s.online);
+  if (shape == route_shape_) return out;
+  route_shape_ = std::move(shape);
+  if (dispatcher_) {
+    const int max_routes = config_.max_routes > 0 ? config_.max_routes : 2 * world_;
+    dispatcher_->set_routes(capacity_routes(model_.config().num_hidden_layers, servers_, max_routes), now);
+    apply_dispatch(now, out);
+  }
+  return out;
+}
+
 std::vector<Message> Client::reroute(const std::set<int>& changed) {
   std::vector<Message> out;
   for (auto& srv : servers_) srv.sessions = 0;
@@ -160,8 +267,10 @@ std::vector<Message> Client::reroute(const std::set<int>& changed) {
     for (auto& m : drops(s, gone)) out.push_back(std::move(m));
     stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
     ++stats_.sessions_rerouted;
-    s.route.clear();
     s.fed = 0;
+    // Without a policy the session finds a new shortest route at its next step; with one, its
+    // route is its worker's, which the policy keeps or takes away (set_servers).
+    if (!dispatcher_) s.route.clear();
   }
   // Routes kept count towards the load of their servers again.
   for (const Session& s : sessions_) {
@@ -177,6 +286,7 @@ std::vector<Message> Client::reroute(const std::set<int>& changed) {
 ClientStats Client::take_stats() {
   ClientStats s = std::move(stats_);
   stats_ = {};
+  if (dispatcher_) s.dispatch = dispatcher_->take_stats();
   return s;
 }
 

@@ -2,12 +2,15 @@
 // The client on rank 0: sessions of the workload (or the one prompt of generation mode), their
 // routes, embeddings in, greedy tokens out. Produces and consumes the messages of the ticks.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "exchange.hpp"
 #include "swarm/job/config.hpp"
+#include "swarm/job/dispatcher.hpp"
 #include "swarm/job/routing.hpp"
 #include "swarm/model/client.hpp"
 #include "swarm/random.hpp"
@@ -23,7 +26,10 @@ struct Session {
   int fed = 0;  // tokens per sequence already in the caches along `route`
   std::vector<Hop> route;
   bool in_flight = false;
-  double started = 0, step_sent = 0;
+  bool running = true;  // dispatch: the policy started it on `route` (else it waits)
+  bool preempted = false;  // dispatch: taken away while a step was in flight
+  std::optional<std::vector<Hop>> next_route;  // dispatch: started elsewhere while a step was in flight
+  double started = 0, step_sent = 0, run_started = 0;
   std::vector<float> logits;  // kept in generation mode: [steps, batch * vocab]
 };
 
@@ -34,14 +40,19 @@ struct ClientStats {
   double tokens_generated = 0;
   double replay_tokens = 0;    // re-fed after a reroute (the KV-cache rebuild work)
   std::vector<double> step_latency, session_latency;
+  double makespan = -1;  // batch workload: first arrival to last completion, in the epoch it ended
+  Dispatcher::Stats dispatch;
 };
 
 class Client {
  public:
-  Client(const model::ClientModel& model, const JobConfig& config);
+  Client(const model::ClientModel& model, const JobConfig& config, int world_size);
 
   /// The servers to route through for the coming epoch (from the balancer).
   void set_servers(std::vector<RouteServer> servers) { servers_ = std::move(servers); }
+  /// With a dispatch policy: splits the servers' capacity into routes, the policy's workers, and
+  /// applies what the policy decides (call after reroute()). Returns the cache drops that cost.
+  [[nodiscard]] std::vector<Message> redispatch(double now);
   /// Starts sessions and steps that can start now; `admit`: new sessions may begin.
   [[nodiscard]] std::vector<Message> tick(double now, bool admit);
   /// A step came back from the last hop: greedy token, then maybe the next step.
@@ -51,6 +62,9 @@ class Client {
   [[nodiscard]] std::vector<Message> reroute(const std::set<int>& changed);
   [[nodiscard]] bool idle() const { return in_flight_ == 0; }
   [[nodiscard]] int active() const { return static_cast<int>(sessions_.size()); }
+  /// Batch workload: every session has arrived and finished.
+  [[nodiscard]] bool batch_done() const { return batch_started_ && sessions_.empty(); }
+  [[nodiscard]] std::size_t routes() const { return dispatcher_ ? dispatcher_->routes() : 0; }
 
   /// Generation mode: one session of `prompt` (batch 1) generating `max_new` tokens.
   void add_prompt(std::vector<std::int32_t> prompt, int max_new);
@@ -63,6 +77,9 @@ class Client {
   [[nodiscard]] std::optional<Message> step(Session& s, double now);
   [[nodiscard]] Session make_session(double now);
   [[nodiscard]] static std::vector<Message> drops(const Session& s, std::span<const int> except = {});
+  void apply_dispatch(double now, std::vector<Message>& out);
+  [[nodiscard]] Session* find(std::uint64_t id);
+  void admit(Session s, double now);
 
   const model::ClientModel& model_;
   const JobConfig& config_;
@@ -74,6 +91,11 @@ class Client {
   double next_arrival_ = 0;
   int in_flight_ = 0;
   bool keep_finished_ = false;
+  bool batch_started_ = false;
+  double batch_started_at_ = 0;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::vector<std::tuple<int, int, int, bool>> route_shape_;  // servers the routes were split from
+  int world_ = 1;
   ClientStats stats_;
 };
 

@@ -38,8 +38,11 @@ DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
       need(v >= 0 && v <= blocks && v == std::floor(v), "must be a whole number of blocks in 0.." +
                                                              std::to_string(blocks) + " (model layers)");
       d.span = static_cast<int>(v);
+    } else if (field == "slowdown_sigma") {
+      need(v >= 0 && v <= 3, "must be in [0, 3]");
+      d.slowdown_sigma = v;
     } else {
-      job.fail(key, raw, "unknown key (a class has compute_factor, link_mbps, latency_ms, span)");
+      job.fail(key, raw, "unknown key (a class has compute_factor, link_mbps, latency_ms, span, slowdown_sigma)");
     }
   }
   return d;
@@ -130,8 +133,20 @@ po::options_description schema() {
       ("workload.new_tokens", po::value<long>()->default_value(8), "tokens generated per session")
       ("workload.batch", po::value<long>()->default_value(1), "sequences per session, decoded in lockstep")
       ("workload.concurrency", po::value<long>()->default_value(4), "closed loop: sessions in flight")
-      ("workload.arrival", po::value<std::string>()->default_value("closed"), "closed (keep concurrency sessions in flight) or poisson")
+      ("workload.arrival", po::value<std::string>()->default_value("closed"), "closed (keep concurrency sessions in flight), poisson, or batch (workload.sessions at the start; the job ends when all are done)")
       ("workload.rate", po::value<double>()->default_value(2.0), "poisson: new sessions per second")
+      ("workload.sessions", po::value<long>()->default_value(64), "batch: sessions")
+      ("dispatch.policy", po::value<std::string>()->default_value("shortest"), "shortest (each session takes the shortest-latency route, as Petals' clients) or a dispatch policy over capacity routes: static, round_robin, consistent_hash, bounded_hash, self_fixed, self_gss, self_factoring, self_weighted_factoring, self_tapering, work_stealing, diffusion1, diffusion2, power_of_two")
+      ("dispatch.max_routes", po::value<long>()->default_value(0), "routes (workers) the capacity is split into at most (0: 2 x ranks)")
+      ("dispatch.hash.virtual_nodes", po::value<long>()->default_value(100), "points per route on the consistent-hashing ring")
+      ("dispatch.hash.eps", po::value<double>()->default_value(0.25), "bounded_hash: cap = ceil((1 + eps) m / n)")
+      ("dispatch.self.chunk", po::value<long>()->default_value(4), "self_fixed: sessions per chunk")
+      ("dispatch.self.min_chunk", po::value<long>()->default_value(1), "smallest chunk of the shrinking rules")
+      ("dispatch.self.tapering_alpha", po::value<double>()->default_value(1.3), "self_tapering: standard deviations of slack")
+      ("dispatch.stealing.steal_half", po::value<bool>()->default_value(false), "work_stealing: take half the victim's queue")
+      ("dispatch.diffusion.period_s", po::value<double>()->default_value(0.2), "diffusion1/2: seconds between load-exchange rounds")
+      ("dispatch.diffusion.beta", po::value<double>()->default_value(1.8), "diffusion2: beta in (0, 2)")
+      ("dispatch.choices.choices", po::value<long>()->default_value(2), "power_of_two: routes probed per session")
       ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'EPOCH RANK, ...': RANK stops serving at the boundary before EPOCH (epochs count from 1)")
       ("churn.joins", po::value<std::string>()->default_value(""), "scheduled (re)joins 'EPOCH RANK, ...'")
       ("churn.leave_probability", po::value<double>()->default_value(0.0), "chance an online server leaves at a boundary")
@@ -220,10 +235,38 @@ JobConfig load_config(const JobFile& job, int world) {
     c.workload.arrival = Arrival::closed;
   } else if (arrival == "poisson") {
     c.workload.arrival = Arrival::poisson;
+  } else if (arrival == "batch") {
+    c.workload.arrival = Arrival::batch;
   } else {
-    job.fail("workload.arrival", arrival, "must be closed or poisson");
+    job.fail("workload.arrival", arrival, "must be closed, poisson or batch");
   }
   c.workload.rate = job.positive("workload.rate");
+  c.workload.sessions = integer(job, "workload.sessions", 1, 1 << 24);
+
+  const std::string policy = job.get<std::string>("dispatch.policy");
+  if (policy != "shortest") {
+    const auto kind = dispatch::parse_policy(policy);
+    if (!kind) job.fail("dispatch.policy", policy, "unknown policy (shortest, or one of docs/dispatch.md)");
+    c.dispatch_policy = *kind;
+  }
+  c.max_routes = integer(job, "dispatch.max_routes", 0, 1 << 20);
+  dispatch::DispatchOptions& o = c.dispatch_options;
+  o.message_latency_s = 0;  // real messages take their own time
+  o.hash.virtual_nodes = integer(job, "dispatch.hash.virtual_nodes", 1, 1 << 20);
+  o.hash.eps = job.get<double>("dispatch.hash.eps");
+  o.self.chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.chunk"));
+  o.self.min_chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.min_chunk"));
+  o.self.tapering_alpha = job.get<double>("dispatch.self.tapering_alpha");
+  o.stealing.steal_half = job.get<bool>("dispatch.stealing.steal_half");
+  o.diffusion.period_s = job.get<double>("dispatch.diffusion.period_s");
+  o.diffusion.beta = job.get<double>("dispatch.diffusion.beta");
+  o.choices.choices = static_cast<std::size_t>(job.get<long>("dispatch.choices.choices"));
+  if (job.get<long>("dispatch.self.chunk") < 1) job.fail("dispatch.self.chunk", std::to_string(job.get<long>("dispatch.self.chunk")), "must be >= 1");
+  try {
+    dispatch::validate(o);  // its messages name the option and the value
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(job.where() + ": " + e.what());
+  }
   if (c.model_dir.empty() && c.workload.prompt_tokens + c.workload.new_tokens > c.max_position) {
     job.fail("workload.new_tokens", std::to_string(c.workload.new_tokens),
              "prompt_tokens + new_tokens exceed model.max_position (" + std::to_string(c.max_position) + ")");

@@ -39,7 +39,7 @@ void complete(MPI_Request& request, const comm::Communicator& comm, const char* 
 TickControl agree_tick(const comm::Communicator& comm, TickControl mine) {
   TickControl all;
   MPI_Request request;
-  SWARM_MPI_CHECK(MPI_Iallreduce(&mine, &all, 2, MPI_INT32_T, MPI_MAX, comm.get(), &request));
+  SWARM_MPI_CHECK(MPI_Iallreduce(&mine, &all, 3, MPI_INT32_T, MPI_MAX, comm.get(), &request));
   complete(request, comm, "the tick's MPI_Iallreduce");
   return all;
 }

@@ -35,6 +35,11 @@ const Column kColumns[] = {
     {"session_latency_p50", "s", [](const EpochRecord& r) { return r.session_p50; }},
     {"session_latency_p99", "s", [](const EpochRecord& r) { return r.session_p99; }},
     {"upper_bound", "tokens/s (upper_bound strategy only)", [](const EpochRecord& r) { return r.upper_bound; }},
+    {"makespan", "s (batch workload: first arrival to last completion; -1 until then)", [](const EpochRecord& r) { return r.makespan; }},
+    {"dispatch_messages", "control messages the dispatch policy spent", [](const EpochRecord& r) { return r.dispatch_messages; }},
+    {"migrations", "sessions that changed route (dispatch policy)", [](const EpochRecord& r) { return r.migrations; }},
+    {"route_imbalance", "max / mean tokens served per route (dispatch policy)", [](const EpochRecord& r) { return r.route_imbalance; }},
+    {"routes", "routes the capacity was split into (dispatch policy)", [](const EpochRecord& r) { return r.routes; }},
 };
 }  // namespace
 

@@ -22,6 +22,8 @@ struct EpochRecord {
   double replay_tokens = 0;
   double step_p50 = 0, step_p95 = 0, step_p99 = 0, session_p50 = 0, session_p99 = 0;
   double upper_bound = 0;        // upper_bound strategy: the placement's value (else 0)
+  double makespan = -1;          // batch workload: set in the epoch the batch finished
+  double dispatch_messages = 0, migrations = 0, route_imbalance = 0, routes = 0;  // dispatch policy
   std::vector<Measurement> ranks;                   // what every rank reported (allgathered)
   std::vector<std::int32_t> assigned_start, assigned_end;  // rank 0's assignment (broadcast)
   std::vector<double> announced, compute, network;  // per rank, tokens/s

@@ -5,6 +5,7 @@
 #include "swarm/job/pipeline.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -33,6 +34,7 @@
 #include "swarm/model/errors.hpp"
 #include "swarm/model/executor.hpp"
 #include "swarm/model/weights.hpp"
+#include "swarm/random.hpp"
 #include "swarm/rules.hpp"
 #include "swarm/version.hpp"
 
@@ -128,6 +130,7 @@ class Job {
   std::vector<EpochRecord> records_;
   std::vector<Message> outbox_;
   bool terminate_seen_ = false;
+  bool finished_ = false;  // the batch workload is done: this epoch is the last
   Clock::time_point began_ = Clock::now();
 };
 
@@ -217,7 +220,7 @@ bool Job::setup() {
   if (!all_ok(comm_, [&] {
         if (rank_ != 0) return;
         client_model_ = std::make_unique<model::ClientModel>(*source_);
-        client_ = std::make_unique<Client>(*client_model_, config_);
+        client_ = std::make_unique<Client>(*client_model_, config_, size_);
         if (!config_.trace.empty()) {
           trace_file_.emplace(trace::File::create(config_.trace));
           JobMetadata meta{file_.path().string(),
@@ -261,7 +264,10 @@ bool Job::setup() {
   assignment = broadcast(comm_, std::move(assignment));
   if (!all_ok(comm_, [&] { apply(assignment); })) return false;
   last_boundary_seconds_ = seconds_since(started);
-  if (rank_ == 0) client_->set_servers(balancer_->route_servers());
+  if (rank_ == 0) {
+    client_->set_servers(balancer_->route_servers());
+    outbox_ = client_->redispatch(0.0);
+  }
 
   if (rank_ == 0 && !config_.quiet) {
     std::printf("# swarm_pipe %s: %d ranks, %s, backend %s, transport %s, strategy %s\n# effective config:\n%s",
@@ -294,15 +300,19 @@ void Job::traffic(int epoch) {
     TickControl mine;
     mine.terminate = g_terminate ? 1 : 0;
     if (rank_ == 0) {
-      const bool done_generating = config_.generate && client_->active() == 0;
-      if (!draining && (seconds_since(began) >= config_.epoch_seconds || terminate_seen_ || done_generating)) {
-        // Generation mode runs until its prompt is done, whatever the epoch length.
-        draining = !config_.generate || done_generating || terminate_seen_;
+      if (client_->batch_done()) mine.finish = 1;
+      if (!draining) {
+        // Generation mode runs until its prompt is done, whatever the epoch length; a batch
+        // workload ends its last epoch as soon as the batch is done.
+        const bool time_up = seconds_since(began) >= config_.epoch_seconds;
+        draining = config_.generate ? client_->active() == 0 || terminate_seen_
+                                    : time_up || terminate_seen_ || client_->batch_done();
       }
       if (draining && client_->idle() && outbox_.empty()) mine.command = 1;
     }
     const TickControl all = agree_tick(comm_, mine);
     if (all.terminate) terminate_seen_ = true;
+    if (all.finish) finished_ = true;
     if (all.command == 1) break;
     if (rank_ == 0) {
       for (auto& m : client_->tick(seconds_since(began_), !draining)) outbox_.push_back(std::move(m));
@@ -369,6 +379,11 @@ void Job::record(int epoch, const std::vector<Measurement>& measured, double tra
   r.session_p50 = percentile(stats.session_latency, 0.50);
   r.session_p99 = percentile(stats.session_latency, 0.99);
   r.upper_bound = last_decision_.placement ? last_decision_.placement->value : 0.0;
+  r.makespan = stats.makespan;
+  r.dispatch_messages = static_cast<double>(stats.dispatch.messages);
+  r.migrations = static_cast<double>(stats.dispatch.migrations);
+  r.route_imbalance = stats.dispatch.imbalance;
+  r.routes = stats.dispatch.routes;
   if (trace_) trace_->append(r);
   progress(epoch, r);
   records_.push_back(std::move(r));
@@ -440,6 +455,12 @@ int Job::run() {
   int run = 0;
   try {
     for (int epoch = 0; epoch < epochs; ++epoch) {
+      // The lecture's hardest case: speeds that change during the run (seeded per rank and epoch).
+      const double sigma = config_.class_of(rank_).slowdown_sigma;
+      if (sigma > 0) {
+        Rng rng(derive_seed(config_.seed, "speed/" + std::to_string(rank_) + "/" + std::to_string(epoch)));
+        server_->set_slowdown(std::exp(sigma * std::fabs(standard_normal(rng))));
+      }
       const auto traffic_began = Clock::now();
       traffic(epoch);
       const double traffic_s = seconds_since(traffic_began);
@@ -450,7 +471,7 @@ int Job::run() {
         record(epoch, measured, traffic_s);
       }
       ++run;
-      if (epoch + 1 == epochs || terminate_seen_) break;
+      if (epoch + 1 == epochs || terminate_seen_ || finished_) break;
       // The boundary before the next epoch: churn, the strategy, reloads, reroutes.
       std::vector<Assignment> assignment(static_cast<std::size_t>(size_));
       if (rank_ == 0) {
@@ -467,6 +488,7 @@ int Job::run() {
           if (a.reload || a.state == static_cast<std::int32_t>(RankState::offline)) changed.insert(r);
         }
         outbox_ = client_->reroute(changed);
+        for (auto& m : client_->redispatch(seconds_since(began_))) outbox_.push_back(std::move(m));
       }
       comm::barrier(comm_);  // reloads finished everywhere before traffic resumes
       last_boundary_seconds_ = seconds_since(boundary_began);

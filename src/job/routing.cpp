@@ -1,5 +1,6 @@
 #include "swarm/job/routing.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <queue>
 
@@ -44,6 +45,56 @@ std::optional<std::vector<Hop>> shortest_route(int total_blocks, std::span<const
     b = h.first;
   }
   return std::vector<Hop>(route.rbegin(), route.rend());
+}
+
+std::string RouteShare::key() const {
+  std::string k;
+  for (const Hop& h : hops) {
+    k += (k.empty() ? "r" : "-r") + std::to_string(h.rank) + "[" + std::to_string(h.first) + "," +
+         std::to_string(h.last) + ")";
+  }
+  return k;
+}
+
+std::vector<RouteShare> capacity_routes(int total_blocks, std::span<const RouteServer> servers, int max_routes,
+                                        double min_fraction) {
+  std::vector<double> left(servers.size(), 1.0);  // share of each server's time not yet reserved
+  std::vector<RouteShare> routes;
+  double first = 0;
+  const auto rate = [&](std::size_t s, int blocks) { return servers[s].block_tokens_per_s / blocks; };
+  while (static_cast<int>(routes.size()) < max_routes) {
+    // Widest chain: block boundaries in increasing order, each hop from where the last ended to
+    // the end of the server's span.
+    std::vector<double> width(static_cast<std::size_t>(total_blocks) + 1, 0.0);
+    std::vector<std::pair<int, std::size_t>> from(static_cast<std::size_t>(total_blocks) + 1, {-1, 0});
+    width[0] = std::numeric_limits<double>::infinity();
+    for (int b = 0; b < total_blocks; ++b) {
+      if (width[static_cast<std::size_t>(b)] <= 0) continue;
+      for (std::size_t s = 0; s < servers.size(); ++s) {
+        const RouteServer& v = servers[s];
+        if (!v.online || v.block_tokens_per_s <= 0 || !(v.span.start <= b && b < v.span.end)) continue;
+        const double w = std::min(width[static_cast<std::size_t>(b)], left[s] * rate(s, v.span.end - b));
+        if (w > width[static_cast<std::size_t>(v.span.end)]) {
+          width[static_cast<std::size_t>(v.span.end)] = w;
+          from[static_cast<std::size_t>(v.span.end)] = {b, s};
+        }
+      }
+    }
+    const double w = width[static_cast<std::size_t>(total_blocks)];
+    if (w <= 0 || (first > 0 && w < min_fraction * first)) break;
+    if (first == 0) first = w;
+    RouteShare route;
+    route.speed = w;
+    for (int b = total_blocks; b > 0;) {
+      const auto [prev, s] = from[static_cast<std::size_t>(b)];
+      route.hops.push_back({servers[s].rank, prev, b});
+      left[s] -= w / rate(s, b - prev);  // the share of its time this route takes
+      b = prev;
+    }
+    std::reverse(route.hops.begin(), route.hops.end());
+    routes.push_back(std::move(route));
+  }
+  return routes;
 }
 
 }  // namespace swarm::job

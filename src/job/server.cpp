@@ -47,7 +47,7 @@ double SpanServer::benchmark(int tokens) {
     const auto began = Clock::now();
     executor_->forward(probe, span_.start, span_.start + 1, x.data(), 1, tokens);
     const double plain = since(began);
-    slow_down(plain, device_.compute_factor);
+    slow_down(plain, device_.compute_factor * slowdown_);
     const double seconds = since(began);
     executor_->drop_session(probe);
     if (seconds > 0) best = std::max(best, tokens / seconds);
@@ -61,7 +61,7 @@ void SpanServer::forward(const StepHeader& h, float* hidden) {
   const int last = h.last[static_cast<std::size_t>(h.hop)];
   const auto began = Clock::now();
   executor_->forward(h.session, first, last, hidden, h.batch, h.tokens);
-  slow_down(since(began), device_.compute_factor);
+  slow_down(since(began), device_.compute_factor * slowdown_);
   compute_seconds_ += since(began);
   block_tokens_ += static_cast<double>(h.batch) * h.tokens * (last - first);
 }

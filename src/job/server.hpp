@@ -36,6 +36,10 @@ class SpanServer {
   [[nodiscard]] double emulated_link_delay(double bytes) const;
   void record_link(double bytes, double seconds);
 
+  /// The device's changing speed: compute is slowed by `factor` (>= 1) on top of the class's
+  /// compute_factor until the next call (drawn per rank and epoch from the class's slowdown_sigma).
+  void set_slowdown(double factor) { slowdown_ = factor; }
+
   /// This epoch's measurements (and resets the epoch counters).
   [[nodiscard]] Measurement report(int hidden_size);
 
@@ -45,6 +49,7 @@ class SpanServer {
   DeviceClass device_;
   int rank_;
   RankState state_ = RankState::offline;
+  double slowdown_ = 1.0;
   model::Span span_{};
   double block_tps_ = 0;  // last measured compute
   double net_tps_ = 0;    // last measured link, tokens/s

@@ -3,9 +3,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "swarm/job/balancer.hpp"
 #include "swarm/job/config.hpp"
+#include "swarm/job/dispatcher.hpp"
 #include "swarm/job/routing.hpp"
 
 namespace swarm::job {
@@ -184,6 +186,68 @@ TEST(JobConfig, SpansAndClassesPerRank) {
   JobConfig automatic;
   EXPECT_EQ(automatic.span_of(0, 4, 8), 4);  // ceil(2 * 8 / 4): two replicas per block
   EXPECT_EQ(automatic.span_of(0, 1, 8), 8);
+}
+
+}  // namespace
+}  // namespace swarm::job
+
+namespace swarm::job {
+namespace {
+
+// Drives a Dispatcher as the client does: sessions start when the policy says, finish after a
+// while, routes break and appear at boundaries. Every session must finish exactly once.
+TEST(Dispatcher, EverySessionFinishesOnceThroughRouteChangesForEveryPolicy) {
+  for (dispatch::PolicyKind kind : dispatch::all_policies()) {
+    dispatch::DispatchOptions options;
+    options.message_latency_s = 0;
+    Dispatcher d(kind, options, 3);
+    const auto route = [](int a, int b, double speed) {
+      return RouteShare{{{a, 0, 4}, {b, 4, 8}}, speed};
+    };
+    d.set_routes({route(0, 1, 100), route(2, 3, 50), route(4, 5, 70)}, 0);
+    const int n = 60;
+    for (int i = 0; i < n; ++i) d.arrive(1000 + i, 24, 0);
+    std::map<std::uint64_t, int> finished;
+    std::map<std::uint64_t, std::vector<Hop>> running;
+    double now = 0;
+    for (int step = 0; step < 5000 && static_cast<int>(finished.size()) < n; ++step) {
+      now += 0.01;
+      d.tick(now);
+      for (std::uint64_t s : d.take_preempts()) running.erase(s);
+      for (auto& s : d.take_starts()) running[s.session] = s.route;
+      if (step == 20) {  // a boundary: one route breaks, another appears
+        d.set_routes({route(0, 1, 100), route(4, 5, 70), route(6, 7, 90)}, now);
+        for (std::uint64_t s : d.take_preempts()) running.erase(s);
+        for (auto& s : d.take_starts()) running[s.session] = s.route;
+      }
+      if (!running.empty() && step % 2 == 0) {  // the oldest running session finishes
+        const auto it = running.begin();
+        const std::uint64_t s = it->first;
+        running.erase(it);
+        ++finished[s];
+        d.finished(s, 0.02, 24, now);
+      }
+    }
+    ASSERT_EQ(static_cast<int>(finished.size()), n) << dispatch::to_string(kind);
+    for (const auto& [s, count] : finished) ASSERT_EQ(count, 1) << dispatch::to_string(kind) << " session " << s;
+    const auto stats = d.take_stats();
+    EXPECT_EQ(stats.routes, 3);
+  }
+}
+
+TEST(CapacityRoutes, SplitTheSwarmIntoChainsWithinEachServersCapacity) {
+  std::vector<RouteServer> servers = {server(0, 0, 4, 400), server(1, 4, 8, 400), server(2, 0, 4, 200),
+                                      server(3, 4, 8, 100)};
+  const auto routes = capacity_routes(8, servers, 10, 0.01);
+  ASSERT_GE(routes.size(), 2U);
+  std::vector<double> used(4, 0.0);
+  for (const RouteShare& r : routes) {
+    expect_chain(r.hops, 8);
+    for (const Hop& h : r.hops) used[static_cast<std::size_t>(h.rank)] += r.speed * (h.last - h.first) / servers[static_cast<std::size_t>(h.rank)].block_tokens_per_s;
+  }
+  for (double u : used) EXPECT_LE(u, 1.0 + 1e-9);  // no server gives more than all of its time
+  EXPECT_DOUBLE_EQ(routes.front().speed, 100.0);  // 400/4 on both hops
+  EXPECT_NE(routes[0].key(), routes[1].key());
 }
 
 }  // namespace

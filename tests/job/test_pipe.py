@@ -12,6 +12,8 @@
               passed off as complete
   signals     SIGTERM ends the job at the next boundary with a complete trace; a rank killed
               outright brings the job down promptly and the trace stays incomplete
+  dispatch    dispatch policies over capacity routes: a batch completes, every session exactly
+              once, also when a rank leaves mid-run; bad policy parameters are rejected
 
 usage: test_pipe.py CASE --binary swarm_pipe --mpiexec mpiexec --source SRC --work DIR
 """
@@ -300,6 +302,37 @@ def case_signals(r):
         check(subprocess.run(["h5dump", "-H", trace], capture_output=True).returncode == 0, f"signal {int(sig)}: h5dump reads it")
 
 
+def case_dispatch(r):
+    # Epochs of 20 ms: the batch spans several, so rank 3 leaves while sessions are running.
+    job = r.write("dispatch.ini", tiny(epochs=400, seconds=0.02, strategy="new_only", span=4, new=12,
+                                       extra="[workload]\narrival = batch\nsessions = 60\n"
+                                             "[churn]\nleaves = 2 3\njoins = 4 3\n"
+                                             "[dispatch]\nmax_routes = 6\n"))
+    for policy in ["round_robin", "consistent_hash", "self_gss", "work_stealing", "diffusion2", "power_of_two"]:
+        trace = r.path(f"dispatch_{policy}.h5")
+        p = r.run(4, "--job", job, "--trace", trace, "--quiet", "--dispatch.policy", policy, "--run.seed", "3")
+        check(p.returncode == 0, f"{policy}: exit 0 ({p.stderr[-400:]})")
+        if p.returncode != 0:
+            continue
+        with h5py.File(trace, "r") as h:
+            e = h["epochs"]
+            done, issued = e["sessions_completed"][:].sum(), e["sessions_issued"][:].sum()
+            check(issued == 60 and done == 60 and e["sessions_active"][-1] == 0,
+                  f"{policy}: the batch of 60 completed, each session once ({issued} issued, {done} done)")
+            check(e["makespan"][:].max() > 0, f"{policy}: makespan recorded")
+            check(e["routes"][:].max() >= 2, f"{policy}: capacity split into several routes")
+            check(len(e["left"]) > 3 and e["left"][1] == 1 and e["joined"][3] == 1,
+                  f"{policy}: rank 3 left before epoch 2 and came back before epoch 4 ({len(e['left'])} epochs)")
+        if policy in ("self_gss", "work_stealing", "power_of_two"):
+            with h5py.File(trace, "r") as h:
+                check(h["epochs/dispatch_messages"][:].sum() > 0, f"{policy}: control messages counted")
+    for args, words in [(["--dispatch.policy", "fastest"], ["dispatch.policy", "fastest"]),
+                        (["--dispatch.policy", "self_fixed", "--dispatch.self.chunk", "0"], ["chunk", "0"]),
+                        (["--dispatch.policy", "bounded_hash", "--dispatch.hash.eps", "0"], ["eps", "0"])]:
+        p = r.run(2, "--job", job, *args, timeout=60)
+        check(p.returncode != 0 and all(w in p.stderr for w in words), f"bad dispatch {args}: rejected naming {words}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("case")
@@ -310,7 +343,7 @@ def main():
     args = parser.parse_args()
     r = Runner(args)
     {"generation": case_generation, "epochs": case_epochs, "churn": case_churn, "bad_input": case_bad_input,
-     "signals": case_signals}[args.case](r)
+     "signals": case_signals, "dispatch": case_dispatch}[args.case](r)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "swarm/dispatch/policy.hpp"
 #include "swarm/job_file.hpp"
 #include "swarm/strategy.hpp"
 
@@ -20,10 +21,11 @@ struct DeviceClass {
   double link_mbps = 0.0;       // cap on this rank's links, 0 = none (sleep after each transfer)
   double latency_ms = 0.0;      // added to every transfer this rank receives
   int span = 0;                 // blocks a rank of this class holds (0: [servers] span)
+  double slowdown_sigma = 0.0;  // changing speed: every epoch compute is also slowed by exp(sigma |N(0,1)|)
 };
 
 enum class CheckMode { every_epoch, random };
-enum class Arrival { closed, poisson };
+enum class Arrival { closed, poisson, batch };
 
 struct Churn {
   struct Event {
@@ -43,6 +45,7 @@ struct Workload {
   int concurrency = 4;  // closed loop: sessions in flight
   Arrival arrival = Arrival::closed;
   double rate = 2.0;    // poisson: sessions per second
+  int sessions = 64;    // batch: sessions that all arrive at the start (the job ends when all are done)
 };
 
 /// Greedy generation of one prompt (the --dump-output mode).
@@ -82,6 +85,11 @@ struct JobConfig {
   double memory_mb = 0.0;          // per-rank memory budget for weights + cache, 0 = unchecked
   Workload workload;
   Churn churn;
+  // Request dispatch: a classical load-balancing policy over capacity routes (docs/dispatch.md);
+  // empty: every session takes the shortest-latency route, as Petals' clients do.
+  std::optional<dispatch::PolicyKind> dispatch_policy;
+  dispatch::DispatchOptions dispatch_options;
+  int max_routes = 0;  // 0: 2 x ranks
   std::optional<Generate> generate;
 
   /// The class of `rank` (the default class when none is configured).

@@ -37,6 +37,7 @@ struct StepHeader {
 struct TickControl {
   std::int32_t command = 0;    // rank 0: 0 run, 1 end of epoch
   std::int32_t terminate = 0;  // any rank that got SIGTERM/SIGINT
+  std::int32_t finish = 0;     // rank 0: the job's work is done (batch workload): last epoch
 };
 
 /// Server state as the job tracks it (numbers match swarm::ServerState).

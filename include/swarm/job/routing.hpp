@@ -4,6 +4,7 @@
 // (Dijkstra over block boundaries), here with a queueing term so that concurrent sessions
 // spread over servers that hold the same blocks.
 #include <optional>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -39,5 +40,19 @@ struct RouteServer {
 /// no chain exists (the swarm is disjoint for clients). Ties go to the lower rank.
 [[nodiscard]] std::optional<std::vector<Hop>> shortest_route(int total_blocks, std::span<const RouteServer> servers,
                                                              int tokens);
+
+/// A route and the rate it was given when the swarm's capacity was split into routes.
+struct RouteShare {
+  std::vector<Hop> hops;
+  double speed = 0;  // tokens/s of sessions through the whole route
+  [[nodiscard]] std::string key() const;  // "r0[0,4)-r3[4,8)": the chain's stable name (hashing key)
+};
+
+/// Splits the online servers' capacity into routes, the workers of request dispatch: each time
+/// the widest chain (largest bottleneck of capacity not yet reserved; a hop running b blocks on
+/// a server of one-block rate R offers R / b tokens/s), reserving its bottleneck on every hop,
+/// until a chain would be narrower than `min_fraction` of the first or `max_routes` exist.
+[[nodiscard]] std::vector<RouteShare> capacity_routes(int total_blocks, std::span<const RouteServer> servers,
+                                                      int max_routes, double min_fraction = 0.05);
 
 }  // namespace swarm::job

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Request dispatch with real timings: runs swarm_pipe once per dispatch policy on the same job
+(same seed, same batch of sessions) and merges the traces into one HDF5 file with one group per
+policy (each a copy of that run's /epochs), then prints the end-of-run table.
+
+usage: /usr/bin/python3 scripts/pipe_dispatch_study.py JOB.ini OUT.h5 [--ranks N] [--policies a,b,...]
+                                                       [--build build] [-- extra swarm_pipe args]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+ALL = ["shortest", "static", "round_robin", "consistent_hash", "bounded_hash", "self_fixed", "self_gss",
+       "self_factoring", "self_weighted_factoring", "self_tapering", "work_stealing", "diffusion1", "diffusion2",
+       "power_of_two"]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("job")
+    p.add_argument("out")
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--policies", default=",".join(ALL))
+    p.add_argument("--build", default="build")
+    p.add_argument("extra", nargs="*")
+    a = p.parse_args()
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
+    binary = os.path.join(a.build, "bin", "swarm_pipe")
+    work = tempfile.mkdtemp()
+    rows = []
+    with h5py.File(a.out + ".partial", "w") as out:
+        out.attrs["complete"] = 0
+        out.attrs["program"] = "scripts/pipe_dispatch_study.py"
+        out.attrs["job_text"] = open(a.job).read()
+        out.attrs["ranks"] = a.ranks
+        for policy in a.policies.split(","):
+            trace = os.path.join(work, f"{policy}.h5")
+            r = subprocess.run(["mpiexec", "-n", str(a.ranks), binary, "--job", a.job, "--trace", trace, "--quiet",
+                                "--dispatch.policy", policy, *a.extra], capture_output=True, text=True, env=env)
+            if r.returncode != 0:
+                print(f"{policy}: swarm_pipe failed:\n{r.stderr[-2000:]}", file=sys.stderr)
+                return 1
+            with h5py.File(trace, "r") as t:
+                g = out.create_group(policy)
+                t.copy("epochs", g)
+                for k, v in t.attrs.items():
+                    g.attrs[k] = v
+                e = t["epochs"]
+                makespan = e["makespan"][:].max()
+                tokens = (e["tokens_per_s"][:] * e["traffic_seconds"][:]).sum()
+                seconds = e["traffic_seconds"][:].sum()
+                imb = e["route_imbalance"][:]
+                rows.append((policy, makespan, tokens / seconds if seconds else 0,
+                             float(np.mean(imb[imb > 0])) if np.any(imb > 0) else 0.0,
+                             float(np.median(e["step_latency_p50"][:])) * 1e3, float(e["step_latency_p99"][:].max()) * 1e3,
+                             int(e["migrations"][:].sum()), int(e["replay_tokens"][:].sum()),
+                             int(e["dispatch_messages"][:].sum()), int(e["sessions_completed"][:].sum())))
+                g.attrs["makespan"] = makespan
+            out.flush()
+        out.attrs["complete"] = 1
+    os.replace(a.out + ".partial", a.out)
+    print(f"# {'policy':<24} {'makespan':>9} {'tokens/s':>10} {'imbalance':>10} {'step_p50':>9} {'step_p99':>9} "
+          f"{'migrations':>10} {'rebuild':>8} {'messages':>9} {'sessions':>9}")
+    print(f"# {'':<24} {'(s)':>9} {'':>10} {'(max/mean)':>10} {'(ms)':>9} {'(ms)':>9} {'':>10} {'(tokens)':>8} "
+          f"{'':>9} {'(done)':>9}")
+    for r in rows:
+        print(f"  {r[0]:<24} {r[1]:9.3f} {r[2]:10.1f} {r[3]:10.2f} {r[4]:9.2f} {r[5]:9.2f} {r[6]:10d} {r[7]:8d} "
+              f"{r[8]:9d} {r[9]:9d}")
+    print(f"# trace: {os.path.abspath(a.out)} (one group per policy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
