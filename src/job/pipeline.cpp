@@ -247,7 +247,6 @@ bool Job::setup() {
   if (!all_ok(comm_, [&] {
         server_ = std::make_unique<SpanServer>(*source_, backend_, config_.class_of(rank_), rank_,
                                                static_cast<std::size_t>(config_.max_cache_mb * 1024 * 1024), device);
-        server_->load(0, 1);
         (void)server_->benchmark(std::max(1, config_.workload.prompt_tokens * config_.workload.batch));
         first = measure();
       })) {

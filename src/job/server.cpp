@@ -21,35 +21,43 @@ void slow_down(double elapsed, double factor) {
 SpanServer::SpanServer(const model::WeightSource& source, model::Backend backend, const DeviceClass& device,
                        int rank, std::size_t max_cache_bytes, int cuda_device)
     : source_(source),
+      backend_(backend),
+      device_index_(cuda_device),
       executor_(model::make_executor(backend, {cuda_device, max_cache_bytes})),
       device_(device),
       rank_(rank) {}
 
 void SpanServer::load(int start, int end) {
   const auto began = Clock::now();
-  executor_->load(source_, {start, end});
+  executor_->load(source_, {start, end});  // drops every session
+  sessions_.clear();
   span_ = {start, end};
   state_ = RankState::online;
   reload_seconds_ = since(began);
 }
 
 void SpanServer::go_offline() {
-  if (span_.size() > 0) executor_->load(source_, span_);  // reloading drops every session
+  for (std::uint64_t session : sessions_) executor_->drop_session(session);
+  sessions_.clear();
   state_ = RankState::offline;
 }
 
 double SpanServer::benchmark(int tokens) {
-  const int hidden = executor_->config().hidden_size;
+  // Speed does not depend on the weights' values: a block of random weights of the model's
+  // dimensions, so that no rank reads checkpoint tensors outside its span.
+  const model::RandomWeights random(source_.config(), 0);
+  const auto probe = model::make_executor(backend_, {device_index_, 0});
+  probe->load(random, {0, 1});
+  const int hidden = source_.config().hidden_size;
   std::vector<float> x(static_cast<std::size_t>(tokens) * hidden, 0.01f);
-  const std::uint64_t probe = ~0ULL - static_cast<std::uint64_t>(rank_);  // never a client session id
   double best = 0;
   for (int i = 0; i < 3; ++i) {
     const auto began = Clock::now();
-    executor_->forward(probe, span_.start, span_.start + 1, x.data(), 1, tokens);
+    probe->forward(1, 0, 1, x.data(), 1, tokens);
     const double plain = since(began);
     slow_down(plain, device_.compute_factor * slowdown_);
     const double seconds = since(began);
-    executor_->drop_session(probe);
+    probe->drop_session(1);
     if (seconds > 0) best = std::max(best, tokens / seconds);
   }
   block_tps_ = best;
@@ -60,13 +68,17 @@ void SpanServer::forward(const StepHeader& h, float* hidden) {
   const int first = h.first[static_cast<std::size_t>(h.hop)];
   const int last = h.last[static_cast<std::size_t>(h.hop)];
   const auto began = Clock::now();
+  sessions_.insert(h.session);
   executor_->forward(h.session, first, last, hidden, h.batch, h.tokens);
   slow_down(since(began), device_.compute_factor * slowdown_);
   compute_seconds_ += since(began);
   block_tokens_ += static_cast<double>(h.batch) * h.tokens * (last - first);
 }
 
-void SpanServer::drop(std::uint64_t session) { executor_->drop_session(session); }
+void SpanServer::drop(std::uint64_t session) {
+  executor_->drop_session(session);
+  sessions_.erase(session);
+}
 
 double SpanServer::emulated_link_delay(double bytes) const {
   double delay = device_.latency_ms / 1000.0;

@@ -3,6 +3,7 @@
 // compute, capped links) and the measurements it reports at each epoch boundary.
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "swarm/job/config.hpp"
 #include "swarm/job/protocol.hpp"
@@ -18,13 +19,14 @@ class SpanServer {
 
   /// Loads blocks [start, end) (a joiner or a mover); the time counts as reload downtime.
   void load(int start, int end);
-  /// Stops serving: drops every session (the weights stay, as a Petals server going offline).
+  /// Stops serving: drops every session's caches (the weights stay, as a Petals server going offline).
   void go_offline();
   [[nodiscard]] RankState state() const { return state_; }
   void set_online() { state_ = RankState::online; }
 
-  /// Tokens/s through one block, measured Petals-style on the loaded span's first block with a
-  /// throwaway session of `tokens` tokens (best of three, compute emulation included).
+  /// Tokens/s through one block, measured Petals-style before the server chooses its blocks: a
+  /// forward pass of `tokens` tokens through one block of the model's dimensions (random
+  /// weights: no checkpoint tensor is read), best of three, compute emulation included.
   double benchmark(int tokens);
 
   /// Runs the header's hop on `hidden` in place (host memory), emulating the class's compute.
@@ -45,11 +47,14 @@ class SpanServer {
 
  private:
   const model::WeightSource& source_;
+  model::Backend backend_;
+  int device_index_;
   std::unique_ptr<model::SpanExecutor> executor_;
   DeviceClass device_;
   int rank_;
   RankState state_ = RankState::offline;
   double slowdown_ = 1.0;
+  std::set<std::uint64_t> sessions_;  // sessions with caches here
   model::Span span_{};
   double block_tps_ = 0;  // last measured compute
   double net_tps_ = 0;    // last measured link, tokens/s
