@@ -57,6 +57,8 @@ class JobFile {
   double positive(const std::string& key) const;
   double non_negative(const std::string& key) const;
   double in_range(const std::string& key, double lo, double hi) const;
+  /// An integer key in lo..hi.
+  long integer(const std::string& key, long lo, long hi) const;
 
   [[nodiscard]] const std::vector<Table>& tables(const std::string& prefix) const;
 

@@ -10,6 +10,16 @@ namespace swarm::sim {
 
 [[nodiscard]] boost::program_options::options_description job_schema();
 
+/// The keys of a [class.NAME] device table, for messages.
+inline constexpr const char* kDeviceKeys =
+    "share, span, block_rps, bandwidth_mbps, relay_fraction, load_seconds_per_block, compute_jitter";
+
+/// Parses key `field` (raw text `raw`) of table [class.NAME] into `device`, checking its value
+/// against a model of `blocks` blocks; returns false when `field` is not a device key (tables
+/// that extend the device, like the dispatch study's, handle their own keys then).
+bool parse_device_key(const JobFile& job, const std::string& name, const std::string& field, const std::string& raw,
+                      int blocks, DeviceClass& device);
+
 /// Builds and validates the config; throws ConfigError.
 [[nodiscard]] SimConfig load_config(const JobFile& job);
 

@@ -141,4 +141,17 @@ class File {
 /// Returns the HDF5 library version "major.minor.release".
 [[nodiscard]] std::string hdf5_version();
 
+/// What every trace records about its run (docs/trace.md).
+struct RunInfo {
+  std::string program;
+  std::string job_file;   // path
+  std::string job_text;   // the job file as read
+  std::string effective;  // every key = value after overrides
+  std::uint64_t seed = 0;
+};
+
+/// Writes the run's metadata as root attributes: program, version, hdf5_version, created (UTC),
+/// job_file, job_text, effective_config, seed.
+void write_run_info(Group& root, const RunInfo& info);
+
 }  // namespace swarm::trace

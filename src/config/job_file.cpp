@@ -122,6 +122,12 @@ double JobFile::in_range(const std::string& key, double lo, double hi) const {
   return v;
 }
 
+long JobFile::integer(const std::string& key, long lo, long hi) const {
+  const long v = get<long>(key);
+  if (v < lo || v > hi) fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return v;
+}
+
 const std::vector<Table>& JobFile::tables(const std::string& prefix) const {
   static const std::vector<Table> none;
   const auto it = tables_.find(prefix);

@@ -10,12 +10,6 @@ namespace po = boost::program_options;
 namespace swarm::job {
 namespace {
 
-int integer(const JobFile& job, const std::string& key, long lo, long hi) {
-  const long v = job.get<long>(key);
-  if (v < lo || v > hi) job.fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return static_cast<int>(v);
-}
-
 DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
   DeviceClass d;
   d.name = t.name;
@@ -160,14 +154,14 @@ JobConfig load_config(const JobFile& job, int world) {
   JobConfig c;
   c.model_dir = job.get<std::string>("model.dir");
   if (job.has("model-dir")) c.model_dir = job.get<std::string>("model-dir");
-  c.hidden_size = integer(job, "model.hidden_size", 1, 1 << 16);
-  c.intermediate_size = integer(job, "model.intermediate_size", 1, 1 << 18);
-  c.layers = integer(job, "model.layers", 1, 4096);
-  c.heads = integer(job, "model.heads", 1, 1024);
-  c.kv_heads = integer(job, "model.kv_heads", 1, 1024);
-  c.head_dim = integer(job, "model.head_dim", 0, 4096);
-  c.vocab_size = integer(job, "model.vocab_size", 2, 1 << 22);
-  c.max_position = integer(job, "model.max_position", 1, 1 << 22);
+  c.hidden_size = static_cast<int>(job.integer("model.hidden_size", 1, 1 << 16));
+  c.intermediate_size = static_cast<int>(job.integer("model.intermediate_size", 1, 1 << 18));
+  c.layers = static_cast<int>(job.integer("model.layers", 1, 4096));
+  c.heads = static_cast<int>(job.integer("model.heads", 1, 1024));
+  c.kv_heads = static_cast<int>(job.integer("model.kv_heads", 1, 1024));
+  c.head_dim = static_cast<int>(job.integer("model.head_dim", 0, 4096));
+  c.vocab_size = static_cast<int>(job.integer("model.vocab_size", 2, 1 << 22));
+  c.max_position = static_cast<int>(job.integer("model.max_position", 1, 1 << 22));
   c.rope_theta = job.positive("model.rope_theta");
   c.rms_norm_eps = job.positive("model.rms_norm_eps");
   if (c.heads % c.kv_heads != 0) {
@@ -183,9 +177,9 @@ JobConfig load_config(const JobFile& job, int world) {
   c.weights_seed = job.get<std::uint64_t>("model.seed");
   c.backend = job.get<std::string>("model.backend");
   if (c.backend != "auto" && c.backend != "cpu" && c.backend != "cuda") job.fail("model.backend", c.backend, "must be auto, cpu or cuda");
-  c.threads = integer(job, "model.threads", 1, 1024);
+  c.threads = static_cast<int>(job.integer("model.threads", 1, 1024));
 
-  c.epochs = integer(job, "run.epochs", 1, 1000000);
+  c.epochs = static_cast<int>(job.integer("run.epochs", 1, 1000000));
   c.epoch_seconds = job.positive("run.epoch_seconds");
   const std::string strategy = job.get<std::string>("run.strategy");
   const auto kind = parse_strategy(strategy);
@@ -213,7 +207,7 @@ JobConfig load_config(const JobFile& job, int world) {
   c.quiet = job.has("quiet");
 
   const int blocks_hint = c.model_dir.empty() ? c.layers : 1 << 20;  // checked again against the checkpoint
-  c.span = integer(job, "servers.span", 0, 1 << 20);
+  c.span = static_cast<int>(job.integer("servers.span", 0, 1 << 20));
   if (c.model_dir.empty() && c.span > c.layers) {
     job.fail("servers.span", std::to_string(c.span), "longer than the model (" + std::to_string(c.layers) + " layers)");
   }
@@ -226,10 +220,10 @@ JobConfig load_config(const JobFile& job, int world) {
   c.max_cache_mb = job.non_negative("servers.max_cache_mb");
   c.memory_mb = job.non_negative("servers.memory_mb");
 
-  c.workload.prompt_tokens = integer(job, "workload.prompt_tokens", 1, 1 << 20);
-  c.workload.new_tokens = integer(job, "workload.new_tokens", 1, 1 << 20);
-  c.workload.batch = integer(job, "workload.batch", 1, 1 << 16);
-  c.workload.concurrency = integer(job, "workload.concurrency", 1, 1 << 16);
+  c.workload.prompt_tokens = static_cast<int>(job.integer("workload.prompt_tokens", 1, 1 << 20));
+  c.workload.new_tokens = static_cast<int>(job.integer("workload.new_tokens", 1, 1 << 20));
+  c.workload.batch = static_cast<int>(job.integer("workload.batch", 1, 1 << 16));
+  c.workload.concurrency = static_cast<int>(job.integer("workload.concurrency", 1, 1 << 16));
   const std::string arrival = job.get<std::string>("workload.arrival");
   if (arrival == "closed") {
     c.workload.arrival = Arrival::closed;
@@ -241,7 +235,7 @@ JobConfig load_config(const JobFile& job, int world) {
     job.fail("workload.arrival", arrival, "must be closed, poisson or batch");
   }
   c.workload.rate = job.positive("workload.rate");
-  c.workload.sessions = integer(job, "workload.sessions", 1, 1 << 24);
+  c.workload.sessions = static_cast<int>(job.integer("workload.sessions", 1, 1 << 24));
 
   const std::string policy = job.get<std::string>("dispatch.policy");
   if (policy != "shortest") {
@@ -249,10 +243,10 @@ JobConfig load_config(const JobFile& job, int world) {
     if (!kind) job.fail("dispatch.policy", policy, "unknown policy (shortest, or one of docs/dispatch.md)");
     c.dispatch_policy = *kind;
   }
-  c.max_routes = integer(job, "dispatch.max_routes", 0, 1 << 20);
+  c.max_routes = static_cast<int>(job.integer("dispatch.max_routes", 0, 1 << 20));
   dispatch::DispatchOptions& o = c.dispatch_options;
   o.message_latency_s = 0;  // real messages take their own time
-  o.hash.virtual_nodes = integer(job, "dispatch.hash.virtual_nodes", 1, 1 << 20);
+  o.hash.virtual_nodes = static_cast<int>(job.integer("dispatch.hash.virtual_nodes", 1, 1 << 20));
   o.hash.eps = job.get<double>("dispatch.hash.eps");
   o.self.chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.chunk"));
   o.self.min_chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.min_chunk"));
@@ -286,7 +280,7 @@ JobConfig load_config(const JobFile& job, int world) {
       g.prompt.push_back(static_cast<std::int32_t>(v));
     }
     if (g.prompt.empty()) job.fail("prompt-tokens", list, "no tokens");
-    g.max_new_tokens = integer(job, "max-new-tokens", 1, 1 << 20);
+    g.max_new_tokens = static_cast<int>(job.integer("max-new-tokens", 1, 1 << 20));
     if (job.has("dump-output")) g.dump_output = job.get<std::string>("dump-output");
     c.generate = std::move(g);
   } else if (job.has("dump-output")) {

@@ -1,9 +1,5 @@
 #include "job_trace.hpp"
 
-#include <chrono>
-#include <ctime>
-
-#include "swarm/version.hpp"
 
 namespace swarm::job {
 
@@ -45,24 +41,14 @@ const Column kColumns[] = {
 
 JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
   trace::Group& root = file_.root();
-  root.set_attribute("program", std::string("swarm_pipe"));
-  root.set_attribute("version", std::string(kVersion));
-  root.set_attribute("hdf5_version", trace::hdf5_version());
-  root.set_attribute("job_file", m.job_file);
-  root.set_attribute("job_text", m.job_text);
-  root.set_attribute("effective_config", m.effective);
+  trace::write_run_info(root, {"swarm_pipe", m.job_file, m.job_text, m.effective, m.seed});
   root.set_attribute("model", m.model);
   root.set_attribute("backend", m.backend);
   root.set_attribute("transport", m.transport);
   root.set_attribute("strategy", m.strategy);
-  root.set_attribute("seed", static_cast<std::int64_t>(m.seed));
   root.set_attribute("ranks", static_cast<std::int64_t>(m.ranks));
   root.set_attribute("blocks", static_cast<std::int64_t>(m.blocks));
   root.set_attribute("hidden_size", static_cast<std::int64_t>(m.hidden_size));
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  root.set_attribute("created", std::string(stamp));
 
   epochs_ = root.group("epochs");
   epochs_.set_attribute("epochs_complete", std::int64_t{0});

@@ -15,52 +15,15 @@ std::string text(double v) {
   return s.str();
 }
 
-int integer(const JobFile& job, const std::string& key, long lo, long hi) {
-  const long v = job.get<long>(key);
-  if (v < lo || v > hi) job.fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return static_cast<int>(v);
-}
-
 DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
   DeviceClass d;
   d.name = t.name;
-  bool has_span = false;
   for (const auto& [field, raw] : t.values) {
-    const std::string key = "class." + t.name + "." + field;
-    const double v = parse_number(job, key, raw);
-    const auto need = [&](bool ok, const std::string& why) {
-      if (!ok || !std::isfinite(v)) job.fail(key, raw, why);
-    };
-    if (field == "share") {
-      need(v >= 0, "must be >= 0");
-      d.share = v;
-    } else if (field == "span") {
-      need(v >= 1 && v <= blocks && v == std::floor(v),
-           "must be a whole number of blocks in 1.." + std::to_string(blocks) + " (model.blocks)");
-      d.span = static_cast<int>(v);
-      has_span = true;
-    } else if (field == "block_rps") {
-      need(v > 0, "must be > 0 (tokens/s through one block)");
-      d.block_rps = v;
-    } else if (field == "bandwidth_mbps") {
-      need(v > 0, "must be > 0");
-      d.bandwidth_mbps = v;
-    } else if (field == "relay_fraction") {
-      need(v >= 0 && v <= 1, "must be in [0, 1]");
-      d.relay_fraction = v;
-    } else if (field == "load_seconds_per_block") {
-      need(v >= 0, "must be >= 0");
-      d.load_seconds_per_block = v;
-    } else if (field == "compute_jitter") {
-      need(v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
-      d.compute_jitter = v;
-    } else {
-      job.fail(key, raw,
-               "unknown key (a class has share, span, block_rps, bandwidth_mbps, relay_fraction, "
-               "load_seconds_per_block, compute_jitter)");
+    if (!parse_device_key(job, t.name, field, raw, blocks, d)) {
+      job.fail("class." + t.name + "." + field, raw, std::string("unknown key (a class has ") + kDeviceKeys + ")");
     }
   }
-  if (!has_span) job.fail("class." + t.name + ".span", "", "missing: every class needs a span");
+  if (!t.values.count("span")) job.fail("class." + t.name + ".span", "", "missing: every class needs a span");
   return d;
 }
 
@@ -80,6 +43,43 @@ std::vector<std::pair<double, std::string>> schedule(const JobFile& job, const s
 }
 
 }  // namespace
+
+bool parse_device_key(const JobFile& job, const std::string& name, const std::string& field, const std::string& raw,
+                      int blocks, DeviceClass& d) {
+  const std::string key = "class." + name + "." + field;
+  const auto number = [&] { return parse_number(job, key, raw); };
+  const auto need = [&](double v, bool ok, const std::string& why) {
+    if (!ok || !std::isfinite(v)) job.fail(key, raw, why);
+    return v;
+  };
+  if (field == "share") {
+    const double v = number();
+    d.share = need(v, v >= 0, "must be >= 0");
+  } else if (field == "span") {
+    const double v = number();
+    need(v, v >= 1 && v <= blocks && v == std::floor(v),
+         "must be a whole number of blocks in 1.." + std::to_string(blocks) + " (model.blocks)");
+    d.span = static_cast<int>(v);
+  } else if (field == "block_rps") {
+    const double v = number();
+    d.block_rps = need(v, v > 0, "must be > 0 (tokens/s through one block)");
+  } else if (field == "bandwidth_mbps") {
+    const double v = number();
+    d.bandwidth_mbps = need(v, v > 0, "must be > 0");
+  } else if (field == "relay_fraction") {
+    const double v = number();
+    d.relay_fraction = need(v, v >= 0 && v <= 1, "must be in [0, 1]");
+  } else if (field == "load_seconds_per_block") {
+    const double v = number();
+    d.load_seconds_per_block = need(v, v >= 0, "must be >= 0");
+  } else if (field == "compute_jitter") {
+    const double v = number();
+    d.compute_jitter = need(v, v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
+  } else {
+    return false;
+  }
+  return true;
+}
 
 po::options_description job_schema() {
   po::options_description d("Job keys (job file sections [model], [run], [churn], [class.NAME]; "
@@ -106,8 +106,8 @@ po::options_description job_schema() {
 
 SimConfig load_config(const JobFile& job) {
   SimConfig c;
-  c.blocks = integer(job, "model.blocks", 1, 100000);
-  c.hidden_size = integer(job, "model.hidden_size", 1, 1 << 20);
+  c.blocks = static_cast<int>(job.integer("model.blocks", 1, 100000));
+  c.hidden_size = static_cast<int>(job.integer("model.hidden_size", 1, 1 << 20));
   c.duration = job.positive("run.duration");
   c.period = job.positive("run.period");
   if (c.period > c.duration) {
@@ -136,7 +136,7 @@ SimConfig load_config(const JobFile& job) {
   }
   c.mean_check_period = job.positive("run.mean_check_period");
   c.placement_time_limit = job.non_negative("run.placement_time_limit");
-  c.initial_servers = integer(job, "churn.initial_servers", 0, 10000000);
+  c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, 10000000));
   c.initial_join_window = job.non_negative("churn.initial_join_window");
   c.arrival_rate = job.non_negative("churn.arrival_rate");
   c.mean_lifetime = job.non_negative("churn.mean_lifetime");

@@ -1,4 +1,5 @@
 #include "study_job.hpp"
+#include "swarm/sim_job.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -16,59 +17,26 @@ std::string text(double v) {
   return s.str();
 }
 
-long integer(const JobFile& job, const std::string& key, long lo, long hi) {
-  const long v = job.get<long>(key);
-  if (v < lo || v > hi) job.fail(key, std::to_string(v), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return v;
-}
-
 ServerClass server_class(const JobFile& job, const Table& t, int blocks) {
   ServerClass k;
-  sim::DeviceClass& d = k.device;
-  d.name = t.name;
-  bool has_span = false;
+  k.device.name = t.name;
   for (const auto& [field, raw] : t.values) {
+    if (sim::parse_device_key(job, t.name, field, raw, blocks, k.device)) continue;
+    // The study's own keys: how the device's speed changes.
     const std::string key = "class." + t.name + "." + field;
-    const double v = parse_number(job, key, raw);
-    const auto need = [&](bool ok, const std::string& why) {
-      if (!ok || !std::isfinite(v)) job.fail(key, raw, why);
-    };
-    if (field == "share") {
-      need(v >= 0, "must be >= 0");
-      d.share = v;
-    } else if (field == "span") {
-      need(v >= 1 && v <= blocks && v == std::floor(v),
-           "must be a whole number of blocks in 1.." + std::to_string(blocks) + " (model.blocks)");
-      d.span = static_cast<int>(v);
-      has_span = true;
-    } else if (field == "block_rps") {
-      need(v > 0, "must be > 0 (tokens/s through one block)");
-      d.block_rps = v;
-    } else if (field == "bandwidth_mbps") {
-      need(v > 0, "must be > 0");
-      d.bandwidth_mbps = v;
-    } else if (field == "relay_fraction") {
-      need(v >= 0 && v <= 1, "must be in [0, 1]");
-      d.relay_fraction = v;
-    } else if (field == "load_seconds_per_block") {
-      need(v >= 0, "must be >= 0");
-      d.load_seconds_per_block = v;
-    } else if (field == "compute_jitter") {
-      need(v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
-      d.compute_jitter = v;
-    } else if (field == "speed_sigma") {
-      need(v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
+    if (field == "speed_sigma") {
+      const double v = parse_number(job, key, raw);
+      if (!(v >= 0 && v <= 2)) job.fail(key, raw, "must be in [0, 2] (lognormal sigma)");
       k.speed_sigma = v;
     } else if (field == "speed_interval_s") {
-      need(v > 0, "must be > 0 (mean seconds between speed changes)");
+      const double v = parse_number(job, key, raw);
+      if (!(v > 0) || !std::isfinite(v)) job.fail(key, raw, "must be > 0 (mean seconds between speed changes)");
       k.speed_interval_s = v;
     } else {
-      job.fail(key, raw,
-               "unknown key (a class has share, span, block_rps, bandwidth_mbps, relay_fraction, "
-               "load_seconds_per_block, compute_jitter, speed_sigma, speed_interval_s)");
+      job.fail(key, raw, std::string("unknown key (a class has ") + sim::kDeviceKeys + ", speed_sigma, speed_interval_s)");
     }
   }
-  if (!has_span) job.fail("class." + t.name + ".span", "", "missing: every class needs a span");
+  if (!t.values.count("span")) job.fail("class." + t.name + ".span", "", "missing: every class needs a span");
   return k;
 }
 
@@ -189,8 +157,8 @@ StudyConfig load_config(const JobFile& job) {
   StudyConfig c;
   c.seed = job.get<std::uint64_t>("run.seed");
   c.horizon_s = job.positive("run.horizon");
-  c.blocks = static_cast<int>(integer(job, "model.blocks", 1, 100000));
-  c.hidden_size = static_cast<int>(integer(job, "model.hidden_size", 1, 1 << 20));
+  c.blocks = static_cast<int>(job.integer("model.blocks", 1, 100000));
+  c.hidden_size = static_cast<int>(job.integer("model.hidden_size", 1, 1 << 20));
 
   const std::string placement = job.get<std::string>("swarm.placement");
   const auto kind = parse_strategy(placement);
@@ -201,7 +169,7 @@ StudyConfig load_config(const JobFile& job) {
   c.placement = *kind;
   c.min_route_speed = job.positive("swarm.min_route_speed");
 
-  c.initial_servers = static_cast<int>(integer(job, "churn.initial_servers", 0, 1000000));
+  c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, 1000000));
   c.arrival_rate = job.non_negative("churn.arrival_rate");
   c.mean_lifetime = job.non_negative("churn.mean_lifetime");
   if (c.arrival_rate * c.horizon_s > 1e6) {
@@ -228,15 +196,15 @@ StudyConfig load_config(const JobFile& job) {
     job.fail("churn.leaves", job.get<std::string>("churn.leaves"), e.what());
   }
 
-  c.sessions = static_cast<std::size_t>(integer(job, "workload.sessions", 1, 10000000));
+  c.sessions = static_cast<std::size_t>(job.integer("workload.sessions", 1, 10000000));
   c.session_rate = job.non_negative("workload.arrival_rate");
-  c.prompt_tokens_min = static_cast<int>(integer(job, "workload.prompt_tokens_min", 0, 10000000));
-  c.prompt_tokens_max = static_cast<int>(integer(job, "workload.prompt_tokens_max", 0, 10000000));
+  c.prompt_tokens_min = static_cast<int>(job.integer("workload.prompt_tokens_min", 0, 10000000));
+  c.prompt_tokens_max = static_cast<int>(job.integer("workload.prompt_tokens_max", 0, 10000000));
   if (c.prompt_tokens_max < c.prompt_tokens_min) {
     job.fail("workload.prompt_tokens_max", std::to_string(c.prompt_tokens_max), "below workload.prompt_tokens_min");
   }
-  c.new_tokens_min = static_cast<int>(integer(job, "workload.new_tokens_min", 1, 10000000));
-  c.new_tokens_max = static_cast<int>(integer(job, "workload.new_tokens_max", 1, 10000000));
+  c.new_tokens_min = static_cast<int>(job.integer("workload.new_tokens_min", 1, 10000000));
+  c.new_tokens_max = static_cast<int>(job.integer("workload.new_tokens_max", 1, 10000000));
   if (c.new_tokens_max < c.new_tokens_min) {
     job.fail("workload.new_tokens_max", std::to_string(c.new_tokens_max), "below workload.new_tokens_min");
   }

@@ -42,13 +42,6 @@ const SummaryColumn kColumns[] = {
     {"events", "events", [](const Metrics& m) { return static_cast<double>(m.events); }},
 };
 
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return stamp;
-}
-
 void write_servers(trace::Group g, const StudyConfig& c, const SwarmModel& s) {
   std::vector<std::string> ids, classes;
   std::vector<double> throughput, join, online, leave, load;
@@ -142,18 +135,11 @@ StudyTrace::StudyTrace(trace::File& file, const RunMeta& meta, const StudyConfig
                        const Sessions& sessions)
     : file_(file), sessions_(sessions) {
   trace::Group& root = file_.root();
-  root.set_attribute("program", meta.program);
-  root.set_attribute("version", std::string(kVersion));
-  root.set_attribute("hdf5_version", trace::hdf5_version());
-  root.set_attribute("job_file", meta.job_file);
-  root.set_attribute("job_text", meta.job_text);
-  root.set_attribute("effective_config", meta.effective);
-  root.set_attribute("seed", static_cast<std::int64_t>(c.seed));
+  trace::write_run_info(root, {meta.program, meta.job_file, meta.job_text, meta.effective, c.seed});
   root.set_attribute("blocks", static_cast<std::int64_t>(c.blocks));
   root.set_attribute("horizon_s", c.horizon_s);
   root.set_attribute("sessions", static_cast<std::int64_t>(c.sessions));
   root.set_attribute("workers", static_cast<std::int64_t>(swarm.routes.size()));
-  root.set_attribute("created", utc_now());
   std::string names;
   std::vector<std::string> list;
   for (auto k : c.policies) {

@@ -1,27 +1,13 @@
 #include "swarm/sim_trace.hpp"
 
-#include <chrono>
-#include <ctime>
-
-#include "swarm/version.hpp"
 
 namespace swarm::sim {
 
 void SimTrace::on_start(const SimConfig& c, const std::vector<ServerPlan>& plans) {
   trace::Group& root = file_.root();
-  root.set_attribute("program", meta_.program);
-  root.set_attribute("version", std::string(kVersion));
-  root.set_attribute("hdf5_version", trace::hdf5_version());
-  root.set_attribute("job_file", meta_.job_file);
-  root.set_attribute("job_text", meta_.job_text);
-  root.set_attribute("effective_config", meta_.effective);
-  root.set_attribute("seed", static_cast<std::int64_t>(c.seed));
+  trace::write_run_info(root, {meta_.program, meta_.job_file, meta_.job_text, meta_.effective, c.seed});
   root.set_attribute("blocks", static_cast<std::int64_t>(c.blocks));
   root.set_attribute("period_s", c.period);
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  root.set_attribute("created", std::string(stamp));
 
   trace::Group servers = root.group("servers");
   std::vector<std::string> ids, classes;

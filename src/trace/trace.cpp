@@ -2,6 +2,11 @@
 
 #include <hdf5.h>
 
+#include <chrono>
+#include <ctime>
+
+#include "swarm/version.hpp"
+
 #include <vector>
 
 namespace swarm::trace {
@@ -214,6 +219,20 @@ void File::finish() {
   flush();
   root_ = Group();
   file_.reset();
+}
+
+void write_run_info(Group& root, const RunInfo& info) {
+  root.set_attribute("program", info.program);
+  root.set_attribute("version", std::string(kVersion));
+  root.set_attribute("hdf5_version", hdf5_version());
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  root.set_attribute("created", std::string(stamp));
+  root.set_attribute("job_file", info.job_file);
+  root.set_attribute("job_text", info.job_text);
+  root.set_attribute("effective_config", info.effective);
+  root.set_attribute("seed", static_cast<std::int64_t>(info.seed));
 }
 
 std::string hdf5_version() {
