@@ -4,7 +4,7 @@
 policy (each a copy of that run's /epochs), then prints the end-of-run table.
 
 usage: /usr/bin/python3 scripts/pipe_dispatch_study.py JOB.ini OUT.h5 [--ranks N] [--policies a,b,...]
-                                                       [--build build] [-- extra swarm_pipe args]
+                                                       [--build build] [--png OUT.png] [-- extra swarm_pipe args]
 """
 import argparse
 import os
@@ -27,6 +27,7 @@ def main():
     p.add_argument("--ranks", type=int, default=4)
     p.add_argument("--policies", default=",".join(ALL))
     p.add_argument("--build", default="build")
+    p.add_argument("--png", help="also plot the comparison (makespan, tokens/s, step p99, messages)")
     p.add_argument("extra", nargs="*")
     a = p.parse_args()
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -73,7 +74,28 @@ def main():
         print(f"  {r[0]:<24} {r[1]:9.3f} {r[2]:10.1f} {r[3]:10.2f} {r[4]:9.2f} {r[5]:9.2f} {r[6]:10d} {r[7]:8d} "
               f"{r[8]:9d} {r[9]:9d}")
     print(f"# trace: {os.path.abspath(a.out)} (one group per policy)")
+    if a.png:
+        plot(rows, a.png, a.ranks)
     return 0
+
+
+def plot(rows, path, ranks):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r[0] for r in rows]
+    panels = [("makespan (s)", [r[1] for r in rows]), ("tokens/s", [r[2] for r in rows]),
+              ("step latency p99 (ms)", [r[5] for r in rows]), ("control messages", [r[8] for r in rows])]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, (title, values) in zip(axes.flat, panels):
+        ax.barh(names, values, color="tab:blue")
+        ax.set_title(title)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Request dispatch in swarm_pipe ({ranks} ranks, real timings)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"# plot: {os.path.abspath(path)}")
 
 
 if __name__ == "__main__":
