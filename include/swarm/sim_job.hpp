@@ -20,6 +20,11 @@ inline constexpr const char* kDeviceKeys =
 bool parse_device_key(const JobFile& job, const std::string& name, const std::string& field, const std::string& raw,
                       int blocks, DeviceClass& device);
 
+/// Parses a schedule key "TIME NAME, TIME NAME, ..." (e.g. "600 a100, 900 t4") into (time, name)
+/// pairs, times in [0, limit]; `limit_key` names the key that sets the limit, for messages.
+[[nodiscard]] std::vector<std::pair<double, std::string>> parse_schedule(const JobFile& job, const std::string& key,
+                                                                         double limit, const std::string& limit_key);
+
 /// Builds and validates the config; throws ConfigError.
 [[nodiscard]] SimConfig load_config(const JobFile& job);
 

@@ -27,8 +27,10 @@ DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
   return d;
 }
 
-// "600 a100, 900 t4" -> (time, name) pairs.
-std::vector<std::pair<double, std::string>> schedule(const JobFile& job, const std::string& key, double duration) {
+}  // namespace
+
+std::vector<std::pair<double, std::string>> parse_schedule(const JobFile& job, const std::string& key, double limit,
+                                                           const std::string& limit_key) {
   std::vector<std::pair<double, std::string>> out;
   for (const auto& item : split_list(job.get<std::string>(key))) {
     std::istringstream in(item);
@@ -36,13 +38,11 @@ std::vector<std::pair<double, std::string>> schedule(const JobFile& job, const s
     in >> time >> name >> extra;
     if (name.empty() || !extra.empty()) job.fail(key, item, "each item must be 'TIME NAME'");
     const double t = parse_number(job, key, time);
-    if (!(t >= 0 && t <= duration)) job.fail(key, item, "time must be in [0, run.duration]");
+    if (!(t >= 0 && t <= limit)) job.fail(key, item, "time must be in [0, " + limit_key + "]");
     out.emplace_back(t, name);
   }
   return out;
 }
-
-}  // namespace
 
 bool parse_device_key(const JobFile& job, const std::string& name, const std::string& field, const std::string& raw,
                       int blocks, DeviceClass& d) {
@@ -147,12 +147,12 @@ SimConfig load_config(const JobFile& job) {
   for (const auto& d : c.classes) shares += d.share;
   if (!(shares > 0)) job.fail("class.*.share", "0", "the shares of the classes add up to 0");
 
-  for (const auto& [t, name] : schedule(job, "churn.joins", c.duration)) {
+  for (const auto& [t, name] : parse_schedule(job, "churn.joins", c.duration, "run.duration")) {
     const bool known = std::any_of(c.classes.begin(), c.classes.end(), [&](const DeviceClass& d) { return d.name == name; });
     if (!known) job.fail("churn.joins", name, "no [class." + name + "] section");
     c.joins.push_back({t, name});
   }
-  for (const auto& [t, id] : schedule(job, "churn.leaves", c.duration)) c.leaves.push_back({t, id});
+  for (const auto& [t, id] : parse_schedule(job, "churn.leaves", c.duration, "run.duration")) c.leaves.push_back({t, id});
   if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty()) {
     job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
   }

@@ -40,21 +40,6 @@ ServerClass server_class(const JobFile& job, const Table& t, int blocks) {
   return k;
 }
 
-// "600 a100, 900 t4" -> (time, name) pairs.
-std::vector<std::pair<double, std::string>> schedule(const JobFile& job, const std::string& key, double horizon) {
-  std::vector<std::pair<double, std::string>> out;
-  for (const auto& item : split_list(job.get<std::string>(key))) {
-    std::istringstream in(item);
-    std::string time, name, extra;
-    in >> time >> name >> extra;
-    if (name.empty() || !extra.empty()) job.fail(key, item, "each item must be 'TIME NAME'");
-    const double t = parse_number(job, key, time);
-    if (!(t >= 0 && t <= horizon)) job.fail(key, item, "time must be in [0, run.horizon]");
-    out.emplace_back(t, name);
-  }
-  return out;
-}
-
 // The [dispatch] keys: one line per DispatchOptions field, so that the schema, the reading and
 // the error messages cannot drift apart. `option` is the name validate() uses.
 struct DispatchKey {
@@ -180,13 +165,13 @@ StudyConfig load_config(const JobFile& job) {
   double shares = 0;
   for (const auto& k : c.classes) shares += k.device.share;
   if (!(shares > 0)) job.fail("class.*.share", "0", "the shares of the classes add up to 0");
-  for (const auto& [t, name] : schedule(job, "churn.joins", c.horizon_s)) {
+  for (const auto& [t, name] : sim::parse_schedule(job, "churn.joins", c.horizon_s, "run.horizon")) {
     const bool known = std::any_of(c.classes.begin(), c.classes.end(),
                                    [&](const ServerClass& k) { return k.device.name == name; });
     if (!known) job.fail("churn.joins", name, "no [class." + name + "] section");
     c.joins.push_back({t, name});
   }
-  for (const auto& [t, id] : schedule(job, "churn.leaves", c.horizon_s)) c.leaves.push_back({t, id});
+  for (const auto& [t, id] : sim::parse_schedule(job, "churn.leaves", c.horizon_s, "run.horizon")) c.leaves.push_back({t, id});
   if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty()) {
     job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
   }
