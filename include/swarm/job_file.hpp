@@ -73,6 +73,9 @@ class JobFile {
   std::vector<std::string> keys_;
 };
 
+/// A number as job-file messages write it ("%g"-like, shortest).
+[[nodiscard]] std::string format_number(double value);
+
 /// Splits "a, b ,c" into {"a","b","c"} (empty items are dropped).
 [[nodiscard]] std::vector<std::string> split_list(const std::string& text, char sep = ',');
 

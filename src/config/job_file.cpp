@@ -27,6 +27,12 @@ std::string format_value(const po::variable_value& v) {
 
 }  // namespace
 
+std::string format_number(double value) {
+  std::ostringstream s;
+  s << value;
+  return s.str();
+}
+
 std::vector<std::string> split_list(const std::string& text, char sep) {
   std::vector<std::string> out;
   std::stringstream in(text);

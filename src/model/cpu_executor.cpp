@@ -30,10 +30,7 @@ struct KvCache {
   [[nodiscard]] std::uint64_t bytes() const { return (k.size() + v.size()) * sizeof(float); }
 };
 
-struct Session {
-  int batch = 0;
-  std::vector<KvCache> blocks;  // index: block - span.start
-};
+using Session = detail::SessionTable<KvCache>::Session;
 
 // Scratch arrays reused across calls (sized for the largest call seen).
 struct Workspace {
@@ -71,7 +68,7 @@ class CpuExecutor final : public SpanExecutor {
   void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens) override {
     check_forward(span_, loaded_, first_block, last_block, batch, tokens, hidden);
     if (tokens == 0 || first_block == last_block) return;
-    Session& state = session_for(session, batch);
+    Session& state = sessions_.get(session, batch, span_.size());
     for (int block = first_block; block < last_block; ++block) {
       KvCache& cache = state.blocks[static_cast<std::size_t>(block - span_.start)];
       reserve(cache, session, batch, cache.length + tokens);
@@ -83,44 +80,21 @@ class CpuExecutor final : public SpanExecutor {
     throw UsageError("forward_device() needs the cuda backend; this executor is cpu");
   }
 
-  void drop_session(SessionId session) override { sessions_.erase(session); }
+  void drop_session(SessionId session) override { sessions_.drop(session); }
 
   [[nodiscard]] int cached_tokens(SessionId session, int block) const override {
-    const auto it = sessions_.find(session);
-    if (it == sessions_.end() || !span_.contains(block, block + 1)) return 0;
-    return it->second.blocks[static_cast<std::size_t>(block - span_.start)].length;
+    if (!span_.contains(block, block + 1)) return 0;
+    return sessions_.cached_tokens(session, block - span_.start);
   }
 
   [[nodiscard]] Span span() const override { return span_; }
   [[nodiscard]] Backend backend() const override { return Backend::cpu; }
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
 
-  [[nodiscard]] std::size_t cache_bytes() const override {
-    std::size_t total = 0;
-    for (const auto& [id, session] : sessions_) {
-      for (const auto& cache : session.blocks) total += cache.bytes();
-    }
-    return total;
-  }
-
-  [[nodiscard]] std::size_t weight_bytes() const override {
-    std::size_t total = 0;
-    for (const auto& block : blocks_) total += block.bytes();
-    return total;
-  }
+  [[nodiscard]] std::size_t cache_bytes() const override { return sessions_.bytes(); }
+  [[nodiscard]] std::size_t weight_bytes() const override { return detail::total_bytes(blocks_); }
 
  private:
-  Session& session_for(SessionId id, int batch) {
-    auto [it, fresh] = sessions_.try_emplace(id);
-    if (fresh) {
-      it->second.batch = batch;
-      it->second.blocks.resize(static_cast<std::size_t>(span_.size()));
-    } else if (it->second.batch != batch) {
-      throw UsageError("session " + std::to_string(id) + " was started with batch " + std::to_string(it->second.batch) +
-                       ", forward() called with batch " + std::to_string(batch));
-    }
-    return it->second;
-  }
 
   // Grows the cache to hold `needed` positions per sequence (capacity doubles: amortised O(1)).
   void reserve(KvCache& cache, SessionId session, int batch, int needed) {
@@ -240,7 +214,7 @@ class CpuExecutor final : public SpanExecutor {
   bool loaded_ = false;
   std::vector<BlockWeights> blocks_;
   std::vector<float> inv_freq_;
-  std::unordered_map<SessionId, Session> sessions_;
+  detail::SessionTable<KvCache> sessions_;
   Workspace ws_;
 };
 

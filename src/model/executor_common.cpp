@@ -38,4 +38,9 @@ void check_cache_budget(const ExecutorOptions& options, std::uint64_t current, s
                          format_bytes(current) + " in use)");
 }
 
+void throw_batch_mismatch(SessionId id, int started, int called) {
+  throw UsageError("session " + std::to_string(id) + " was started with batch " + std::to_string(started) +
+                   ", forward() called with batch " + std::to_string(called));
+}
+
 }  // namespace swarm::model::detail

@@ -2,6 +2,8 @@
 // Internal: argument checks and load-time accounting shared by the CPU and CUDA executors.
 #include <cstdint>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "swarm/model/executor.hpp"
 
@@ -18,5 +20,56 @@ void check_cache_budget(const ExecutorOptions& options, std::uint64_t current, s
 
 /// "[a, b)".
 [[nodiscard]] std::string span_string(const Span& span);
+
+/// UsageError: a session continued with another batch size than it started with.
+[[noreturn]] void throw_batch_mismatch(SessionId id, int started, int called);
+
+/// The per-session KV caches of an executor, one Cache per block of its span; Cache has a
+/// `length` (cached positions) and `bytes()`. The same bookkeeping for host and device caches.
+template <typename Cache>
+class SessionTable {
+ public:
+  struct Session {
+    int batch = 0;
+    std::vector<Cache> blocks;  // index: block - span.start
+  };
+
+  /// The session's caches, created empty for `span_blocks` blocks on first use.
+  Session& get(SessionId id, int batch, int span_blocks) {
+    auto [it, fresh] = sessions_.try_emplace(id);
+    if (fresh) {
+      it->second.batch = batch;
+      it->second.blocks.resize(static_cast<std::size_t>(span_blocks));
+    } else if (it->second.batch != batch) {
+      throw_batch_mismatch(id, it->second.batch, batch);
+    }
+    return it->second;
+  }
+  void drop(SessionId id) { sessions_.erase(id); }
+  void clear() { sessions_.clear(); }
+  /// Cached positions of block `index` of the span (0 for an unknown session).
+  [[nodiscard]] int cached_tokens(SessionId id, int index) const {
+    const auto it = sessions_.find(id);
+    return it == sessions_.end() ? 0 : it->second.blocks[static_cast<std::size_t>(index)].length;
+  }
+  [[nodiscard]] std::size_t bytes() const {
+    std::size_t total = 0;
+    for (const auto& [id, session] : sessions_) {
+      for (const auto& cache : session.blocks) total += cache.bytes();
+    }
+    return total;
+  }
+
+ private:
+  std::unordered_map<SessionId, Session> sessions_;
+};
+
+/// Sum of bytes() over a span's blocks.
+template <typename Block>
+[[nodiscard]] std::size_t total_bytes(const std::vector<Block>& blocks) {
+  std::size_t total = 0;
+  for (const auto& b : blocks) total += b.bytes();
+  return total;
+}
 
 }  // namespace swarm::model::detail

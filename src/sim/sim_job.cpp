@@ -9,12 +9,6 @@ namespace po = boost::program_options;
 namespace swarm::sim {
 namespace {
 
-std::string text(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
 DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
   DeviceClass d;
   d.name = t.name;
@@ -111,9 +105,9 @@ SimConfig load_config(const JobFile& job) {
   c.duration = job.positive("run.duration");
   c.period = job.positive("run.period");
   if (c.period > c.duration) {
-    job.fail("run.period", text(c.period), "longer than run.duration (" + text(c.duration) + " s): no period would end");
+    job.fail("run.period", format_number(c.period), "longer than run.duration (" + format_number(c.duration) + " s): no period would end");
   }
-  if (c.duration / c.period > 1e6) job.fail("run.period", text(c.period), "more than a million periods in run.duration");
+  if (c.duration / c.period > 1e6) job.fail("run.period", format_number(c.period), "more than a million periods in run.duration");
   c.seed = job.get<std::uint64_t>("run.seed");
   c.strategies.clear();
   std::set<StrategyKind> seen;

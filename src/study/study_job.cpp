@@ -11,12 +11,6 @@ namespace po = boost::program_options;
 namespace swarm::study {
 namespace {
 
-std::string text(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
 ServerClass server_class(const JobFile& job, const Table& t, int blocks) {
   ServerClass k;
   k.device.name = t.name;
@@ -158,7 +152,7 @@ StudyConfig load_config(const JobFile& job) {
   c.arrival_rate = job.non_negative("churn.arrival_rate");
   c.mean_lifetime = job.non_negative("churn.mean_lifetime");
   if (c.arrival_rate * c.horizon_s > 1e6) {
-    job.fail("churn.arrival_rate", text(c.arrival_rate), "more than a million joins within run.horizon");
+    job.fail("churn.arrival_rate", format_number(c.arrival_rate), "more than a million joins within run.horizon");
   }
   for (const auto& t : job.tables("class")) c.classes.push_back(server_class(job, t, c.blocks));
   if (c.classes.empty()) job.fail("class", "", "no [class.NAME] section: at least one server class is needed");
@@ -224,7 +218,7 @@ StudyConfig load_config(const JobFile& job) {
     bool flag = false;
     if (k.type == DispatchKey::real) {
       real = job.get<double>(key);
-      raw[name] = text(real);
+      raw[name] = format_number(real);
     } else if (k.type == DispatchKey::count) {
       count = std::max(0L, job.get<long>(key));  // negative: reported as written below
       raw[name] = std::to_string(job.get<long>(key));

@@ -139,10 +139,7 @@ struct DeviceKv {
   [[nodiscard]] std::size_t bytes() const { return k.bytes() + v.bytes(); }
 };
 
-struct Session {
-  int batch = 0;
-  std::vector<DeviceKv> blocks;  // index: block - span.start
-};
+using Session = detail::SessionTable<DeviceKv>::Session;
 
 struct Workspace {
   DeviceBuffer x, norm, q, k, v, attn, delta, gate, up;
@@ -233,44 +230,21 @@ class CudaExecutor final : public SpanExecutor {
     SWARM_CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
   }
 
-  void drop_session(SessionId session) override { sessions_.erase(session); }
+  void drop_session(SessionId session) override { sessions_.drop(session); }
 
   [[nodiscard]] int cached_tokens(SessionId session, int block) const override {
-    const auto it = sessions_.find(session);
-    if (it == sessions_.end() || !span_.contains(block, block + 1)) return 0;
-    return it->second.blocks[static_cast<std::size_t>(block - span_.start)].length;
+    if (!span_.contains(block, block + 1)) return 0;
+    return sessions_.cached_tokens(session, block - span_.start);
   }
 
   [[nodiscard]] Span span() const override { return span_; }
   [[nodiscard]] Backend backend() const override { return Backend::cuda; }
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
 
-  [[nodiscard]] std::size_t cache_bytes() const override {
-    std::size_t total = 0;
-    for (const auto& [id, session] : sessions_) {
-      for (const auto& cache : session.blocks) total += cache.bytes();
-    }
-    return total;
-  }
-
-  [[nodiscard]] std::size_t weight_bytes() const override {
-    std::size_t total = 0;
-    for (const auto& block : blocks_) total += block.bytes();
-    return total;
-  }
+  [[nodiscard]] std::size_t cache_bytes() const override { return sessions_.bytes(); }
+  [[nodiscard]] std::size_t weight_bytes() const override { return detail::total_bytes(blocks_); }
 
  private:
-  Session& session_for(SessionId id, int batch) {
-    auto [it, fresh] = sessions_.try_emplace(id);
-    if (fresh) {
-      it->second.batch = batch;
-      it->second.blocks.resize(static_cast<std::size_t>(span_.size()));
-    } else if (it->second.batch != batch) {
-      throw UsageError("session " + std::to_string(id) + " was started with batch " + std::to_string(it->second.batch) +
-                       ", forward() called with batch " + std::to_string(batch));
-    }
-    return it->second;
-  }
 
   // Grows the cache to `needed` positions, copying the cached rows of every (sequence, kv head).
   void reserve(DeviceKv& cache, SessionId session, int batch, int needed, cudaStream_t stream) {
@@ -297,7 +271,7 @@ class CudaExecutor final : public SpanExecutor {
 
   void run(SessionId session, int first_block, int last_block, float* x, int batch, int tokens, cudaStream_t stream) {
     SWARM_CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream));
-    Session& state = session_for(session, batch);
+    Session& state = sessions_.get(session, batch, span_.size());
     for (int block = first_block; block < last_block; ++block) {
       DeviceKv& cache = state.blocks[static_cast<std::size_t>(block - span_.start)];
       reserve(cache, session, batch, cache.length + tokens, stream);
@@ -365,7 +339,7 @@ class CudaExecutor final : public SpanExecutor {
   bool loaded_ = false;
   std::vector<DeviceBlock> blocks_;
   DeviceBuffer inv_freq_;
-  std::unordered_map<SessionId, Session> sessions_;
+  detail::SessionTable<DeviceKv> sessions_;
   Workspace ws_;
 };
 
