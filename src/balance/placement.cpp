@@ -380,10 +380,15 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
 
   const auto open = [&] { return bound - best.value > options.relative_gap * bound; };
   if (open() && options.time_limit_s > 0) {
-    // Exact search first: raise the target just above the best placement until it cannot be
-    // reached (then that target bounds the optimum) or the search runs out of time.
-    const auto deadline = began + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(0.6 * options.time_limit_s));
+    // Exact search first: targets between the best placement and the bound, each either reached
+    // (a better placement) or proven unreachable (a lower bound), until they meet or time is up.
+    const auto after = [&](double fraction) {
+      return began + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(fraction * options.time_limit_s));
+    };
+    // A search whose branching turns wide (many classes) rarely finishes: it stops earlier and
+    // leaves the integer programme more time, which finds better placements there.
+    const auto deadline = after(0.6), wide_deadline = after(0.2);
     std::vector<detail::SearchClass> search_classes;
     for (const auto& c : classes) {
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
@@ -393,21 +398,35 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
       if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
     }
+    // Targets strictly above the best placement and at most the bound. The first is the next one
+    // up (the heuristics are often optimal, and then one unreachable target proves it); after a
+    // placement reaches it, bisection.
+    bool first = true;
     while (open()) {
-      double target = best.value + 0.5 * options.relative_gap * bound;
-      if (values) {  // the next coverage value above the best placement
-        const auto it = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
-        if (it == values->end()) break;
-        target = std::max(target, *it);
+      double target;
+      if (values) {
+        const auto lo = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
+        const auto hi = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
+        if (lo >= hi) {  // no coverage value above the best placement is left: it is optimal
+          bound = best.value;
+          break;
+        }
+        target = *(first ? lo : lo + (hi - lo - 1) / 2);
+      } else {
+        const double step = 0.5 * options.relative_gap * bound;
+        target = first ? best.value + step : std::max(best.value + step, 0.5 * (best.value + bound));
       }
-      const detail::SearchResult r = detail::reach_target(total_blocks, search_classes, target, deadline);
-      if (r.outcome == detail::SearchOutcome::unreachable) {
-        // Nothing reaches `target`: the optimum is below it, i.e. at most the best value when
-        // targets step through coverage values.
-        bound = std::min(bound, values ? best.value : target);
-        break;
-      }
+      first = false;
+      const detail::SearchResult r = detail::reach_target(total_blocks, search_classes, target, {deadline, wide_deadline});
       if (r.outcome == detail::SearchOutcome::out_of_time) break;
+      if (r.outcome == detail::SearchOutcome::unreachable) {
+        // Nothing reaches `target`: the optimum is below it, i.e. at most the coverage value
+        // just below it when targets are coverage values.
+        double below = target;
+        if (values) below = *std::prev(std::lower_bound(values->begin(), values->end(), target * (1 - 1e-12)));
+        bound = std::min(bound, std::max(below, best.value));
+        continue;
+      }
       std::vector<int> starts(servers.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
         for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = r.starts[c][m];

@@ -11,8 +11,8 @@
 // of what is left). Trying every minimal multiset at every short block is therefore exhaustive:
 // if the sweep fails everywhere, no placement reaches the target.
 //
-// Pruning: (1) the blocks still to come need sum max(0, target - coverage) more coverage than
-// the unused servers can bring at most; (2) a state (block, unused servers per class, coverage
+// Pruning: (1) the blocks still to come (all of them, or every g-th) need more coverage than
+// the unused servers can bring at most (see enough_left); (2) a state (block, unused servers per class, coverage
 // of the blocks to come) that failed once fails again: failures are memoised by a 128-bit hash.
 #include "placement_search.hpp"
 
@@ -33,21 +33,23 @@ struct KeyHash {
   std::size_t operator()(const Key& k) const { return k.a ^ (k.b * 0x9E3779B97F4A7C15ULL); }
 };
 
-// More minimal multisets than this at one block and the search gives up as inconclusive.
-constexpr std::size_t kMaxOptions = 20000;
+// Spacings tried by the capacity pruning: enough to span the longest GPU spans of a model.
+constexpr int kMaxSpacing = 40;
+constexpr int kTriedSpacings = 6;
+constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
 
 class TargetSearch {
  public:
-  TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target,
-               std::chrono::steady_clock::time_point deadline)
+  TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target, const SearchLimits& limits)
       : total_(total_blocks),
         classes_(classes.begin(), classes.end()),
         target_(target * (1 - 1e-12)),  // sums in another order may round a hair lower
-        deadline_(deadline),
+        limits_(limits),
         coverage_(static_cast<std::size_t>(total_blocks), 0.0),
         unused_(classes.size()),
         starts_(classes.size()) {
     for (std::size_t c = 0; c < classes_.size(); ++c) unused_[c] = classes_[c].count;
+    for (int g = 1; g <= kMaxSpacing; ++g) spacings_.push_back(g);
     // Larger throughput first: the enumeration of minimal multisets relies on this order.
     order_.resize(classes_.size());
     for (std::size_t c = 0; c < order_.size(); ++c) order_[c] = c;
@@ -84,7 +86,7 @@ class TargetSearch {
     starts_[c].resize(starts_[c].size() - static_cast<std::size_t>(count));
   }
 
-  Key key(int block) const {
+  Key key(int block, std::size_t oi) const {
     // Two independent FNV-style hashes over the block, the unused counts and the coverage ahead.
     std::uint64_t a = 1469598103934665603ULL, b = 0x84222325CBF29CE4ULL;
     const auto mix = [&](std::uint64_t v) {
@@ -92,6 +94,7 @@ class TargetSearch {
       b = (b ^ (v + 0x9E3779B97F4A7C15ULL + (b << 6) + (b >> 2))) * 0xFF51AFD7ED558CCDULL;
     };
     mix(static_cast<std::uint64_t>(block));
+    mix(static_cast<std::uint64_t>(oi));
     for (int u : unused_) mix(static_cast<std::uint64_t>(u));
     for (int x = block; x < total_; ++x) {
       std::uint64_t bits;
@@ -102,30 +105,27 @@ class TargetSearch {
   }
 
   // Every multiset of available servers whose sum reaches `deficit` and in which each member
-  // is necessary. With classes in decreasing throughput, the last class used holds the
-  // smallest member, and it must take exactly the count that first reaches the deficit.
-  void minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
-                         std::vector<std::vector<int>>& out, std::span<const double> reachable, long& work) const {
-    // Dead ends (the classes left cannot reach the deficit) are cut before they are walked, and
-    // the walk itself is budgeted: too wide a branching makes the search inconclusive.
-    if (oi == order_.size() || out.size() > kMaxOptions || ++work > 50 * static_cast<long>(kMaxOptions)) return;
-    if (sum + reachable[oi] < deficit * (1 - 1e-12)) return;
+  // is necessary, up to limits_.listed_options of them (false when there are more). With classes in
+  // decreasing throughput, the last class used holds the smallest member, and it must take
+  // exactly the count that first reaches the deficit.
+  bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
+                         std::vector<std::vector<int>>& out, std::span<const double> reachable) const {
+    if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
     const std::size_t c = order_[oi];
-    const SearchClass& k = classes_[c];
-    if (!usable(c, block)) {
-      minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable, work);
-      return;
-    }
-    const int reach = static_cast<int>(std::ceil((deficit - sum) / k.throughput - 1e-12));
+    if (!usable(c, block)) return minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable);
+    const double t = classes_[c].throughput;
+    const int reach = static_cast<int>(std::ceil((deficit - sum) / t - 1e-12));
     if (reach >= 1 && reach <= unused_[c]) {
+      if (out.size() == limits_.listed_options) return false;
       pick[c] = reach;
       out.push_back(pick);
     }
     for (int n = 0; n < std::min(unused_[c] + 1, reach); ++n) {
       pick[c] = n;
-      minimal_multisets(block, deficit, oi + 1, sum + n * k.throughput, pick, out, reachable, work);
+      if (!minimal_multisets(block, deficit, oi + 1, sum + n * t, pick, out, reachable)) return false;
     }
     pick[c] = 0;
+    return true;
   }
 
   // Whether class c can still start a server at `block`.
@@ -133,44 +133,79 @@ class TargetSearch {
     return unused_[c] > 0 && total_ - classes_[c].num_blocks > block && classes_[c].throughput > 0;
   }
 
-  // Pruning (1): a server of class c can fill at most min(deficit, t_c) of each block it
-  // covers, so the unused servers together fill at most sum_c unused_c * (best window of
-  // sum min(deficit, t_c)); and no block can take more than all unused servers give.
-  bool enough_left(int block) {
-    deficit_.assign(static_cast<std::size_t>(total_ - block), 0.0);
-    double needed = 0.0, worst = 0.0, all = 0.0;
-    for (int x = block; x < total_; ++x) {
-      const double d = std::max(0.0, target_ - coverage_[x]);
-      deficit_[x - block] = d;
-      needed += d;
-      worst = std::max(worst, d);
+  // Pruning (1): take the blocks to come at spacing g (block + o, block + o + g, ...). A server
+  // of class c covers at most m = (k_c - 1) / g + 1 consecutive ones of them and fills at most
+  // min(deficit, t_c) of each, so the unused servers together fill at most
+  // sum_c unused_c * (best run of m points); that must cover the points' deficits. g = 1 is the
+  // area argument; larger g catch long spans that cannot be cut to fit, which is what proves
+  // most targets unreachable early. No block can take more than all unused servers give.
+  // `spaced` = false checks only the latter (cheap, for the partial multisets).
+  bool enough_left(int block, bool spaced) {
+    const int n = total_ - block;
+    deficit_.assign(static_cast<std::size_t>(n), 0.0);
+    double worst = 0.0, all = 0.0;
+    for (int x = 0; x < n; ++x) {
+      deficit_[x] = std::max(0.0, target_ - coverage_[block + x]);
+      worst = std::max(worst, deficit_[x]);
+    }
+    for (std::size_t c = 0; c < classes_.size(); ++c) all += unused_[c] * classes_[c].throughput;
+    if (worst > all * kSlack) return false;
+    if (!spaced) return true;
+    // Most nodes pass, so trying all spacings at each would dominate the run time. The few
+    // that prune in a given instance (its span lengths and their divisors) rise to the front
+    // by transposition; each node tries the first kTriedSpacings and one more in rotation.
+    const int limit = std::min(kMaxSpacing, std::max(1, n - 1));
+    int tried = 0;
+    for (std::size_t i = 0; i < spacings_.size() && tried < kTriedSpacings; ++i) {
+      if (spacings_[i] > limit) continue;
+      ++tried;
+      if (!spacing_coverable(spacings_[i])) {
+        if (i > 0) std::swap(spacings_[i], spacings_[i - 1]);
+        return false;
+      }
+    }
+    rotor_ = (rotor_ + 1) % spacings_.size();
+    if (spacings_[rotor_] <= limit && !spacing_coverable(spacings_[rotor_])) {
+      if (rotor_ > 0) std::swap(spacings_[rotor_], spacings_[rotor_ - 1]);
+      return false;
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool spacing_coverable(int spacing) {
+    for (int o = 0; o < spacing; ++o) {
+      if (!points_coverable(o, spacing)) return false;
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool points_coverable(int offset, int spacing) {
+    double need = 0.0;
+    points_.clear();
+    for (int x = offset; x < static_cast<int>(deficit_.size()); x += spacing) {
+      points_.push_back(deficit_[x]);
+      need += deficit_[x];
     }
     double available = 0.0;
-    for (std::size_t c = 0; c < classes_.size(); ++c) {
+    for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
       const SearchClass& k = classes_[c];
-      all += unused_[c] * k.throughput;
-      const int len = std::min(k.num_blocks, total_ - block);
+      const std::size_t run = static_cast<std::size_t>((k.num_blocks - 1) / spacing + 1);
       double window = 0.0, best = 0.0;
-      for (int x = 0; x < total_ - block; ++x) {
-        window += std::min(deficit_[x], k.throughput);
-        if (x >= len) window -= std::min(deficit_[x - len], k.throughput);
+      for (std::size_t j = 0; j < points_.size(); ++j) {
+        window += std::min(points_[j], k.throughput);
+        if (j >= run) window -= std::min(points_[j - run], k.throughput);
         best = std::max(best, window);
       }
       available += unused_[c] * best;
     }
-    const double slack = 1 + 1e-12;
-    return worst <= all * slack && needed <= available * slack;
+    return need <= available * kSlack;
   }
 
+  // Sweeps to the next block that falls short of the target, then decides what starts there.
   bool dfs(int block) {
     // Walk over blocks that already reach the target, starting each class's leftovers at L - k.
     std::vector<std::pair<std::size_t, int>> forced;
-    const auto undo_forced = [&] {
-      for (auto it = forced.rbegin(); it != forced.rend(); ++it) {
-        unplace(it->first, total_ - classes_[it->first].num_blocks, it->second);
-      }
-    };
     for (; block < total_; ++block) {
       for (std::size_t c = 0; c < classes_.size(); ++c) {
         if (total_ - classes_[c].num_blocks == block && unused_[c] > 0) {
@@ -180,41 +215,35 @@ class TargetSearch {
       }
       if (coverage_[block] < target_) break;
     }
-    if (block == total_) return true;
-
-    if ((++nodes_ & 1023) == 0 && std::chrono::steady_clock::now() > deadline_) out_of_time_ = true;
-    if (out_of_time_) {
-      undo_forced();
-      return false;
+    const bool ok = block == total_ || branch(block);
+    if (!ok) {
+      for (auto it = forced.rbegin(); it != forced.rend(); ++it) {
+        unplace(it->first, total_ - classes_[it->first].num_blocks, it->second);
+      }
     }
+    return ok;
+  }
 
-    if (!enough_left(block)) {
-      undo_forced();
-      return false;
-    }
-    const Key k = key(block);
-    if (failed_.contains(k)) {
-      undo_forced();
-      return false;
-    }
+  // Block `block` falls short. When its minimal multisets are few, tries them all, smallest
+  // overshoot first (then the one covering furthest): that finds reachable targets fast.
+  // Otherwise (many classes, deep deficit) decides them class by class in choose().
+  bool branch(int block) {
+    tick();
+    if (out_of_time_ || !enough_left(block, true)) return false;
+    const Key k = key(block, 0);
+    if (failed_.contains(k)) return false;
 
-    std::vector<std::vector<int>> options;
-    std::vector<int> pick(classes_.size(), 0);
-    // reachable[i]: what the classes from order position i on can still add at this block.
-    std::vector<double> reachable(order_.size() + 1, 0.0);
+    std::vector<double> reachable(order_.size() + 1, 0.0);  // what order_[i..] can add here
     for (std::size_t i = order_.size(); i-- > 0;) {
       const std::size_t c = order_[i];
       reachable[i] = reachable[i + 1] + (usable(c, block) ? unused_[c] * classes_[c].throughput : 0.0);
     }
-    long work = 0;
-    minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options, reachable, work);
-    if (options.size() > kMaxOptions || work > 50 * static_cast<long>(kMaxOptions)) {
-      // Many classes and a deep deficit: the branching is too wide for an exhaustive search.
-      out_of_time_ = true;
-      undo_forced();
-      return false;
+    std::vector<std::vector<int>> options;
+    std::vector<int> pick(classes_.size(), 0);
+    if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options, reachable)) {
+      wide_ = true;
+      return fail(k, choose(block, 0));
     }
-    // Smallest overshoot first, then the option covering furthest: finds reachable targets fast.
     std::vector<std::pair<double, std::size_t>> ranked;
     for (std::size_t o = 0; o < options.size(); ++o) {
       double sum = 0.0, reach = 0.0;
@@ -235,20 +264,69 @@ class TargetSearch {
       }
       if (out_of_time_) break;
     }
-    if (!out_of_time_) {
+    return fail(k, false);
+  }
+
+  // Block `block` falls short; the classes before order position `oi` have had their say. Picks
+  // how many servers of class order_[oi] start here: either exactly as many as first reach the
+  // target (the multiset is complete and minimal: its smallest member is necessary) or fewer,
+  // leaving the rest to the classes after it. Every partial choice is a node of its own, so the
+  // pruning cuts a wide multiset before it is spelled out.
+  bool choose(int block, std::size_t oi) {
+    tick();
+    if (out_of_time_) return false;
+    const double deficit = target_ - coverage_[block];
+    double reachable = 0.0;  // what the classes from oi on can still add here
+    for (std::size_t i = oi; i < order_.size(); ++i) {
+      if (usable(order_[i], block)) reachable += unused_[order_[i]] * classes_[order_[i]].throughput;
+    }
+    if (reachable < deficit * (1 - 1e-12) || !enough_left(block, false)) return false;
+    const Key k = key(block, oi + 1);  // oi + 1: position 0 is branch()'s key
+    if (failed_.contains(k)) return false;
+
+    const std::size_t c = order_[oi];
+    if (!usable(c, block)) return fail(k, choose(block, oi + 1));
+    // This class's count is decided here, before the classes after it.
+    const int reach = static_cast<int>(std::ceil(deficit / classes_[c].throughput - 1e-12));
+    if (reach <= unused_[c]) {  // complete the multiset with this class
+      place(c, block, reach);
+      if (dfs(block + 1)) return true;
+      unplace(c, block, reach);
+    }
+    // Fewer of this class, most first: larger servers first keeps overshoots small.
+    for (int n = std::min(unused_[c], reach - 1); n >= 0 && !out_of_time_; --n) {
+      if (n > 0) place(c, block, n);
+      if (choose(block, oi + 1)) return true;
+      if (n > 0) unplace(c, block, n);
+    }
+    return fail(k, false);
+  }
+
+  void tick() {
+    if ((++nodes_ & 1023) == 0 && std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) {
+      out_of_time_ = true;
+    }
+  }
+
+  // Memoises a failure that was proven (not cut short by the clock).
+  bool fail(const Key& k, bool ok) {
+    if (!ok && !out_of_time_) {
       if (failed_.size() > 4'000'000) failed_.clear();  // bound the memory (~100 MB)
       failed_.insert(k);
     }
-    undo_forced();
-    return false;
+    return ok;
   }
 
   int total_;
   std::vector<SearchClass> classes_;
   double target_;
-  std::chrono::steady_clock::time_point deadline_;
+  SearchLimits limits_;
+  bool wide_ = false;  // some block's minimal multisets were too many to list
   std::vector<double> coverage_;
-  std::vector<double> deficit_;
+  std::vector<double> deficit_;  // of the blocks from the current one on
+  std::vector<double> points_;
+  std::vector<int> spacings_;  // 1..kMaxSpacing, those that prune most often first
+  std::size_t rotor_ = 0;
   std::vector<int> unused_;
   std::vector<std::vector<int>> starts_;
   std::vector<std::size_t> order_;
@@ -260,8 +338,8 @@ class TargetSearch {
 }  // namespace
 
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
-                          std::chrono::steady_clock::time_point deadline) {
-  return TargetSearch(total_blocks, classes, target, deadline).run();
+                          const SearchLimits& limits) {
+  return TargetSearch(total_blocks, classes, target, limits).run();
 }
 
 }  // namespace swarm::detail

@@ -20,9 +20,17 @@ struct SearchResult {
   long nodes = 0;
 };
 
+struct SearchLimits {
+  std::chrono::steady_clock::time_point deadline;
+  /// Searches whose branching turns wide (many classes) rarely finish: they give up already here.
+  std::chrono::steady_clock::time_point wide_deadline;
+  /// At a block with more minimal multisets than this, they are decided class by class.
+  std::size_t listed_options = 4096;
+};
+
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the
 /// canonical form that makes it exhaustive.
-[[nodiscard]] SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes,
-                                        double target, std::chrono::steady_clock::time_point deadline);
+[[nodiscard]] SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
+                                        const SearchLimits& limits);
 
 }  // namespace swarm::detail

@@ -1,0 +1,120 @@
+// How exact is the optimal placement on swarms of the paper's size? Prints one row per swarm:
+// the best placement found, the certified bound, whether they meet (proven optimal) and the
+// seconds taken. Fixed cases (one to four GPU classes), then swarms drawn from a simulator job
+// file's device classes (servers in the order the simulator plans them: random classes, relays).
+//
+//   bench_placement [--job jobs/petals-appendix-e.ini] [--swarms 20] [--servers 64]
+//                   [--time-limit 10]
+// Exit status 0 whatever the gaps: this measures, the unit tests judge.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "swarm/job_file.hpp"
+#include "swarm/placement.hpp"
+#include "swarm/sim.hpp"
+#include "swarm/sim_job.hpp"
+
+namespace {
+
+using swarm::PlacementServer;
+
+struct Case {
+  std::string name;
+  int blocks;
+  std::vector<PlacementServer> servers;
+};
+
+// n servers cycling through the classes (t:k), as the unit tests build them.
+Case cycling(std::string name, int blocks, int n, std::vector<PlacementServer> classes) {
+  Case c{std::move(name), blocks, {}};
+  for (int i = 0; i < n; ++i) c.servers.push_back(classes[static_cast<std::size_t>(i) % classes.size()]);
+  return c;
+}
+
+std::size_t distinct_classes(const std::vector<PlacementServer>& servers) {
+  std::vector<std::pair<double, int>> keys;
+  for (const auto& s : servers) keys.emplace_back(s.throughput, s.num_blocks);
+  std::sort(keys.begin(), keys.end());
+  return static_cast<std::size_t>(std::unique(keys.begin(), keys.end()) - keys.begin());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace po = boost::program_options;
+  po::options_description program("bench_placement");
+  program.add_options()("help,h", "this help")(
+      "job", po::value<std::string>()->default_value("jobs/petals-appendix-e.ini"),
+      "simulator job file whose device classes draw the random swarms ('' for none)")(
+      "swarms", po::value<int>()->default_value(20), "random swarms to draw")(
+      "servers", po::value<int>()->default_value(64), "servers per swarm")(
+      "time-limit", po::value<double>()->default_value(10.0), "seconds per placement");
+  po::variables_map args;
+  try {
+    po::store(po::parse_command_line(argc, argv, program), args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_placement: %s\n", e.what());
+    return 2;
+  }
+  if (args.count("help")) {
+    std::printf("%s", (std::ostringstream() << program).str().c_str());
+    return 0;
+  }
+  const int n = args["servers"].as<int>();
+  const double limit = args["time-limit"].as<double>();
+
+  std::vector<Case> cases = {
+      cycling("one class 2100:40", 80, n, {{2100, 40}}),
+      cycling("equal t, lengths 40/20/11/7", 80, n, {{1, 40}, {1, 20}, {1, 11}, {1, 7}}),
+      cycling("2100:40, 1300:20", 80, n, {{2100, 40}, {1300, 20}}),
+      cycling("2100:40, 1300:20, 700:11", 80, n, {{2100, 40}, {1300, 20}, {700, 11}}),
+      cycling("1000:13, 700:11, 350:7", 80, n, {{1000, 13}, {700, 11}, {350, 7}}),
+      cycling("2100:40, 1300:20, 700:11, 350:7", 80, n, {{2100, 40}, {1300, 20}, {700, 11}, {350, 7}}),
+  };
+  const std::string job_path = args["job"].as<std::string>();
+  if (!job_path.empty()) {
+    try {
+      po::options_description schema = swarm::sim::job_schema();
+      const std::string tables[] = {"class"};
+      const swarm::JobFile job(job_path, schema, tables);
+      swarm::sim::SimConfig config = swarm::sim::load_config(job);
+      for (int s = 1; s <= args["swarms"].as<int>(); ++s) {
+        config.seed = static_cast<std::uint64_t>(s);
+        config.initial_servers = std::max(config.initial_servers, n);
+        const auto plans = swarm::sim::plan_servers(config);
+        Case c{job_path + " seed " + std::to_string(s), config.blocks, {}};
+        for (const auto& p : plans) {
+          if (static_cast<int>(c.servers.size()) == n) break;
+          c.servers.push_back({p.throughput, p.span});
+        }
+        cases.push_back(std::move(c));
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_placement: %s\n", e.what());
+      return 2;
+    }
+  }
+
+  std::printf("%-44s %7s %12s %12s %8s %6s %8s  %s\n", "swarm", "classes", "found", "bound", "gap_%",
+              "proven", "seconds", "method");
+  int proven = 0;
+  double worst = 0.0, total = 0.0;
+  for (const Case& c : cases) {
+    const swarm::Placement p = swarm::optimal_placement(c.blocks, c.servers, {.time_limit_s = limit});
+    std::printf("%-44s %7zu %12.1f %12.1f %8.3f %6s %8.2f  %s\n", c.name.c_str(), distinct_classes(c.servers),
+                p.value, p.bound, 100 * p.gap(), p.optimal ? "yes" : "no", p.seconds, p.method.c_str());
+    std::fflush(stdout);
+    proven += p.optimal ? 1 : 0;
+    worst = std::max(worst, p.seconds);
+    total += p.seconds;
+  }
+  std::printf("proven optimal: %d of %zu; seconds: mean %.2f, worst %.2f (limit %.1f)\n", proven, cases.size(),
+              total / static_cast<double>(cases.size()), worst, limit);
+  return 0;
+}
