@@ -4,7 +4,10 @@
 // file's device classes (servers in the order the simulator plans them: random classes, relays).
 //
 //   bench_placement [--job jobs/petals-appendix-e.ini] [--swarms 20] [--servers 64]
-//                   [--time-limit 10]
+//                   [--classes 4] [--time-limit 10]
+// --classes K adds as many swarms of K random GPU-like classes (throughputs multiples of 100 in
+// 300..3000, spans 5..40), servers split evenly: instances with the structure the exact search
+// exploits, beyond the hand-picked ones.
 // Exit status 0 whatever the gaps: this measures, the unit tests judge.
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +20,7 @@
 
 #include "swarm/job_file.hpp"
 #include "swarm/placement.hpp"
+#include "swarm/random.hpp"
 #include "swarm/sim.hpp"
 #include "swarm/sim_job.hpp"
 
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
       "simulator job file whose device classes draw the random swarms ('' for none)")(
       "swarms", po::value<int>()->default_value(20), "random swarms to draw")(
       "servers", po::value<int>()->default_value(64), "servers per swarm")(
+      "classes", po::value<int>()->default_value(0), "also draw swarms of this many random classes (0: none)")(
       "time-limit", po::value<double>()->default_value(10.0), "seconds per placement");
   po::variables_map args;
   try {
@@ -77,6 +82,25 @@ int main(int argc, char** argv) {
       cycling("1000:13, 700:11, 350:7", 80, n, {{1000, 13}, {700, 11}, {350, 7}}),
       cycling("2100:40, 1300:20, 700:11, 350:7", 80, n, {{2100, 40}, {1300, 20}, {700, 11}, {350, 7}}),
   };
+  const int random_classes = args["classes"].as<int>();
+  if (random_classes > 0) {
+    swarm::Rng rng(2026);
+    for (int s = 1; s <= args["swarms"].as<int>(); ++s) {
+      std::vector<PlacementServer> classes;
+      for (int c = 0; c < random_classes; ++c) {
+        classes.push_back({100.0 * static_cast<double>(3 + swarm::uniform_index(rng, 28)),
+                           5 + static_cast<int>(swarm::uniform_index(rng, 36))});
+      }
+      std::string name;
+      for (const auto& c : classes) {
+        if (!name.empty()) name += ", ";
+        name += std::to_string(static_cast<int>(c.throughput));
+        name += ':';
+        name += std::to_string(c.num_blocks);
+      }
+      cases.push_back(cycling(name, 80, n, std::move(classes)));
+    }
+  }
   const std::string job_path = args["job"].as<std::string>();
   if (!job_path.empty()) {
     try {
@@ -106,7 +130,7 @@ int main(int argc, char** argv) {
   int proven = 0;
   double worst = 0.0, total = 0.0;
   for (const Case& c : cases) {
-    const swarm::Placement p = swarm::optimal_placement(c.blocks, c.servers, {.time_limit_s = limit});
+    const swarm::Placement p = swarm::optimal_placement(c.blocks, c.servers, {.time_limit_s = limit, .hints = {}});
     std::printf("%-44s %7zu %12.1f %12.1f %8.3f %6s %8.2f  %s\n", c.name.c_str(), distinct_classes(c.servers),
                 p.value, p.bound, 100 * p.gap(), p.optimal ? "yes" : "no", p.seconds, p.method.c_str());
     std::fflush(stdout);

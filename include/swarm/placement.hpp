@@ -4,14 +4,18 @@
 //
 // The general problem is NP-hard (all k = 1 is machine covering; equal throughputs with mixed
 // lengths is bin covering), so the answer is the best placement found together with a
-// certified bound that no placement can beat. Method, in order:
+// certified bound that no placement can beat. Method, in order (docs/placement.md):
 //   1. identical servers (same throughput and length) are aggregated into classes;
 //   2. one class has a closed form (each full layer of the path needs ceil(L/k) servers);
 //   3. heuristics: Petals-style greedy + best-response passes, a target sweep with binary search,
 //      and every caller hint (e.g. the placements other strategies reached), each polished by
 //      best-response passes;
-//   4. an integer programme (COIN-OR CBC) over the classes, warm-started with the best heuristic,
-//      under a time limit; its proven bound and spacing_bound() bound the optimum.
+//   4. bounds: spacing_bound(), rounded down to a coverage value (sum_c t_c * m_c) when those
+//      are few enough to list;
+//   5. an exact search decides "can every block reach target X?" for targets between the best
+//      placement and the bound (a canonical sweep over blocks with capacity pruning);
+//   6. an integer programme (COIN-OR CBC) over the classes, warm-started with the best placement,
+//      for the time that is left; its proven bound tightens the certified bound.
 // The result is never worse than the best heuristic or hint.
 #include <span>
 #include <string>
@@ -25,7 +29,7 @@ struct PlacementServer {
 };
 
 struct PlacementOptions {
-  double time_limit_s = 10.0;      // for the integer programme; <= 0 skips it
+  double time_limit_s = 10.0;      // for the exact search and the integer programme; <= 0 skips both
   double relative_gap = 1e-6;      // stop when (bound - value) / bound is below this
   /// Candidate placements (one start per server, in input order), e.g. the spans other
   /// strategies hold now. Invalid ones are ignored.

@@ -394,37 +394,57 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
     }
     const auto values = coverage_values(classes, bound);
+    const std::span<const double> value_span = values ? std::span<const double>(*values) : std::span<const double>{};
     if (values) {  // the optimum is a coverage value: round the bound down to one
       const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
       if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
     }
-    // Targets strictly above the best placement and at most the bound. The first is the next one
-    // up (the heuristics are often optimal, and then one unreachable target proves it); after a
-    // placement reaches it, bisection.
-    bool first = true;
-    while (open()) {
+    // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
+    // ... values up while they are reached (reached targets near the best are found fast, and
+    // a reached target often brings a placement well above it). An unreachable target lowers
+    // the bound and the gallop restarts below it; a target that runs out of its time (half of
+    // what is left) caps the later ones, so an undecidable target does not eat the time that
+    // easier ones below it need. When the heuristics are optimal, the first target is the
+    // only one: its unreachability is the proof.
+    const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
+    double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
+    long step = 1;
+    while (open() && Clock::now() < deadline) {
       double target;
       if (values) {
         const auto lo = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
-        const auto hi = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
-        if (lo >= hi) {  // no coverage value above the best placement is left: it is optimal
-          bound = best.value;
+        auto hi = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
+        hi = std::min(hi, std::lower_bound(values->begin(), values->end(), unknown * (1 - 1e-12)));
+        if (lo >= hi) {
+          // No coverage value above the best placement is left: it is optimal, unless the
+          // ones left timed out.
+          if (!std::isfinite(unknown)) bound = best.value;
           break;
         }
-        target = *(first ? lo : lo + (hi - lo - 1) / 2);
+        target = *(lo + std::min<long>(step, hi - lo) - 1);
       } else {
-        const double step = 0.5 * options.relative_gap * bound;
-        target = first ? best.value + step : std::max(best.value + step, 0.5 * (best.value + bound));
+        const double cap = std::min(bound, unknown);
+        if (best.value + unit >= cap) break;
+        target = std::min(best.value + static_cast<double>(step) * unit, 0.5 * (best.value + cap));
+        target = std::max(target, best.value + unit);
       }
-      first = false;
-      const detail::SearchResult r = detail::reach_target(total_blocks, search_classes, target, {deadline, wide_deadline});
-      if (r.outcome == detail::SearchOutcome::out_of_time) break;
+      const auto now = Clock::now();
+      const auto probe_deadline = now + (deadline - now) / 2;
+      const detail::SearchResult r =
+          detail::reach_target(total_blocks, search_classes, target, value_span,
+                               {probe_deadline, std::min(probe_deadline, wide_deadline)});
+      if (r.outcome == detail::SearchOutcome::out_of_time) {
+        unknown = std::min(unknown, target);
+        step = 1;
+        continue;
+      }
       if (r.outcome == detail::SearchOutcome::unreachable) {
         // Nothing reaches `target`: the optimum is below it, i.e. at most the coverage value
         // just below it when targets are coverage values.
         double below = target;
         if (values) below = *std::prev(std::lower_bound(values->begin(), values->end(), target * (1 - 1e-12)));
         bound = std::min(bound, std::max(below, best.value));
+        step = 1;
         continue;
       }
       std::vector<int> starts(servers.size());
@@ -434,6 +454,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const double v = placement_value(total_blocks, servers, starts);
       if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
       best = {std::move(starts), v, "search"};
+      step *= 2;
     }
   }
   const double left = options.time_limit_s - std::chrono::duration<double>(Clock::now() - began).count();

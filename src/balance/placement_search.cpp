@@ -12,15 +12,22 @@
 // if the sweep fails everywhere, no placement reaches the target.
 //
 // Pruning: (1) the blocks still to come (all of them, or every g-th) need more coverage than
-// the unused servers can bring at most (see enough_left); (2) a state (block, unused servers per class, coverage
-// of the blocks to come) that failed once fails again: failures are memoised by a 128-bit hash.
+// the unused servers can bring at most (enough_left); (1') the unused area cannot pay for the
+// deficits rounded up to coverage values (rounded_area_suffices); (2) a state (block, unused
+// servers per class, coverage of the blocks to come) that failed once fails again: failures
+// are memoised by a 128-bit hash.
+//
+// The search is a decision procedure; placement.cpp chooses the targets.
 #include "placement_search.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 namespace swarm::detail {
 namespace {
@@ -40,10 +47,12 @@ constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair 
 
 class TargetSearch {
  public:
-  TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target, const SearchLimits& limits)
+  TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target,
+               std::span<const double> coverage_values, const SearchLimits& limits)
       : total_(total_blocks),
         classes_(classes.begin(), classes.end()),
         target_(target * (1 - 1e-12)),  // sums in another order may round a hair lower
+        values_(coverage_values),
         limits_(limits),
         coverage_(static_cast<std::size_t>(total_blocks), 0.0),
         unused_(classes.size()),
@@ -151,6 +160,7 @@ class TargetSearch {
     for (std::size_t c = 0; c < classes_.size(); ++c) all += unused_[c] * classes_[c].throughput;
     if (worst > all * kSlack) return false;
     if (!spaced) return true;
+    if (!values_.empty() && !rounded_area_suffices()) return false;
     // Most nodes pass, so trying all spacings at each would dominate the run time. The few
     // that prune in a given instance (its span lengths and their divisors) rise to the front
     // by transposition; each node tries the first kTriedSpacings and one more in rotation.
@@ -170,6 +180,28 @@ class TargetSearch {
       return false;
     }
     return true;
+  }
+
+  // Pruning (1'): every unused server will lie wholly in the blocks to come, and what it adds
+  // to a block is a coverage value, so the unused area must pay for each deficit rounded up to
+  // the next coverage value. Strong when the target leaves little slack: a block short by a
+  // little still takes a whole server.
+  [[nodiscard]] bool rounded_area_suffices() {
+    double area = 0.0, rounded = 0.0;
+    for (std::size_t c = 0; c < classes_.size(); ++c) {
+      area += unused_[c] * classes_[c].throughput * classes_[c].num_blocks;
+    }
+    double last_deficit = -1.0, last_rounded = 0.0;
+    for (double d : deficit_) {
+      if (d <= 0.0) continue;
+      if (d != last_deficit) {  // runs of equal deficits (untouched blocks) are common
+        const auto it = std::lower_bound(values_.begin(), values_.end(), d * (1 - 1e-12));
+        last_deficit = d;
+        last_rounded = it == values_.end() ? d : std::max(d, *it);
+      }
+      rounded += last_rounded;
+    }
+    return rounded <= area * kSlack;
   }
 
   [[nodiscard]] bool spacing_coverable(int spacing) {
@@ -303,9 +335,8 @@ class TargetSearch {
   }
 
   void tick() {
-    if ((++nodes_ & 1023) == 0 && std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) {
-      out_of_time_ = true;
-    }
+    if ((++nodes_ & 1023) != 0) return;
+    if (std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
   }
 
   // Memoises a failure that was proven (not cut short by the clock).
@@ -320,6 +351,7 @@ class TargetSearch {
   int total_;
   std::vector<SearchClass> classes_;
   double target_;
+  std::span<const double> values_;
   SearchLimits limits_;
   bool wide_ = false;  // some block's minimal multisets were too many to list
   std::vector<double> coverage_;
@@ -338,8 +370,8 @@ class TargetSearch {
 }  // namespace
 
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
-                          const SearchLimits& limits) {
-  return TargetSearch(total_blocks, classes, target, limits).run();
+                          std::span<const double> coverage_values, const SearchLimits& limits) {
+  return TargetSearch(total_blocks, classes, target, coverage_values, limits).run();
 }
 
 }  // namespace swarm::detail

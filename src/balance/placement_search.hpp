@@ -29,8 +29,9 @@ struct SearchLimits {
 };
 
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the
-/// canonical form that makes it exhaustive.
+/// canonical form that makes it exhaustive. `coverage_values`: the sorted sums
+/// sum_c t_c * m_c (0 <= m_c <= count_c) up to at least `target`, or empty when unknown.
 [[nodiscard]] SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
-                                        const SearchLimits& limits);
+                                        std::span<const double> coverage_values, const SearchLimits& limits);
 
 }  // namespace swarm::detail

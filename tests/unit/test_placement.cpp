@@ -62,7 +62,8 @@ TEST(Placement, ProvedOptimumEqualsExhaustiveSearch) {
 
 TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
   // The sweep's canonical form claims exhaustiveness: check it against enumeration, with the
-  // minimal multisets listed (the usual case) and decided class by class (many classes).
+  // minimal multisets listed (the usual case) and decided class by class (many classes), with
+  // and without the coverage values' rounding.
   Rng rng(21);
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
   for (int trial = 0; trial < 400; ++trial) {
@@ -79,11 +80,24 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
         ++same->count;
       }
     }
+    // The coverage values (sums of t_c * m_c, 0 <= m_c <= count_c) for the rounding pruning.
+    std::vector<double> values{0.0};
+    for (const auto& c : classes) {
+      std::vector<double> next;
+      for (double v : values) {
+        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
+      }
+      std::sort(next.begin(), next.end());
+      next.erase(std::unique(next.begin(), next.end()), next.end());
+      values = std::move(next);
+    }
     const double truth = brute_force(total, servers);
     for (double target : {truth, truth + 0.5, truth + 1.0, truth - 1.0}) {
       if (target <= 0) continue;
       for (std::size_t listed : {std::size_t{4096}, std::size_t{0}}) {
-        const auto r = detail::reach_target(total, classes, target, {far, far, listed});
+        const auto r = detail::reach_target(total, classes, target, values, {far, far, listed});
+        const auto plain = detail::reach_target(total, classes, target, {}, {far, far, listed});
+        ASSERT_EQ(r.outcome, plain.outcome) << "trial " << trial << " target " << target;
         ASSERT_EQ(r.outcome == detail::SearchOutcome::reached, target <= truth)
             << "trial " << trial << " target " << target << " truth " << truth << " listed " << listed;
         if (r.outcome == detail::SearchOutcome::reached) {
