@@ -386,9 +386,9 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       return began + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(fraction * options.time_limit_s));
     };
-    // A search whose branching turns wide (many classes) rarely finishes: it stops earlier and
-    // leaves the integer programme more time, which finds better placements there.
-    const auto deadline = after(0.6), wide_deadline = after(0.2);
+    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
+    // leaves the integer programme the time, which finds better placements there.
+    const auto deadline = after(0.6), wide_deadline = after(0.05);
     std::vector<detail::SearchClass> search_classes;
     for (const auto& c : classes) {
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
