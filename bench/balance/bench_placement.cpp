@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   }
   const int n = args["servers"].as<int>();
   const double limit = args["time-limit"].as<double>();
+  if (n < 1 || args["swarms"].as<int>() < 0 || args["classes"].as<int>() < 0 || !(limit > 0)) {
+    std::fprintf(stderr, "bench_placement: need --servers >= 1, --swarms >= 0, --classes >= 0, --time-limit > 0\n");
+    return 2;
+  }
 
   std::vector<Case> cases = {
       cycling("one class 2100:40", 80, n, {{2100, 40}}),
