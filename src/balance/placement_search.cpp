@@ -169,16 +169,16 @@ class TargetSearch {
     for (std::size_t i = 0; i < spacings_.size() && tried < kTriedSpacings; ++i) {
       if (spacings_[i] > limit) continue;
       ++tried;
-      if (!spacing_coverable(spacings_[i])) {
-        if (i > 0) std::swap(spacings_[i], spacings_[i - 1]);
-        return false;
-      }
+      if (spacing_prunes(i)) return false;
     }
     rotor_ = (rotor_ + 1) % spacings_.size();
-    if (spacings_[rotor_] <= limit && !spacing_coverable(spacings_[rotor_])) {
-      if (rotor_ > 0) std::swap(spacings_[rotor_], spacings_[rotor_ - 1]);
-      return false;
-    }
+    return spacings_[rotor_] > limit || !spacing_prunes(rotor_);
+  }
+
+  // Whether the i-th spacing proves the blocks ahead uncoverable; if so it moves up one place.
+  [[nodiscard]] bool spacing_prunes(std::size_t i) {
+    if (spacing_coverable(spacings_[i])) return false;
+    if (i > 0) std::swap(spacings_[i], spacings_[i - 1]);
     return true;
   }
 
