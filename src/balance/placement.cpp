@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "placement_search.hpp"
+#include "placement_tabu.hpp"
 #include "swarm/rules.hpp"
 
 namespace swarm {
@@ -386,9 +387,6 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       return began + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(fraction * options.time_limit_s));
     };
-    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
-    // leaves the integer programme the time, which finds better placements there.
-    const auto deadline = after(0.6), wide_deadline = after(0.05);
     std::vector<detail::SearchClass> search_classes;
     for (const auto& c : classes) {
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
@@ -399,6 +397,31 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
       if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
     }
+    const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
+    // Tabu search finds good placements where the exact search cannot decide (many distinct
+    // throughputs). One round (until it stalls) comes first, so that the search starts from a
+    // better placement at little cost; rounds from perturbed copies of the best placement end
+    // the time limit, unless the search proved the optimum.
+    const auto local_search = [&](Clock::time_point until, bool restart, unsigned long long seed) {
+      if (!open()) return;
+      std::vector<std::vector<int>> class_starts(classes.size());
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        for (std::size_t m : classes[c].members) class_starts[c].push_back(best.starts[m]);
+      }
+      detail::improve_by_tabu(total_blocks, search_classes, value_span, class_starts,
+                              {.deadline = until, .stale_iterations = 300, .restart = restart, .stop_at = bound,
+                               .unit = unit, .seed = seed});
+      std::vector<int> starts(servers.size());
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = class_starts[c][m];
+      }
+      consider(std::move(starts), "tabu");
+    };
+    local_search(after(0.05), /*restart=*/false, 1);
+    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
+    // leaves the time to the integer programme and the tabu rounds, which do better there.
+    const auto deadline = after(0.6);
+    const auto wide_deadline = std::max(after(0.05), Clock::now() + (after(0.05) - began));
     // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
     // ... values up while they are reached (reached targets near the best are found fast, and
     // a reached target often brings a placement well above it). An unreachable target lowers
@@ -406,7 +429,6 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // what is left) caps the later ones, so an undecidable target does not eat the time that
     // easier ones below it need. When the heuristics are optimal, the first target is the
     // only one: its unreachability is the proof.
-    const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
     double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
     long step = 1;
     while (open() && Clock::now() < deadline) {
@@ -456,13 +478,15 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       best = {std::move(starts), v, "search"};
       step *= 2;
     }
-  }
-  const double left = options.time_limit_s - std::chrono::duration<double>(Clock::now() - began).count();
-  if (open() && left > 0.01) {
-    // CBC checks its clock between nodes, not during preprocessing or the root cuts, so it
-    // overruns: give it most, not all, of what is left.
-    const double proven = solve_milp(total_blocks, servers, classes, 0.7 * left, options.relative_gap, bound, best);
-    bound = std::min(bound, proven);
+    // The integer programme gets half of what is left, for its bound and for the placements it
+    // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
+    // it overruns: half, not all); tabu rounds from the best placement use the rest, on time.
+    const double left = options.time_limit_s - std::chrono::duration<double>(Clock::now() - began).count();
+    if (open() && left > 0.01) {
+      const double proven = solve_milp(total_blocks, servers, classes, 0.5 * left, options.relative_gap, bound, best);
+      bound = std::min(bound, proven);
+    }
+    local_search(after(1.0), /*restart=*/true, 2);
   }
   return finish(std::move(best), bound);
 }

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "../../src/balance/placement_search.hpp"
+#include "../../src/balance/placement_tabu.hpp"
 #include "swarm/placement.hpp"
 #include "swarm/random.hpp"
 
@@ -115,6 +116,61 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
       }
     }
   }
+}
+
+// The tabu search starts from every server at block 0 (the worst placement) and must reach the
+// exhaustive optimum; it runs until then, so a wrong move evaluation shows as a timeout.
+TEST(PlacementTabu, ReachesTheOptimumFromTheWorstPlacement) {
+  Rng rng(17);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int total = 2 + static_cast<int>(uniform_index(rng, 7));
+    std::vector<detail::SearchClass> classes;
+    std::vector<PlacementServer> servers;
+    const int nclasses = 1 + static_cast<int>(uniform_index(rng, 3));
+    for (int c = 0; c < nclasses; ++c) {
+      const detail::SearchClass cls{1.0 + static_cast<double>(uniform_index(rng, 5)),
+                                    1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total))),
+                                    1 + static_cast<int>(uniform_index(rng, 2))};
+      classes.push_back(cls);
+      for (int m = 0; m < cls.count; ++m) servers.push_back({cls.throughput, cls.num_blocks});
+    }
+    const double truth = brute_force(total, servers);
+    std::vector<std::vector<int>> starts;
+    for (const auto& c : classes) starts.emplace_back(static_cast<std::size_t>(c.count), 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const double value = detail::improve_by_tabu(
+        total, classes, {}, starts,
+        {.deadline = deadline, .stale_iterations = 50, .restart = true, .stop_at = truth, .unit = 0.5, .seed = 3});
+    std::vector<int> flat;
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      ASSERT_EQ(starts[c].size(), static_cast<std::size_t>(classes[c].count));
+      for (int s : starts[c]) {
+        ASSERT_GE(s, 0);
+        ASSERT_LE(s + classes[c].num_blocks, total);
+        flat.push_back(s);
+      }
+    }
+    ASSERT_DOUBLE_EQ(placement_value(total, servers, flat), value) << "trial " << trial;
+    ASSERT_DOUBLE_EQ(value, truth) << "trial " << trial;
+  }
+}
+
+// At the scale of the issue: 64 servers of two classes from block 0 up to the spacing bound,
+// which they reach (16 layers of span 20 plus 32 servers of span 10 doubling up).
+TEST(PlacementTabu, ClimbsFromTheWorstPlacementToTheBoundAt64Servers) {
+  const std::vector<detail::SearchClass> classes{{2.0, 20, 32}, {1.0, 10, 32}};
+  std::vector<PlacementServer> servers;
+  for (const auto& c : classes) {
+    for (int m = 0; m < c.count; ++m) servers.push_back({c.throughput, c.num_blocks});
+  }
+  const double bound = spacing_bound(80, servers);
+  ASSERT_DOUBLE_EQ(bound, 20.0);  // 32*2*20 + 32*1*10 = 1600 over 80 blocks
+  std::vector<std::vector<int>> starts{std::vector<int>(32, 0), std::vector<int>(32, 0)};
+  const double value = detail::improve_by_tabu(
+      80, classes, {}, starts,
+      {.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10), .stale_iterations = 300,
+       .restart = true, .stop_at = bound, .unit = 0.5, .seed = 1});
+  EXPECT_DOUBLE_EQ(value, bound);
 }
 
 TEST(Placement, EqualThroughputsAreProvedThroughCoverageValues) {
