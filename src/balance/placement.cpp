@@ -402,14 +402,14 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
     // better placement at little cost; rounds from perturbed copies of the best placement end
     // the time limit, unless the search proved the optimum.
-    const auto local_search = [&](Clock::time_point until, bool restart, unsigned long long seed) {
+    const auto local_search = [&](Clock::time_point until, bool restart, long stale, unsigned long long seed) {
       if (!open()) return;
       std::vector<std::vector<int>> class_starts(classes.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
         for (std::size_t m : classes[c].members) class_starts[c].push_back(best.starts[m]);
       }
       detail::improve_by_tabu(total_blocks, search_classes, value_span, class_starts,
-                              {.deadline = until, .stale_iterations = 300, .restart = restart, .stop_at = bound,
+                              {.deadline = until, .stale_iterations = stale, .restart = restart, .stop_at = bound,
                                .unit = unit, .seed = seed});
       std::vector<int> starts(servers.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
@@ -417,7 +417,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       }
       consider(std::move(starts), "tabu");
     };
-    local_search(after(0.05), /*restart=*/false, 1);
+    local_search(after(0.05), /*restart=*/false, 300, 1);
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there.
     const auto deadline = after(0.6);
@@ -486,7 +486,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const double proven = solve_milp(total_blocks, servers, classes, 0.5 * left, options.relative_gap, bound, best);
       bound = std::min(bound, proven);
     }
-    local_search(after(1.0), /*restart=*/true, 2);
+    local_search(after(1.0), /*restart=*/true, 100, 2);
   }
   return finish(std::move(best), bound);
 }
