@@ -23,6 +23,7 @@ struct Move {
 double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
                        std::span<const double> coverage_values, std::vector<std::vector<int>>& starts,
                        const TabuLimits& limits) {
+  if (total_blocks < 1) return 0.0;
   const auto L = static_cast<std::size_t>(total_blocks);
   std::vector<double> cov(L, 0.0);
   for (std::size_t c = 0; c < classes.size(); ++c) {
@@ -46,7 +47,7 @@ double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
     }
     return target <= limits.stop_at * (1 + 1e-12);
   };
-  if (L == 0 || best >= limits.stop_at * (1 - 1e-12) || !raise_target()) return best;
+  if (best >= limits.stop_at * (1 - 1e-12) || !raise_target()) return best;
 
   const auto shortfall = [&](double c) { return c < target ? target - c : 0.0; };
   double total_shortfall = 0.0;
@@ -66,6 +67,7 @@ double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
   };
   std::size_t servers = 0;
   for (const auto& c : starts) servers += c.size();
+  if (servers == 0) return best;
   long stale = 0;
   for (long move = 1;; ++move, ++stale) {
     if ((move & 63) == 0 && Clock::now() >= limits.deadline) break;

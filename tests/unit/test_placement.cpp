@@ -155,6 +155,17 @@ TEST(PlacementTabu, ReachesTheOptimumFromTheWorstPlacement) {
   }
 }
 
+// Nothing to move, or nothing that helps: it returns at once (restart rounds would spin).
+TEST(PlacementTabu, ReturnsAtOnceWithNothingToImprove) {
+  const auto limits = detail::TabuLimits{.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1),
+                                         .stale_iterations = 10, .restart = true, .stop_at = 5.0, .unit = 0.5, .seed = 1};
+  std::vector<std::vector<int>> none;
+  EXPECT_EQ(detail::improve_by_tabu(8, {}, {}, none, limits), 0.0);
+  const std::vector<detail::SearchClass> empty_class{{3.0, 2, 0}};
+  std::vector<std::vector<int>> no_members{{}};
+  EXPECT_EQ(detail::improve_by_tabu(8, empty_class, {}, no_members, limits), 0.0);
+}
+
 // At the scale of the issue: 64 servers of two classes from block 0 up to the spacing bound,
 // which they reach (16 layers of span 20 plus 32 servers of span 10 doubling up).
 TEST(PlacementTabu, ClimbsFromTheWorstPlacementToTheBoundAt64Servers) {
