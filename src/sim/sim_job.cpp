@@ -88,7 +88,7 @@ po::options_description job_schema() {
       ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold of `full` (paper: 0.99 for p = 1%)")
       ("run.check", po::value<std::string>()->default_value("every_period"), "when `full` servers check rule 2: every_period, or random (each waits U(0, 2*mean_check_period))")
       ("run.mean_check_period", po::value<double>()->default_value(60), "mean seconds between checks for check = random")
-      ("run.placement_time_limit", po::value<double>()->default_value(1.0), "seconds per period for the optimal placement (search + CBC)")
+      ("run.placement_time_limit", po::value<double>()->default_value(1.0), "seconds per period for the optimal placement (exact search, CBC, tabu search)")
       ("churn.initial_servers", po::value<long>()->default_value(0), "servers present from the start (classes drawn by share)")
       ("churn.initial_join_window", po::value<double>()->default_value(0), "initial servers join at U(0, window) seconds")
       ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
