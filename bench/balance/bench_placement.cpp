@@ -133,16 +133,22 @@ int main(int argc, char** argv) {
               "proven", "seconds", "method");
   int proven = 0;
   double worst = 0.0, total = 0.0;
+  std::vector<double> open_gaps;
   for (const Case& c : cases) {
     const swarm::Placement p = swarm::optimal_placement(c.blocks, c.servers, {.time_limit_s = limit, .hints = {}});
     std::printf("%-44s %7zu %12.1f %12.1f %8.3f %6s %8.2f  %s\n", c.name.c_str(), distinct_classes(c.servers),
                 p.value, p.bound, 100 * p.gap(), p.optimal ? "yes" : "no", p.seconds, p.method.c_str());
     std::fflush(stdout);
     proven += p.optimal ? 1 : 0;
+    if (!p.optimal) open_gaps.push_back(100 * p.gap());
     worst = std::max(worst, p.seconds);
     total += p.seconds;
   }
   std::printf("proven optimal: %d of %zu; seconds: mean %.2f, worst %.2f (limit %.1f)\n", proven, cases.size(),
               total / static_cast<double>(cases.size()), worst, limit);
+  if (!open_gaps.empty()) {
+    std::sort(open_gaps.begin(), open_gaps.end());
+    std::printf("gap of the unproven (%%): median %.3f, worst %.3f\n", open_gaps[open_gaps.size() / 2], open_gaps.back());
+  }
   return 0;
 }
