@@ -421,7 +421,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there.
     const auto deadline = after(0.6);
-    const auto wide_deadline = std::max(after(0.05), Clock::now() + (after(0.05) - began));
+    const auto wide_deadline = Clock::now() + (after(0.05) - began);  // 5% of the limit from now
     // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
     // ... values up while they are reached (reached targets near the best are found fast, and
     // a reached target often brings a placement well above it). An unreachable target lowers
