@@ -335,7 +335,8 @@ class TargetSearch {
   }
 
   void tick() {
-    if ((++nodes_ & 1023) != 0) return;
+    if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
+    if ((nodes_ & 1023) != 0) return;
     if (std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
   }
 

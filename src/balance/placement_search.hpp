@@ -1,6 +1,7 @@
 #pragma once
 // Internal to placement.cpp: an exact search for "can every block reach `target`?".
 #include <chrono>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct SearchLimits {
   std::chrono::steady_clock::time_point wide_deadline;
   /// At a block with more minimal multisets than this, they are decided class by class.
   std::size_t listed_options = 4096;
+  /// Work caps, which unlike the clock give the same answer on every run (reproducible mode).
+  long max_nodes = std::numeric_limits<long>::max();
+  long wide_max_nodes = std::numeric_limits<long>::max();
 };
 
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the

@@ -20,10 +20,10 @@ struct Move {
 
 }  // namespace
 
-double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
+TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
                        std::span<const double> coverage_values, std::vector<std::vector<int>>& starts,
                        const TabuLimits& limits) {
-  if (total_blocks < 1) return 0.0;
+  if (total_blocks < 1) return {};
   const auto L = static_cast<std::size_t>(total_blocks);
   std::vector<double> cov(L, 0.0);
   for (std::size_t c = 0; c < classes.size(); ++c) {
@@ -47,7 +47,7 @@ double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
     }
     return target <= limits.stop_at * (1 + 1e-12);
   };
-  if (best >= limits.stop_at * (1 - 1e-12) || !raise_target()) return best;
+  if (best >= limits.stop_at * (1 - 1e-12) || !raise_target()) return {best, 0};
 
   const auto shortfall = [&](double c) { return c < target ? target - c : 0.0; };
   double total_shortfall = 0.0;
@@ -67,10 +67,11 @@ double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
   };
   std::size_t servers = 0;
   for (const auto& c : starts) servers += c.size();
-  if (servers == 0) return best;
+  if (servers == 0) return {best, 0};
   long stale = 0;
-  for (long move = 1;; ++move, ++stale) {
-    if ((move & 63) == 0 && Clock::now() >= limits.deadline) break;
+  long move = 1;
+  for (;; ++move, ++stale) {
+    if (move > limits.max_moves || ((move & 63) == 0 && Clock::now() >= limits.deadline)) break;
     if (stale >= limits.stale_iterations) {
       if (!limits.restart) break;
       // Stalled: start again from the best placement with a quarter of the servers moved at
@@ -148,7 +149,7 @@ double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
     }
   }
   starts = std::move(best_starts);
-  return best;
+  return {best, move - 1};
 }
 
 }  // namespace swarm::detail

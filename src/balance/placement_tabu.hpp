@@ -1,6 +1,7 @@
 #pragma once
 // Internal to placement.cpp: a tabu search that improves a placement (the primal side).
 #include <chrono>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -15,14 +16,20 @@ struct TabuLimits {
   double stop_at = 0.0;          // stop once the placement is worth this much (the bound)
   double unit = 0.0;             // the next target is value + unit when coverage_values is empty
   unsigned long long seed = 1;
+  /// A work cap, which unlike the deadline gives the same answer on every run.
+  long max_moves = std::numeric_limits<long>::max();
 };
 
-/// Improves `starts` (per class, the start of each of its servers) in place and returns its
-/// value (the bottleneck coverage). Each move relocates one server to the start that most
+struct TabuResult {
+  double value = 0.0;  // the bottleneck coverage of the improved placement
+  long moves = 0;      // work done: each move weighs every relocation of every server
+};
+
+/// Improves `starts` (per class, the start of each of its servers) in place. Each move relocates one server to the start that most
 /// lowers the blocks' total shortfall below a target just above the best value found; the
 /// target rises each time every block meets it. A class may not move back to a start it left
 /// for a few moves (the tabu), which walks it off the plateaus where single moves do nothing.
-double improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
+TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classes,
                        std::span<const double> coverage_values, std::vector<std::vector<int>>& starts,
                        const TabuLimits& limits);
 

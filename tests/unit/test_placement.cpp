@@ -140,7 +140,8 @@ TEST(PlacementTabu, ReachesTheOptimumFromTheWorstPlacement) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     const double value = detail::improve_by_tabu(
         total, classes, {}, starts,
-        {.deadline = deadline, .stale_iterations = 50, .restart = true, .stop_at = truth, .unit = 0.5, .seed = 3});
+        {.deadline = deadline, .stale_iterations = 50, .restart = true, .stop_at = truth, .unit = 0.5, .seed = 3})
+        .value;
     std::vector<int> flat;
     for (std::size_t c = 0; c < classes.size(); ++c) {
       ASSERT_EQ(starts[c].size(), static_cast<std::size_t>(classes[c].count));
@@ -160,10 +161,10 @@ TEST(PlacementTabu, ReturnsAtOnceWithNothingToImprove) {
   const auto limits = detail::TabuLimits{.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1),
                                          .stale_iterations = 10, .restart = true, .stop_at = 5.0, .unit = 0.5, .seed = 1};
   std::vector<std::vector<int>> none;
-  EXPECT_EQ(detail::improve_by_tabu(8, {}, {}, none, limits), 0.0);
+  EXPECT_EQ(detail::improve_by_tabu(8, {}, {}, none, limits).value, 0.0);
   const std::vector<detail::SearchClass> empty_class{{3.0, 2, 0}};
   std::vector<std::vector<int>> no_members{{}};
-  EXPECT_EQ(detail::improve_by_tabu(8, empty_class, {}, no_members, limits), 0.0);
+  EXPECT_EQ(detail::improve_by_tabu(8, empty_class, {}, no_members, limits).value, 0.0);
 }
 
 // At the scale of the issue: 64 servers of two classes from block 0 up to the spacing bound,
@@ -180,7 +181,8 @@ TEST(PlacementTabu, ClimbsFromTheWorstPlacementToTheBoundAt64Servers) {
   const double value = detail::improve_by_tabu(
       80, classes, {}, starts,
       {.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10), .stale_iterations = 300,
-       .restart = true, .stop_at = bound, .unit = 0.5, .seed = 1});
+       .restart = true, .stop_at = bound, .unit = 0.5, .seed = 1})
+      .value;
   EXPECT_DOUBLE_EQ(value, bound);
 }
 
