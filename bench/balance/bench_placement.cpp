@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
       "swarms", po::value<int>()->default_value(20), "random swarms to draw")(
       "servers", po::value<int>()->default_value(64), "servers per swarm")(
       "classes", po::value<int>()->default_value(0), "also draw swarms of this many random classes (0: none)")(
-      "time-limit", po::value<double>()->default_value(10.0), "seconds per placement");
+      "time-limit", po::value<double>()->default_value(10.0), "seconds per placement")(
+      "reproducible", "count the time limit in work, not by the clock (PlacementOptions::reproducible)");
   po::variables_map args;
   try {
     po::store(po::parse_command_line(argc, argv, program), args);
@@ -135,7 +136,8 @@ int main(int argc, char** argv) {
   double worst = 0.0, total = 0.0;
   std::vector<double> open_gaps;
   for (const Case& c : cases) {
-    const swarm::Placement p = swarm::optimal_placement(c.blocks, c.servers, {.time_limit_s = limit, .hints = {}});
+    const swarm::Placement p = swarm::optimal_placement(
+        c.blocks, c.servers, {.time_limit_s = limit, .reproducible = args.count("reproducible") > 0, .hints = {}});
     std::printf("%-44s %7zu %12.1f %12.1f %8.3f %6s %8.2f  %s\n", c.name.c_str(), distinct_classes(c.servers),
                 p.value, p.bound, 100 * p.gap(), p.optimal ? "yes" : "no", p.seconds, p.method.c_str());
     std::fflush(stdout);

@@ -31,6 +31,10 @@ struct PlacementServer {
 struct PlacementOptions {
   double time_limit_s = 10.0;      // for the exact search and the integer programme; <= 0 skips both
   double relative_gap = 1e-6;      // stop when (bound - value) / bound is below this
+  /// Count the time limit in work (search nodes, tabu moves, CBC nodes at rates measured on a
+  /// 2-core development machine) instead of by the clock: the same servers then get the same
+  /// placement on every run and machine, in about time_limit_s here (longer on a slower one).
+  bool reproducible = false;
   /// Candidate placements (one start per server, in input order), e.g. the spans other
   /// strategies hold now. Invalid ones are ignored.
   std::vector<std::vector<int>> hints;

@@ -171,8 +171,8 @@ struct CbcDeleter {
 //                  sum_s y[c][s] = n_c                                for every class c
 // Returns the proven bound; improves `best` when CBC finds a better placement.
 double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
-                  const std::vector<ServerClass>& classes, double time_limit_s, double relative_gap,
-                  double upper, Candidate& best) {
+                  const std::vector<ServerClass>& classes, double time_limit_s, int max_nodes,
+                  double relative_gap, double upper, Candidate& best) {
   const int nblocks = total_blocks;
   std::vector<int> first_col(classes.size());
   int ncols = 0;
@@ -220,6 +220,7 @@ double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
   for (int j = 0; j < tau; ++j) Cbc_setInteger(model.get(), j);
   Cbc_setLogLevel(model.get(), 0);
   Cbc_setMaximumSeconds(model.get(), time_limit_s);
+  if (max_nodes >= 0) Cbc_setMaximumNodes(model.get(), max_nodes);
   Cbc_setAllowableFractionGap(model.get(), relative_gap);
 
   // Warm start with the best heuristic placement.
@@ -295,6 +296,41 @@ std::optional<std::vector<double>> coverage_values(const std::vector<ServerClass
   }
   return values;
 }
+
+// The time limit, measured by the clock, or (reproducible) by the work done: search nodes and
+// tabu moves converted to seconds at rates measured on the development machine (2 cores, 2026),
+// so that the same swarm gets the same placement on every run and every machine.
+class Budget {
+ public:
+  static constexpr double kSearchNodesPerSecond = 1.0e6;
+  static constexpr double kTabuEvaluationsPerSecond = 4.0e8;  // blocks summed, relocations weighed
+
+  Budget(Clock::time_point began, double limit_s, bool reproducible)
+      : began_(began), limit_s_(limit_s), reproducible_(reproducible) {}
+  [[nodiscard]] bool reproducible() const { return reproducible_; }
+  [[nodiscard]] double elapsed() const {
+    return reproducible_ ? spent_s_ : std::chrono::duration<double>(Clock::now() - began_).count();
+  }
+  [[nodiscard]] double left() const { return limit_s_ - elapsed(); }
+  /// The clock's deadline `seconds` from now; none when the work is what counts.
+  [[nodiscard]] Clock::time_point deadline(double seconds) const {
+    if (reproducible_) return Clock::time_point::max();
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(0.0, seconds)));
+  }
+  /// A work cap worth `seconds` at `rate` units a second; none when the clock is what counts.
+  template <class Int>
+  [[nodiscard]] Int cap(double seconds, double rate) const {
+    if (!reproducible_) return std::numeric_limits<Int>::max();
+    return static_cast<Int>(std::clamp(seconds * rate, 0.0, 0.5 * static_cast<double>(std::numeric_limits<Int>::max())));
+  }
+  void spend(double work, double rate) { spent_s_ += work / rate; }
+
+ private:
+  Clock::time_point began_;
+  double limit_s_;
+  bool reproducible_;
+  double spent_s_ = 0.0;
+};
 
 }  // namespace
 
@@ -383,10 +419,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
   if (open() && options.time_limit_s > 0) {
     // Exact search first: targets between the best placement and the bound, each either reached
     // (a better placement) or proven unreachable (a lower bound), until they meet or time is up.
-    const auto after = [&](double fraction) {
-      return began + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(fraction * options.time_limit_s));
-    };
+    Budget budget(began, options.time_limit_s, options.reproducible);
+    const auto until = [&](double fraction) { return fraction * options.time_limit_s - budget.elapsed(); };
     std::vector<detail::SearchClass> search_classes;
     for (const auto& c : classes) {
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
@@ -402,26 +436,33 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
     // better placement at little cost; rounds from perturbed copies of the best placement end
     // the time limit, unless the search proved the optimum.
-    const auto local_search = [&](Clock::time_point until, bool restart, long stale, unsigned long long seed) {
+    double move_work = 0.0;  // per tabu move: a class's prefix sums, then every relocation weighed
+    for (const auto& c : classes) {
+      move_work += static_cast<double>(total_blocks + c.members.size() * (total_blocks - c.num_blocks + 1));
+    }
+    const auto local_search = [&](double seconds, bool restart, long stale, unsigned long long seed) {
       if (!open()) return;
       std::vector<std::vector<int>> class_starts(classes.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
         for (std::size_t m : classes[c].members) class_starts[c].push_back(best.starts[m]);
       }
-      detail::improve_by_tabu(total_blocks, search_classes, value_span, class_starts,
-                              {.deadline = until, .stale_iterations = stale, .restart = restart, .stop_at = bound,
-                               .unit = unit, .seed = seed});
+      const detail::TabuResult r = detail::improve_by_tabu(
+          total_blocks, search_classes, value_span, class_starts,
+          {.deadline = budget.deadline(seconds), .stale_iterations = stale, .restart = restart, .stop_at = bound,
+           .unit = unit, .seed = seed,
+           .max_moves = budget.cap<long>(seconds, Budget::kTabuEvaluationsPerSecond / move_work)});
+      budget.spend(static_cast<double>(r.moves) * move_work, Budget::kTabuEvaluationsPerSecond);
       std::vector<int> starts(servers.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
         for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = class_starts[c][m];
       }
       consider(std::move(starts), "tabu");
     };
-    local_search(after(0.05), /*restart=*/false, 300, 1);
+    local_search(until(0.05), /*restart=*/false, 300, 1);
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there.
-    const auto deadline = after(0.6);
-    const auto wide_deadline = Clock::now() + (after(0.05) - began);  // 5% of the limit from now
+    const double search_end = 0.6 * options.time_limit_s;
+    const double wide_end = budget.elapsed() + 0.05 * options.time_limit_s;
     // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
     // ... values up while they are reached (reached targets near the best are found fast, and
     // a reached target often brings a placement well above it). An unreachable target lowers
@@ -431,7 +472,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // only one: its unreachability is the proof.
     double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
     long step = 1;
-    while (open() && Clock::now() < deadline) {
+    while (open() && budget.elapsed() < search_end) {
       double target;
       if (values) {
         const auto lo = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
@@ -450,11 +491,14 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
         target = std::min(best.value + static_cast<double>(step) * unit, 0.5 * (best.value + cap));
         target = std::max(target, best.value + unit);
       }
-      const auto now = Clock::now();
-      const auto probe_deadline = now + (deadline - now) / 2;
-      const detail::SearchResult r =
-          detail::reach_target(total_blocks, search_classes, target, value_span,
-                               {probe_deadline, std::min(probe_deadline, wide_deadline)});
+      const double probe = 0.5 * (search_end - budget.elapsed());
+      const double wide = std::min(probe, wide_end - budget.elapsed());
+      const detail::SearchResult r = detail::reach_target(
+          total_blocks, search_classes, target, value_span,
+          {.deadline = budget.deadline(probe), .wide_deadline = budget.deadline(wide),
+           .max_nodes = budget.cap<long>(probe, Budget::kSearchNodesPerSecond),
+           .wide_max_nodes = budget.cap<long>(wide, Budget::kSearchNodesPerSecond)});
+      budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
       if (r.outcome == detail::SearchOutcome::out_of_time) {
         unknown = std::min(unknown, target);
         step = 1;
@@ -481,12 +525,19 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // The integer programme gets half of what is left, for its bound and for the placements it
     // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
     // it overruns: half, not all); tabu rounds from the best placement use the rest, on time.
-    const double left = options.time_limit_s - std::chrono::duration<double>(Clock::now() - began).count();
+    const double left = budget.left();
     if (open() && left > 0.01) {
-      const double proven = solve_milp(total_blocks, servers, classes, 0.5 * left, options.relative_gap, bound, best);
+      // CBC's work is not predictable from its nodes (its root alone may take most of a second
+      // or a hundredth), so a reproducible run asks it for its root only: the relaxation with
+      // its cuts, and what its heuristics find there.
+      const double seconds = budget.reproducible() ? 1e9 : 0.5 * left;
+      const int nodes = budget.reproducible() ? 0 : -1;
+      const double proven =
+          solve_milp(total_blocks, servers, classes, seconds, nodes, options.relative_gap, bound, best);
       bound = std::min(bound, proven);
+      if (budget.reproducible()) budget.spend(0.5 * left, 1.0);
     }
-    local_search(after(1.0), /*restart=*/true, 100, 2);
+    local_search(budget.left(), /*restart=*/true, 100, 2);
   }
   return finish(std::move(best), bound);
 }
