@@ -49,6 +49,7 @@ struct SimConfig {
   CheckMode check = CheckMode::every_period;
   double mean_check_period = 60;
   double placement_time_limit = 1.0;  // seconds per period for the optimal placement
+  bool placement_reproducible = true; // ... counted in work, so the same seed gives the same trace
   int initial_servers = 0;
   double initial_join_window = 0;     // initial servers join at U(0, window)
   double arrival_rate = 0;            // Poisson joins per second

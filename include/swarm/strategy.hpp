@@ -24,6 +24,7 @@ enum class StrategyKind { none, new_only, full, upper_bound };
 struct StrategyOptions {
   double balance_quality = 0.75;       // rule 2 threshold (`full`); paper: 0.99 (p = 1%)
   double placement_time_limit_s = 5;   // integer programme limit (`upper_bound`)
+  bool placement_reproducible = false; // count that limit in work: same swarm, same placement
 };
 
 /// One decision of a period boundary: server `id` leaves its span and loads `to`.

@@ -95,7 +95,7 @@ class FullBalancing final : public NewOnly {
 // Paper strategy 4: every period, all counted servers are re-placed optimally (the yardstick).
 class UpperBound final : public Strategy {
  public:
-  explicit UpperBound(double time_limit_s) : time_limit_s_(time_limit_s) {}
+  UpperBound(double time_limit_s, bool reproducible) : time_limit_s_(time_limit_s), reproducible_(reproducible) {}
   StrategyKind kind() const override { return StrategyKind::upper_bound; }
   Span place_joiner(const Swarm& swarm, int num_blocks, Rng&) override {
     return choose_best_blocks(swarm, num_blocks);  // until the next boundary re-places it
@@ -106,6 +106,7 @@ class UpperBound final : public Strategy {
     std::vector<PlacementServer> servers;
     PlacementOptions options;
     options.time_limit_s = time_limit_s_;
+    options.reproducible = reproducible_;
     std::vector<int> current;
     for (std::size_t i = 0; i < swarm.size(); ++i) {
       if (!swarm[i].counted()) continue;
@@ -136,6 +137,7 @@ class UpperBound final : public Strategy {
 
  private:
   double time_limit_s_;
+  bool reproducible_;
 };
 
 }  // namespace
@@ -145,7 +147,7 @@ std::unique_ptr<Strategy> make_strategy(StrategyKind kind, const StrategyOptions
     case StrategyKind::none: return std::make_unique<NoBalancing>();
     case StrategyKind::new_only: return std::make_unique<NewOnly>();
     case StrategyKind::full: return std::make_unique<FullBalancing>(options.balance_quality);
-    case StrategyKind::upper_bound: return std::make_unique<UpperBound>(options.placement_time_limit_s);
+    case StrategyKind::upper_bound: return std::make_unique<UpperBound>(options.placement_time_limit_s, options.placement_reproducible);
   }
   return nullptr;
 }

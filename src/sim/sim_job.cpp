@@ -89,6 +89,7 @@ po::options_description job_schema() {
       ("run.check", po::value<std::string>()->default_value("every_period"), "when `full` servers check rule 2: every_period, or random (each waits U(0, 2*mean_check_period))")
       ("run.mean_check_period", po::value<double>()->default_value(60), "mean seconds between checks for check = random")
       ("run.placement_time_limit", po::value<double>()->default_value(1.0), "seconds per period for the optimal placement (exact search, CBC, tabu search)")
+      ("run.placement_reproducible", po::value<bool>()->default_value(true), "count that limit in work (search nodes, tabu moves; CBC's root only), so the same seed gives the same trace; false: by the clock")
       ("churn.initial_servers", po::value<long>()->default_value(0), "servers present from the start (classes drawn by share)")
       ("churn.initial_join_window", po::value<double>()->default_value(0), "initial servers join at U(0, window) seconds")
       ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
@@ -130,6 +131,7 @@ SimConfig load_config(const JobFile& job) {
   }
   c.mean_check_period = job.positive("run.mean_check_period");
   c.placement_time_limit = job.non_negative("run.placement_time_limit");
+  c.placement_reproducible = job.get<bool>("run.placement_reproducible");
   c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, 10000000));
   c.initial_join_window = job.non_negative("churn.initial_join_window");
   c.arrival_rate = job.non_negative("churn.arrival_rate");

@@ -61,7 +61,7 @@ struct Lane {
 
   Lane(StrategyKind k, const SimConfig& c, std::size_t plans)
       : kind(k),
-        strategy(make_strategy(k, {c.balance_quality, c.placement_time_limit})),
+        strategy(make_strategy(k, {c.balance_quality, c.placement_time_limit, c.placement_reproducible})),
         swarm(c.blocks),
         rng(derive_seed(c.seed, to_string(k))),
         generation(plans, 0) {

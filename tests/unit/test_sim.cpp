@@ -57,6 +57,29 @@ TEST(Sim, SameSeedSameTrace) {
   EXPECT_NE(d.plans.size() == a.plans.size() && d.plans[0].throughput == a.plans[0].throughput, true);
 }
 
+// Servers with jittered compute all differ, so the placement is never proven within its 50 ms
+// and stops on its budget: counted in work, the trace is still the same on every run.
+TEST(Sim, UnprovenPlacementsStillGiveTheSameTrace) {
+  SimConfig c;
+  c.blocks = 80;
+  c.duration = 300;
+  c.period = 60;
+  c.seed = 11;
+  c.strategies = {StrategyKind::upper_bound};
+  c.placement_time_limit = 0.05;
+  c.placement_reproducible = true;
+  c.initial_servers = 64;
+  c.classes = {{"a", 1, 13, 3000, 800, 0.2, 2, 0.3}, {"b", 1, 23, 1500, 300, 0.1, 2, 0.3}};
+  Recorder a, b;
+  (void)run(c, a);
+  (void)run(c, b);
+  const auto& list = a.records[StrategyKind::upper_bound];
+  ASSERT_EQ(list.size(), 5U);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    ASSERT_TRUE(same(list[i], b.records[StrategyKind::upper_bound][i])) << "period " << i;
+  }
+}
+
 TEST(Sim, ChurnIsAppliedExactlyOnceInEveryStrategy) {
   Recorder r;
   SimConfig c = small_config();
