@@ -297,6 +297,16 @@ std::optional<std::vector<double>> coverage_values(const std::vector<ServerClass
   return values;
 }
 
+// Per-class starts (as the search and the tabu search give them) back in the servers' order.
+std::vector<int> server_starts(std::size_t num_servers, const std::vector<ServerClass>& classes,
+                               const std::vector<std::vector<int>>& class_starts) {
+  std::vector<int> starts(num_servers);
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = class_starts[c][m];
+  }
+  return starts;
+}
+
 // The time limit, measured by the clock, or (reproducible) by the work done: search nodes and
 // tabu moves converted to seconds at rates measured on the development machine (2 cores, 2026),
 // so that the same swarm gets the same placement on every run and every machine.
@@ -318,10 +328,9 @@ class Budget {
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(0.0, seconds)));
   }
   /// A work cap worth `seconds` at `rate` units a second; none when the clock is what counts.
-  template <class Int>
-  [[nodiscard]] Int cap(double seconds, double rate) const {
-    if (!reproducible_) return std::numeric_limits<Int>::max();
-    return static_cast<Int>(std::clamp(seconds * rate, 0.0, 0.5 * static_cast<double>(std::numeric_limits<Int>::max())));
+  [[nodiscard]] long cap(double seconds, double rate) const {
+    if (!reproducible_) return std::numeric_limits<long>::max();
+    return static_cast<long>(std::clamp(seconds * rate, 0.0, 0.5 * static_cast<double>(std::numeric_limits<long>::max())));
   }
   void spend(double work, double rate) { spent_s_ += work / rate; }
 
@@ -450,13 +459,9 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           total_blocks, search_classes, value_span, class_starts,
           {.deadline = budget.deadline(seconds), .stale_iterations = stale, .restart = restart, .stop_at = bound,
            .unit = unit, .seed = seed,
-           .max_moves = budget.cap<long>(seconds, Budget::kTabuEvaluationsPerSecond / move_work)});
+           .max_moves = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond / move_work)});
       budget.spend(static_cast<double>(r.moves) * move_work, Budget::kTabuEvaluationsPerSecond);
-      std::vector<int> starts(servers.size());
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = class_starts[c][m];
-      }
-      consider(std::move(starts), "tabu");
+      consider(server_starts(servers.size(), classes, class_starts), "tabu");
     };
     local_search(until(0.05), /*restart=*/false, 300, 1);
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
@@ -496,8 +501,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const detail::SearchResult r = detail::reach_target(
           total_blocks, search_classes, target, value_span,
           {.deadline = budget.deadline(probe), .wide_deadline = budget.deadline(wide),
-           .max_nodes = budget.cap<long>(probe, Budget::kSearchNodesPerSecond),
-           .wide_max_nodes = budget.cap<long>(wide, Budget::kSearchNodesPerSecond)});
+           .max_nodes = budget.cap(probe, Budget::kSearchNodesPerSecond),
+           .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond)});
       budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
       if (r.outcome == detail::SearchOutcome::out_of_time) {
         unknown = std::min(unknown, target);
@@ -513,10 +518,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
         step = 1;
         continue;
       }
-      std::vector<int> starts(servers.size());
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m = 0; m < classes[c].members.size(); ++m) starts[classes[c].members[m]] = r.starts[c][m];
-      }
+      std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
       const double v = placement_value(total_blocks, servers, starts);
       if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
       best = {std::move(starts), v, "search"};

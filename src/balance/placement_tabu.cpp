@@ -26,11 +26,15 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
   if (total_blocks < 1) return {};
   const auto L = static_cast<std::size_t>(total_blocks);
   std::vector<double> cov(L, 0.0);
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    for (int s : starts[c]) {
-      for (int b = s; b < s + classes[c].num_blocks; ++b) cov[static_cast<std::size_t>(b)] += classes[c].throughput;
+  const auto cover = [&] {  // cov from starts
+    std::fill(cov.begin(), cov.end(), 0.0);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      for (int s : starts[c]) {
+        for (int b = s; b < s + classes[c].num_blocks; ++b) cov[static_cast<std::size_t>(b)] += classes[c].throughput;
+      }
     }
-  }
+  };
+  cover();
   const auto value_now = [&] { return *std::min_element(cov.begin(), cov.end()); };
   double best = value_now();
   std::vector<std::vector<int>> best_starts = starts;
@@ -50,8 +54,12 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
   if (best >= limits.stop_at * (1 - 1e-12) || !raise_target()) return {best, 0};
 
   const auto shortfall = [&](double c) { return c < target ? target - c : 0.0; };
-  double total_shortfall = 0.0;
-  for (double c : cov) total_shortfall += shortfall(c);
+  const auto total = [&] {
+    double sum = 0.0;
+    for (double c : cov) sum += shortfall(c);
+    return sum;
+  };
+  double total_shortfall = total();
 
   // tabu[c][m * starts + s]: the move until which server m of class c may not go back to s.
   std::vector<std::vector<long>> tabu(classes.size());
@@ -84,14 +92,8 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
         starts[c][uniform_index(rng, starts[c].size())] =
             static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total_blocks - classes[c].num_blocks + 1)));
       }
-      std::fill(cov.begin(), cov.end(), 0.0);
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (int s : starts[c]) {
-          for (int b = s; b < s + classes[c].num_blocks; ++b) cov[static_cast<std::size_t>(b)] += classes[c].throughput;
-        }
-      }
-      total_shortfall = 0.0;
-      for (double c : cov) total_shortfall += shortfall(c);
+      cover();
+      total_shortfall = total();
       for (auto& t : tabu) std::fill(t.begin(), t.end(), 0);
       stale = 0;
     }
@@ -136,16 +138,14 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
         move + 10 + static_cast<long>(uniform_index(rng, 11));
     start = chosen.to;
 
-    total_shortfall = 0.0;
-    for (double c : cov) total_shortfall += shortfall(c);
+    total_shortfall = total();
     const double value = value_now();
     if (value > best * (1 + 1e-12)) {
       best = value;
       best_starts = starts;
       stale = 0;
       if (best >= limits.stop_at * (1 - 1e-12) || !raise_target()) break;
-      total_shortfall = 0.0;
-      for (double c : cov) total_shortfall += shortfall(c);
+      total_shortfall = total();  // against the raised target
     }
   }
   starts = std::move(best_starts);
