@@ -13,9 +13,12 @@
 //
 // Pruning: (1) the blocks still to come (all of them, or every g-th) need more coverage than
 // the unused servers can bring at most (enough_left); (1') the unused area cannot pay for the
-// deficits rounded up to coverage values (rounded_area_suffices); (2) a state (block, unused
-// servers per class, coverage of the blocks to come) that failed once fails again: failures
-// are memoised by a 128-bit hash.
+// deficits rounded up to coverage values (rounded_area_suffices); (1'') the same argument as
+// (1), made once per short block for all its multisets at once, drops a multiset before its
+// node is built (Lookahead); (2) a state (block, unused servers per class, coverage of the
+// blocks to come) fails if one with the same block and unused servers and at least as much
+// coverage everywhere failed before (Dominance); partial multisets are memoised exactly, by a
+// 128-bit hash.
 //
 // The search is a decision procedure; placement.cpp chooses the targets.
 #include "placement_search.hpp"
@@ -25,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -43,7 +47,81 @@ struct KeyHash {
 // Spacings tried by the capacity pruning: enough to span the longest GPU spans of a model.
 constexpr int kMaxSpacing = 40;
 constexpr int kTriedSpacings = 6;
+constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer multisets, 6 no more than 3
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
+
+// Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
+// with the same unused servers covers every block to come at least as well (coverage capped at
+// the target, above which it makes no difference). Per (block, unused servers): up to
+// kPerBucket coverage profiles, stored flat with their sums, which rule most of them out at once.
+class Dominance {
+ public:
+  [[nodiscard]] bool dominated(std::uint64_t bucket, std::span<const double> profile) const {
+    const auto it = buckets_.find(bucket);
+    if (it == buckets_.end()) return false;
+    const Bucket& b = it->second;
+    const double sum = total(profile);
+    for (std::size_t i = 0; i < b.sums.size(); ++i) {
+      if (b.sums[i] < sum) continue;
+      const double* q = &b.profiles[i * profile.size()];
+      std::size_t x = 0;
+      while (x < profile.size() && profile[x] <= q[x]) ++x;
+      if (x == profile.size()) return true;
+    }
+    return false;
+  }
+
+  void add(std::uint64_t bucket, std::span<const double> profile) {
+    if (size_ > kMaxProfiles) {  // bound the memory (~100 MB at 80 blocks)
+      buckets_.clear();
+      size_ = 0;
+    }
+    Bucket& b = buckets_[bucket];
+    const std::size_t n = profile.size();
+    // Padded up a little: the sums only rule out, and a profile equal to a stored one must not
+    // be ruled out by a sum that rounds differently.
+    const double sum = total(profile) * (1 + 1e-9) + 1e-9;
+    // The new profile makes those it covers redundant; their places go to it (or, in a full
+    // bucket, to the newest: the search tends to come back to states near its recent ones).
+    std::size_t slot = b.sums.size();
+    for (std::size_t i = 0; i < b.sums.size(); ++i) {
+      const double* q = &b.profiles[i * n];
+      std::size_t x = 0;
+      while (x < n && q[x] <= profile[x]) ++x;
+      if (x == n) {
+        slot = i;
+        break;
+      }
+    }
+    if (slot == b.sums.size() && slot == kPerBucket) slot = b.next++ % kPerBucket;
+    if (slot == b.sums.size()) {
+      b.sums.push_back(sum);
+      b.profiles.insert(b.profiles.end(), profile.begin(), profile.end());
+      ++size_;
+    } else {
+      b.sums[slot] = sum;
+      std::copy(profile.begin(), profile.end(), b.profiles.begin() + static_cast<std::ptrdiff_t>(slot * n));
+    }
+  }
+
+ private:
+  static constexpr std::size_t kPerBucket = 64;
+  static constexpr std::size_t kMaxProfiles = 300'000;  // of ~40 blocks on average
+  struct Bucket {
+    std::vector<double> sums;
+    std::vector<double> profiles;
+    std::size_t next = 0;  // the slot a full bucket gives up next
+  };
+  static double total(std::span<const double> p) {
+    double s = 0.0;
+    for (double v : p) s += v;
+    return s;
+  }
+  std::unordered_map<std::uint64_t, Bucket> buckets_;
+  std::size_t size_ = 0;
+ public:
+  std::size_t size() const { return size_; }
+};
 
 class TargetSearch {
  public:
@@ -56,7 +134,8 @@ class TargetSearch {
         limits_(limits),
         coverage_(static_cast<std::size_t>(total_blocks), 0.0),
         unused_(classes.size()),
-        starts_(classes.size()) {
+        starts_(classes.size()),
+        frames_(static_cast<std::size_t>(total_blocks)) {
     for (std::size_t c = 0; c < classes_.size(); ++c) unused_[c] = classes_[c].count;
     for (int g = 1; g <= kMaxSpacing; ++g) spacings_.push_back(g);
     // Larger throughput first: the enumeration of minimal multisets relies on this order.
@@ -72,6 +151,8 @@ class TargetSearch {
     SearchResult r;
     const bool ok = dfs(0);
     r.nodes = nodes_;
+    r.dominated = dominated_;
+    r.looked_ahead = looked_ahead_;
     if (ok) {
       r.outcome = SearchOutcome::reached;
       r.starts = starts_;
@@ -118,16 +199,16 @@ class TargetSearch {
   // decreasing throughput, the last class used holds the smallest member, and it must take
   // exactly the count that first reaches the deficit.
   bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
-                         std::vector<std::vector<int>>& out, std::span<const double> reachable) const {
+                         std::vector<int>& out, std::span<const double> reachable) const {
     if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
     const std::size_t c = order_[oi];
     if (!usable(c, block)) return minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable);
     const double t = classes_[c].throughput;
     const int reach = static_cast<int>(std::ceil((deficit - sum) / t - 1e-12));
     if (reach >= 1 && reach <= unused_[c]) {
-      if (out.size() == limits_.listed_options) return false;
+      if (out.size() == limits_.listed_options * pick.size()) return false;
       pick[c] = reach;
-      out.push_back(pick);
+      out.insert(out.end(), pick.begin(), pick.end());
     }
     for (int n = 0; n < std::min(unused_[c] + 1, reach); ++n) {
       pick[c] = n;
@@ -192,13 +273,14 @@ class TargetSearch {
       area += unused_[c] * classes_[c].throughput * classes_[c].num_blocks;
     }
     double last_deficit = -1.0, last_rounded = 0.0;
-    for (double d : deficit_) {
+    for (double& d : deficit_) {
       if (d <= 0.0) continue;
       if (d != last_deficit) {  // runs of equal deficits (untouched blocks) are common
         const auto it = std::lower_bound(values_.begin(), values_.end(), d * (1 - 1e-12));
         last_deficit = d;
         last_rounded = it == values_.end() ? d : std::max(d, *it);
       }
+      d = last_rounded;
       rounded += last_rounded;
     }
     return rounded <= area * kSlack;
@@ -264,39 +346,57 @@ class TargetSearch {
     if (out_of_time_ || !enough_left(block, true)) return false;
     const Key k = key(block, 0);
     if (failed_.contains(k)) return false;
+    const std::uint64_t bucket = state_bucket(block);
+    if (limits_.prune_by_dominance) {
+      profile(block);
+      if (dominance_.dominated(bucket, profile_)) {
+        ++dominated_;
+        return false;
+      }
+    }
 
-    std::vector<double> reachable(order_.size() + 1, 0.0);  // what order_[i..] can add here
+    // Scratch of this block: a block is on the stack once at most, so its buffers are free.
+    Frame& f = frames_[static_cast<std::size_t>(block)];
+    const std::size_t classes = classes_.size();
+    f.reachable.assign(order_.size() + 1, 0.0);  // what order_[i..] can add here
     for (std::size_t i = order_.size(); i-- > 0;) {
       const std::size_t c = order_[i];
-      reachable[i] = reachable[i + 1] + (usable(c, block) ? unused_[c] * classes_[c].throughput : 0.0);
+      f.reachable[i] = f.reachable[i + 1] + (usable(c, block) ? unused_[c] * classes_[c].throughput : 0.0);
     }
-    std::vector<std::vector<int>> options;
-    std::vector<int> pick(classes_.size(), 0);
-    if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, pick, options, reachable)) {
+    f.options.clear();
+    f.pick.assign(classes, 0);
+    if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
-      return fail(k, choose(block, 0));
+      return fail(k, choose(block, 0)) || failed(block, bucket);
     }
-    std::vector<std::pair<double, std::size_t>> ranked;
-    for (std::size_t o = 0; o < options.size(); ++o) {
-      double sum = 0.0, reach = 0.0;
-      for (std::size_t c = 0; c < classes_.size(); ++c) {
-        sum += options[o][c] * classes_[c].throughput;
-        reach += options[o][c] * classes_[c].num_blocks;
+    lookahead(block);
+    f.ranked.clear();
+    for (std::size_t o = 0; o < f.options.size() / classes; ++o) {
+      const std::span<const int> m(&f.options[o * classes], classes);
+      if (!lookahead_passes(block, m)) {
+        ++looked_ahead_;
+        continue;
       }
-      ranked.emplace_back(sum - 1e-9 * reach, o);
+      double sum = 0.0, reach = 0.0;
+      for (std::size_t c = 0; c < classes; ++c) {
+        sum += m[c] * classes_[c].throughput;
+        reach += m[c] * classes_[c].num_blocks;
+      }
+      f.ranked.emplace_back(sum - 1e-9 * reach, o);
     }
-    std::sort(ranked.begin(), ranked.end());
-    for (const auto& [score, o] : ranked) {
-      for (std::size_t c = 0; c < classes_.size(); ++c) {
-        if (options[o][c] > 0) place(c, block, options[o][c]);
+    std::sort(f.ranked.begin(), f.ranked.end());
+    for (std::size_t r = 0; r < f.ranked.size(); ++r) {
+      const int* m = &f.options[f.ranked[r].second * classes];
+      for (std::size_t c = 0; c < classes; ++c) {
+        if (m[c] > 0) place(c, block, m[c]);
       }
       if (dfs(block + 1)) return true;
-      for (std::size_t c = classes_.size(); c-- > 0;) {
-        if (options[o][c] > 0) unplace(c, block, options[o][c]);
+      for (std::size_t c = classes; c-- > 0;) {
+        if (m[c] > 0) unplace(c, block, m[c]);
       }
       if (out_of_time_) break;
     }
-    return fail(k, false);
+    return fail(k, false) || failed(block, bucket);
   }
 
   // Block `block` falls short; the classes before order position `oi` have had their say. Picks
@@ -334,6 +434,93 @@ class TargetSearch {
     return fail(k, false);
   }
 
+  // The state's coverage of the blocks to come, capped at the target (what more there is
+  // changes nothing), into profile_.
+  void profile(int block) {
+    profile_.resize(static_cast<std::size_t>(total_ - block));
+    for (int x = block; x < total_; ++x) profile_[x - block] = std::min(coverage_[x], target_);
+  }
+
+  [[nodiscard]] std::uint64_t state_bucket(int block) const {
+    std::uint64_t h = 1469598103934665603ULL;
+    const auto mix = [&](std::uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+    mix(static_cast<std::uint64_t>(block));
+    for (int u : unused_) mix(static_cast<std::uint64_t>(u));
+    return h;
+  }
+
+  // Records a proven failure of the state at `block` (profile_ may have been overwritten by the
+  // nodes below, so it is taken again).
+  bool failed(int block, std::uint64_t bucket) {
+    if (!out_of_time_ && limits_.prune_by_dominance) {
+      profile(block);
+      dominance_.add(bucket, profile_);
+    }
+    return false;
+  }
+
+  // Pruning (1''). For the best-pruning spacings g and each offset o, the points o, o + g, ...
+  // after `block` need `need` more coverage. Placing multiset m at `block` and the other unused
+  // servers wherever they fit, a server of class c brings at most `best_c` (its best run, as in
+  // points_coverable) and a server that starts here only `here_c` (the run from `block`), so a
+  // child can pass (1) only if need <= sum_c unused_c * best_c - sum_c m_c * (best_c - here_c).
+  // One row [slack, loss_0..loss_{C-1}] per (g, o): each multiset then costs C multiply-adds a
+  // row. The child's own check is stronger (its deficits are lower), but building the child
+  // (placing, walking, hashing, checking all spacings) costs far more, and most multisets fail.
+  void lookahead(int block) {
+    std::vector<double>& rows = frames_[static_cast<std::size_t>(block)].lookahead;
+    rows.clear();
+    const int n = total_ - block;
+    const std::size_t classes = classes_.size();
+    for (std::size_t i = 0; i < std::min<std::size_t>(kLookaheadSpacings, spacings_.size()); ++i) {
+      const int g = spacings_[i];
+      if (g > std::max(1, n - 1)) continue;
+      for (int o = 0; o < g; ++o) {
+        const std::size_t row = rows.size();
+        rows.resize(row + 1 + classes);
+        double need = 0.0, cap = 0.0;
+        points_.clear();
+        for (int x = o; x < n; x += g) {
+          const double d = x == 0 ? 0.0 : deficit_[x];  // the multiset covers `block` itself
+          points_.push_back(d);
+          need += d;
+        }
+        for (std::size_t c = 0; c < classes; ++c) {
+          const SearchClass& k = classes_[c];
+          const std::size_t run = static_cast<std::size_t>((k.num_blocks - 1) / g + 1);
+          double window = 0.0, best = 0.0, here = 0.0;
+          for (std::size_t j = 0; j < points_.size(); ++j) {
+            const double v = std::min(points_[j], k.throughput);
+            window += v;
+            if (j >= run) window -= std::min(points_[j - run], k.throughput);
+            best = std::max(best, window);
+            if (o + static_cast<int>(j) * g < k.num_blocks) here += v;
+          }
+          cap += unused_[c] * best;
+          rows[row + 1 + c] = best - here;
+        }
+        rows[row] = cap - need / kSlack;
+      }
+    }
+  }
+
+  // Whether multiset m at `block` passes every row; the row that failed last is tried first.
+  [[nodiscard]] bool lookahead_passes(int block, std::span<const int> m) {
+    const std::vector<double>& rows = frames_[static_cast<std::size_t>(block)].lookahead;
+    const std::size_t width = classes_.size() + 1, count = rows.size() / width;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t r = (lookahead_first_ + i) % count;
+      const double* row = &rows[r * width];
+      double loss = 0.0;
+      for (std::size_t c = 0; c < classes_.size(); ++c) loss += m[c] * row[1 + c];
+      if (loss > row[0]) {
+        lookahead_first_ = r;
+        return false;
+      }
+    }
+    return true;
+  }
+
   void tick() {
     if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
     if ((nodes_ & 1023) != 0) return;
@@ -363,7 +550,20 @@ class TargetSearch {
   std::vector<int> unused_;
   std::vector<std::vector<int>> starts_;
   std::vector<std::size_t> order_;
-  std::unordered_set<Key, KeyHash> failed_;
+  std::unordered_set<Key, KeyHash> failed_;  // partial multisets (choose), exactly
+  Dominance dominance_;                      // whole states (branch)
+  std::vector<double> profile_;
+  struct Frame {
+    std::vector<double> reachable;
+    std::vector<int> pick;
+    std::vector<int> options;  // the minimal multisets, classes_.size() counts each
+    std::vector<std::pair<double, std::size_t>> ranked;
+    std::vector<double> lookahead;
+  };
+  std::vector<Frame> frames_;  // per block
+  std::size_t lookahead_first_ = 0;
+  long dominated_ = 0;
+  long looked_ahead_ = 0;
   long nodes_ = 0;
   bool out_of_time_ = false;
 };

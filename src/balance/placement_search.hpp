@@ -19,6 +19,8 @@ struct SearchResult {
   SearchOutcome outcome = SearchOutcome::out_of_time;
   std::vector<std::vector<int>> starts;  // per class, the start of each of its servers (reached)
   long nodes = 0;
+  long dominated = 0;     // states pruned because a failed one covered at least as much
+  long looked_ahead = 0;  // multisets dropped before their node was built
 };
 
 struct SearchLimits {
@@ -30,6 +32,8 @@ struct SearchLimits {
   /// Work caps, which unlike the clock give the same answer on every run (reproducible mode).
   long max_nodes = std::numeric_limits<long>::max();
   long wide_max_nodes = std::numeric_limits<long>::max();
+  /// Off only to measure what pruning by dominance saves, and to test it against the sweep without it.
+  bool prune_by_dominance = true;
 };
 
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the

@@ -118,6 +118,121 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
   }
 }
 
+// Optimum by enumeration over classes: each class's starts as a nondecreasing sequence (its
+// servers are interchangeable), so swarms of a dozen servers on a dozen blocks stay cheap.
+double enumerate_classes(int total, const std::vector<detail::SearchClass>& classes) {
+  std::vector<double> coverage(static_cast<std::size_t>(total), 0.0);
+  double best = 0.0;
+  std::function<void(std::size_t, int, int)> rec = [&](std::size_t c, int left, int from) {
+    if (c == classes.size()) {
+      best = std::max(best, *std::min_element(coverage.begin(), coverage.end()));
+      return;
+    }
+    if (left == 0) {
+      if (c + 1 < classes.size()) rec(c + 1, classes[c + 1].count, 0);
+      else rec(c + 1, 0, 0);
+      return;
+    }
+    const auto& k = classes[c];
+    for (int s = from; s + k.num_blocks <= total; ++s) {
+      for (int b = s; b < s + k.num_blocks; ++b) coverage[static_cast<std::size_t>(b)] += k.throughput;
+      rec(c, left - 1, s);
+      for (int b = s; b < s + k.num_blocks; ++b) coverage[static_cast<std::size_t>(b)] -= k.throughput;
+    }
+  };
+  rec(0, classes.front().count, 0);
+  return best;
+}
+
+TEST(PlacementSearch, PruningByDominanceAndLookaheadKeepsTheSweepExact) {
+  // Swarms large enough for failed states to recur with less coverage (dominance) and for
+  // multisets to be dropped before their node is built (lookahead); the sweep must still
+  // decide the optimum exactly: reach it, and not the next coverage value above it.
+  Rng rng(2611);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long dominated = 0, looked_ahead = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int total = 10 + static_cast<int>(uniform_index(rng, 7));
+    std::vector<detail::SearchClass> classes;
+    const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
+    for (int c = 0; c < nclasses; ++c) {
+      classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 5)),
+                         2 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 1))),
+                         (nclasses == 2 ? 2 : 1) + static_cast<int>(uniform_index(rng, nclasses == 2 ? 4 : 3))});
+    }
+    const double truth = enumerate_classes(total, classes);
+    std::vector<double> values{0.0};
+    for (const auto& c : classes) {
+      std::vector<double> next;
+      for (double v : values) {
+        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
+      }
+      std::sort(next.begin(), next.end());
+      next.erase(std::unique(next.begin(), next.end()), next.end());
+      values = std::move(next);
+    }
+    const auto above = std::upper_bound(values.begin(), values.end(), truth + 1e-9);
+    for (std::size_t listed : {std::size_t{4096}, std::size_t{0}}) {
+      const auto at = detail::reach_target(total, classes, truth, values, {far, far, listed});
+      ASSERT_EQ(at.outcome, detail::SearchOutcome::reached) << "trial " << trial << " truth " << truth;
+      if (above == values.end()) continue;
+      const auto over = detail::reach_target(total, classes, *above, values, {far, far, listed});
+      ASSERT_EQ(over.outcome, detail::SearchOutcome::unreachable) << "trial " << trial << " target " << *above;
+      dominated += over.dominated;
+      looked_ahead += over.looked_ahead;
+    }
+  }
+  EXPECT_GT(looked_ahead, 0);  // otherwise this test would not test the lookahead
+}
+
+TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
+  // Larger swarms than enumeration can check, where failed states recur often: every target
+  // around the optimum must get the same answer with and without pruning by dominance.
+  Rng rng(4242);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long dominated = 0, decided = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
+    std::vector<detail::SearchClass> classes;
+    double area = 0.0;
+    const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
+    for (int c = 0; c < nclasses; ++c) {
+      classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 8)),
+                         3 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 2))),
+                         4 + static_cast<int>(uniform_index(rng, 9))});
+      area += classes.back().throughput * classes.back().num_blocks * classes.back().count;
+    }
+    std::vector<double> values{0.0};
+    for (const auto& c : classes) {
+      std::vector<double> next;
+      for (double v : values) {
+        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
+      }
+      std::sort(next.begin(), next.end());
+      next.erase(std::unique(next.begin(), next.end()), next.end());
+      values = std::move(next);
+    }
+    // The coverage values in the top fifth below the area bound, where the answers turn.
+    for (double target : values) {
+      if (target < 0.8 * area / total || target > area / total) continue;
+      detail::SearchLimits with{far, far};
+      with.max_nodes = 200'000;
+      detail::SearchLimits without = with;
+      without.prune_by_dominance = false;
+      const auto a = detail::reach_target(total, classes, target, values, with);
+      const auto b = detail::reach_target(total, classes, target, values, without);
+      if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
+      ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
+      ASSERT_EQ(b.dominated, 0);
+      dominated += a.dominated;
+      ++decided;
+    }
+  }
+  std::printf("decided %ld dominated %ld\n", decided, dominated);
+  EXPECT_GT(decided, 100);
+  EXPECT_GT(dominated, 1000);  // otherwise this test would not test the pruning it is named after
+}
+
 // The tabu search starts from every server at block 0 (the worst placement) and must reach the
 // exhaustive optimum; it runs until then, so a wrong move evaluation shows as a timeout.
 TEST(PlacementTabu, ReachesTheOptimumFromTheWorstPlacement) {
