@@ -312,7 +312,9 @@ std::vector<int> server_starts(std::size_t num_servers, const std::vector<Server
 // so that the same swarm gets the same placement on every run and every machine.
 class Budget {
  public:
-  static constexpr double kSearchNodesPerSecond = 1.0e6;
+  // Search nodes: 2.5e5 a second where the search decides (each node checks dominance and
+  // builds a lookahead; the cheap leaves the lookahead removes no longer count).
+  static constexpr double kSearchNodesPerSecond = 2.5e5;
   static constexpr double kTabuEvaluationsPerSecond = 4.0e8;  // blocks summed, relocations weighed
 
   Budget(Clock::time_point began, double limit_s, bool reproducible)
@@ -466,15 +468,16 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     local_search(until(0.05), /*restart=*/false, 300, 1);
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there.
-    const double search_end = 0.6 * options.time_limit_s;
+    const double search_end = 0.85 * options.time_limit_s;
     const double wide_end = budget.elapsed() + 0.05 * options.time_limit_s;
     // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
     // ... values up while they are reached (reached targets near the best are found fast, and
     // a reached target often brings a placement well above it). An unreachable target lowers
     // the bound and the gallop restarts below it; a target that runs out of its time (half of
     // what is left) caps the later ones, so an undecidable target does not eat the time that
-    // easier ones below it need. When the heuristics are optimal, the first target is the
-    // only one: its unreachability is the proof.
+    // easier ones below it need. The lowest target (step 1) has none below it: it gets all
+    // the search time left. When the heuristics are optimal, the first target is the only
+    // one: its unreachability is the proof.
     double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
     long step = 1;
     while (open() && budget.elapsed() < search_end) {
@@ -496,7 +499,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
         target = std::min(best.value + static_cast<double>(step) * unit, 0.5 * (best.value + cap));
         target = std::max(target, best.value + unit);
       }
-      const double probe = 0.5 * (search_end - budget.elapsed());
+      const double probe = (step == 1 ? 1.0 : 0.5) * (search_end - budget.elapsed());
       const double wide = std::min(probe, wide_end - budget.elapsed());
       const detail::SearchResult r = detail::reach_target(
           total_blocks, search_classes, target, value_span,

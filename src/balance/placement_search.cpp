@@ -85,6 +85,7 @@ class Dominance {
     // bucket, to the newest: the search tends to come back to states near its recent ones).
     std::size_t slot = b.sums.size();
     for (std::size_t i = 0; i < b.sums.size(); ++i) {
+      if (b.sums[i] > sum) continue;  // more in all than the new one: not covered by it
       const double* q = &b.profiles[i * n];
       std::size_t x = 0;
       while (x < n && q[x] <= profile[x]) ++x;
@@ -119,8 +120,6 @@ class Dominance {
   }
   std::unordered_map<std::uint64_t, Bucket> buckets_;
   std::size_t size_ = 0;
- public:
-  std::size_t size() const { return size_; }
 };
 
 class TargetSearch {
