@@ -4,7 +4,7 @@
 // file's device classes (servers in the order the simulator plans them: random classes, relays).
 //
 //   bench_placement [--job jobs/petals-appendix-e.ini] [--swarms 20] [--servers 64]
-//                   [--classes 4] [--time-limit 10]
+//                   [--classes 4] [--time-limit 10] [--threads 0] [--reproducible]
 // --classes K adds as many swarms of K random GPU-like classes (throughputs multiples of 100 in
 // 300..3000, spans 5..40), servers split evenly: instances with the structure the exact search
 // exploits, beyond the hand-picked ones.
@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
       "servers", po::value<int>()->default_value(64), "servers per swarm")(
       "classes", po::value<int>()->default_value(0), "also draw swarms of this many random classes (0: none)")(
       "time-limit", po::value<double>()->default_value(10.0), "seconds per placement")(
-      "reproducible", "count the time limit in work, not by the clock (PlacementOptions::reproducible)");
+      "reproducible", "count the time limit in work, not by the clock (PlacementOptions::reproducible)")(
+      "threads", po::value<int>()->default_value(0), "threads for the exact search (0: one per hardware thread)");
   po::variables_map args;
   try {
     po::store(po::parse_command_line(argc, argv, program), args);
@@ -74,8 +75,10 @@ int main(int argc, char** argv) {
   }
   const int n = args["servers"].as<int>();
   const double limit = args["time-limit"].as<double>();
-  if (n < 1 || args["swarms"].as<int>() < 0 || args["classes"].as<int>() < 0 || !(limit > 0)) {
-    std::fprintf(stderr, "bench_placement: need --servers >= 1, --swarms >= 0, --classes >= 0, --time-limit > 0\n");
+  if (n < 1 || args["swarms"].as<int>() < 0 || args["classes"].as<int>() < 0 || !(limit > 0) ||
+      args["threads"].as<int>() < 0) {
+    std::fprintf(stderr,
+                 "bench_placement: need --servers >= 1, --swarms >= 0, --classes >= 0, --time-limit > 0, --threads >= 0\n");
     return 2;
   }
 
@@ -137,7 +140,9 @@ int main(int argc, char** argv) {
   std::vector<double> open_gaps;
   for (const Case& c : cases) {
     const swarm::Placement p = swarm::optimal_placement(
-        c.blocks, c.servers, {.time_limit_s = limit, .reproducible = args.count("reproducible") > 0, .hints = {}});
+        c.blocks, c.servers,
+        {.time_limit_s = limit, .reproducible = args.count("reproducible") > 0, .threads = args["threads"].as<int>(),
+         .hints = {}});
     std::printf("%-44s %7zu %12.1f %12.1f %8.3f %6s %8.2f  %s\n", c.name.c_str(), distinct_classes(c.servers),
                 p.value, p.bound, 100 * p.gap(), p.optimal ? "yes" : "no", p.seconds, p.method.c_str());
     std::fflush(stdout);

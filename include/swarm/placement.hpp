@@ -35,6 +35,9 @@ struct PlacementOptions {
   /// 2-core development machine) instead of by the clock: the same servers then get the same
   /// placement on every run and machine, in about time_limit_s here (longer on a slower one).
   bool reproducible = false;
+  /// Threads for the exact search (it splits the first short block's multisets and shares its
+  /// proven failures); 0 or less: one per hardware thread. Reproducible placements use one.
+  int threads = 0;
   /// Candidate placements (one start per server, in input order), e.g. the spans other
   /// strategies hold now. Invalid ones are ignored.
   std::vector<std::vector<int>> hints;

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "placement_search.hpp"
@@ -478,6 +479,10 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // easier ones below it need. The lowest target (step 1) has none below it: it gets all
     // the search time left. When the heuristics are optimal, the first target is the only
     // one: its unreachability is the proof.
+    const int search_threads =
+        budget.reproducible() ? 1
+        : options.threads > 0 ? options.threads
+                              : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
     double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
     long step = 1;
     while (open() && budget.elapsed() < search_end) {
@@ -505,7 +510,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           total_blocks, search_classes, target, value_span,
           {.deadline = budget.deadline(probe), .wide_deadline = budget.deadline(wide),
            .max_nodes = budget.cap(probe, Budget::kSearchNodesPerSecond),
-           .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond)});
+           .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond),
+           .threads = search_threads});
       budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
       if (r.outcome == detail::SearchOutcome::out_of_time) {
         unknown = std::min(unknown, target);

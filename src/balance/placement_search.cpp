@@ -24,6 +24,11 @@
 #include "placement_search.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -39,9 +44,6 @@ namespace {
 struct Key {
   std::uint64_t a, b;
   friend bool operator==(const Key&, const Key&) = default;
-};
-struct KeyHash {
-  std::size_t operator()(const Key& k) const { return k.a ^ (k.b * 0x9E3779B97F4A7C15ULL); }
 };
 
 // Spacings tried by the capacity pruning: enough to span the longest GPU spans of a model.
@@ -71,8 +73,8 @@ class Dominance {
     return false;
   }
 
-  void add(std::uint64_t bucket, std::span<const double> profile) {
-    if (size_ > kMaxProfiles) {  // bound the memory (~100 MB at 80 blocks)
+  void add(std::uint64_t bucket, std::span<const double> profile, std::size_t max_profiles) {
+    if (size_ > max_profiles) {  // bound the memory
       buckets_.clear();
       size_ = 0;
     }
@@ -107,7 +109,6 @@ class Dominance {
 
  private:
   static constexpr std::size_t kPerBucket = 64;
-  static constexpr std::size_t kMaxProfiles = 300'000;  // of ~40 blocks on average
   struct Bucket {
     std::vector<double> sums;
     std::vector<double> profiles;
@@ -122,11 +123,70 @@ class Dominance {
   std::size_t size_ = 0;
 };
 
+// What the workers of one search share. A state's failure does not depend on the path to it,
+// so every worker's proven failures prune every other's; sharded locks keep the workers from
+// queueing on one another. Workers take the first short block's multisets one at a time.
+class Shared {
+ public:
+  explicit Shared(bool split) : split_(split) {}
+
+  [[nodiscard]] bool split() const { return split_; }
+  [[nodiscard]] bool failed(const Key& k) {
+    MemoShard& s = memo_[k.b % kShards];
+    const std::lock_guard lock(s.mutex);
+    return s.keys.contains(k);
+  }
+  void add_failure(const Key& k) {
+    MemoShard& s = memo_[k.b % kShards];
+    const std::lock_guard lock(s.mutex);
+    if (s.keys.size() > kMaxFailures / kShards) s.keys.clear();  // bound the memory (~150 MB)
+    s.keys.insert(k);
+  }
+  [[nodiscard]] bool dominated(std::uint64_t bucket, std::span<const double> profile) {
+    DominanceShard& s = dominance_[bucket % kShards];
+    const std::lock_guard lock(s.mutex);
+    return s.dominance.dominated(bucket, profile);
+  }
+  void add_dominance(std::uint64_t bucket, std::span<const double> profile) {
+    DominanceShard& s = dominance_[bucket % kShards];
+    const std::lock_guard lock(s.mutex);
+    s.dominance.add(bucket, profile, kMaxProfiles / kShards);  // ~100 MB at 80 blocks
+  }
+  /// The index of the next root multiset to try.
+  std::size_t next_root_option() { return next_root_option_.fetch_add(1, std::memory_order_relaxed); }
+  void reached() { reached_.store(true, std::memory_order_relaxed); }
+  [[nodiscard]] bool someone_reached() const { return reached_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  static constexpr std::size_t kMaxFailures = 4'000'000;
+  static constexpr std::size_t kMaxProfiles = 300'000;  // of ~40 blocks on average
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const { return k.a ^ (k.b * 0x9E3779B97F4A7C15ULL); }
+  };
+  struct MemoShard {
+    std::mutex mutex;
+    std::unordered_set<Key, KeyHash> keys;
+  };
+  struct DominanceShard {
+    std::mutex mutex;
+    Dominance dominance;
+  };
+  bool split_;
+  std::array<MemoShard, kShards> memo_;
+  std::array<DominanceShard, kShards> dominance_;
+  std::atomic<std::size_t> next_root_option_{0};
+  std::atomic<bool> reached_{false};
+};
+
 class TargetSearch {
  public:
   TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target,
-               std::span<const double> coverage_values, const SearchLimits& limits)
-      : total_(total_blocks),
+               std::span<const double> coverage_values, const SearchLimits& limits, Shared& shared, int worker)
+      : shared_(shared),
+        worker_(worker),
+        split_next_branch_(shared.split()),
+        total_(total_blocks),
         classes_(classes.begin(), classes.end()),
         target_(target * (1 - 1e-12)),  // sums in another order may round a hair lower
         values_(coverage_values),
@@ -153,6 +213,7 @@ class TargetSearch {
     r.dominated = dominated_;
     r.looked_ahead = looked_ahead_;
     if (ok) {
+      shared_.reached();
       r.outcome = SearchOutcome::reached;
       r.starts = starts_;
     } else {
@@ -344,15 +405,20 @@ class TargetSearch {
     tick();
     if (out_of_time_ || !enough_left(block, true)) return false;
     const Key k = key(block, 0);
-    if (failed_.contains(k)) return false;
+    if (shared_.failed(k)) return false;
     const std::uint64_t bucket = state_bucket(block);
     if (limits_.prune_by_dominance) {
       profile(block);
-      if (dominance_.dominated(bucket, profile_)) {
+      if (shared_.dominated(bucket, profile_)) {
         ++dominated_;
         return false;
       }
     }
+
+    // The first short block of a split search: its multisets go to the workers one at a time,
+    // and none of them may record the block as failed (the others may still reach the target).
+    const bool split = split_next_branch_;
+    split_next_branch_ = false;
 
     // Scratch of this block: a block is on the stack once at most, so its buffers are free.
     Frame& f = frames_[static_cast<std::size_t>(block)];
@@ -366,6 +432,7 @@ class TargetSearch {
     f.pick.assign(classes, 0);
     if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
+      if (split) return worker_ == 0 && choose(block, 0);  // too wide to share: one worker alone
       return fail(k, choose(block, 0)) || failed(block, bucket);
     }
     lookahead(block);
@@ -384,7 +451,9 @@ class TargetSearch {
       f.ranked.emplace_back(sum - 1e-9 * reach, o);
     }
     std::sort(f.ranked.begin(), f.ranked.end());
-    for (std::size_t r = 0; r < f.ranked.size(); ++r) {
+    for (std::size_t i = 0;; ++i) {
+      const std::size_t r = split ? shared_.next_root_option() : i;
+      if (r >= f.ranked.size()) break;
       const int* m = &f.options[f.ranked[r].second * classes];
       for (std::size_t c = 0; c < classes; ++c) {
         if (m[c] > 0) place(c, block, m[c]);
@@ -395,7 +464,7 @@ class TargetSearch {
       }
       if (out_of_time_) break;
     }
-    return fail(k, false) || failed(block, bucket);
+    return !split && (fail(k, false) || failed(block, bucket));
   }
 
   // Block `block` falls short; the classes before order position `oi` have had their say. Picks
@@ -413,7 +482,7 @@ class TargetSearch {
     }
     if (reachable < deficit * (1 - 1e-12) || !enough_left(block, false)) return false;
     const Key k = key(block, oi + 1);  // oi + 1: position 0 is branch()'s key
-    if (failed_.contains(k)) return false;
+    if (shared_.failed(k)) return false;
 
     const std::size_t c = order_[oi];
     if (!usable(c, block)) return fail(k, choose(block, oi + 1));
@@ -453,7 +522,7 @@ class TargetSearch {
   bool failed(int block, std::uint64_t bucket) {
     if (!out_of_time_ && limits_.prune_by_dominance) {
       profile(block);
-      dominance_.add(bucket, profile_);
+      shared_.add_dominance(bucket, profile_);
     }
     return false;
   }
@@ -522,6 +591,7 @@ class TargetSearch {
 
   void tick() {
     if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
+    if (shared_.split() && shared_.someone_reached()) out_of_time_ = true;  // stops, proves nothing
     if ((nodes_ & 1023) != 0) return;
     if (std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
   }
@@ -529,12 +599,14 @@ class TargetSearch {
   // Memoises a failure that was proven (not cut short by the clock).
   bool fail(const Key& k, bool ok) {
     if (!ok && !out_of_time_) {
-      if (failed_.size() > 4'000'000) failed_.clear();  // bound the memory (~100 MB)
-      failed_.insert(k);
+      shared_.add_failure(k);
     }
     return ok;
   }
 
+  Shared& shared_;  // failures (exact for partial multisets, by dominance for whole states)
+  int worker_;
+  bool split_next_branch_;  // this worker shares the first short block's multisets with others
   int total_;
   std::vector<SearchClass> classes_;
   double target_;
@@ -549,8 +621,6 @@ class TargetSearch {
   std::vector<int> unused_;
   std::vector<std::vector<int>> starts_;
   std::vector<std::size_t> order_;
-  std::unordered_set<Key, KeyHash> failed_;  // partial multisets (choose), exactly
-  Dominance dominance_;                      // whole states (branch)
   std::vector<double> profile_;
   struct Frame {
     std::vector<double> reachable;
@@ -571,7 +641,44 @@ class TargetSearch {
 
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
                           std::span<const double> coverage_values, const SearchLimits& limits) {
-  return TargetSearch(total_blocks, classes, target, coverage_values, limits).run();
+  const int threads = std::max(1, limits.threads);
+  if (threads == 1) {
+    Shared shared(/*split=*/false);
+    return TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, 0).run();
+  }
+  Shared shared(/*split=*/true);
+  std::vector<SearchResult> results(static_cast<std::size_t>(threads));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+  {
+    std::vector<std::jthread> workers;
+    for (int w = 0; w < threads; ++w) {
+      workers.emplace_back([&, w] {
+        try {
+          results[w] = TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, w).run();
+        } catch (...) {
+          errors[w] = std::current_exception();
+        }
+      });
+    }
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  // Reached if any worker reached; unreachable only if every worker exhausted its share.
+  SearchResult all;
+  all.outcome = SearchOutcome::unreachable;
+  for (auto& r : results) {
+    all.nodes += r.nodes;
+    all.dominated += r.dominated;
+    all.looked_ahead += r.looked_ahead;
+    if (r.outcome == SearchOutcome::reached && all.outcome != SearchOutcome::reached) {
+      all.outcome = SearchOutcome::reached;
+      all.starts = std::move(r.starts);
+    } else if (r.outcome == SearchOutcome::out_of_time && all.outcome == SearchOutcome::unreachable) {
+      all.outcome = SearchOutcome::out_of_time;
+    }
+  }
+  return all;
 }
 
 }  // namespace swarm::detail

@@ -34,6 +34,9 @@ struct SearchLimits {
   long wide_max_nodes = std::numeric_limits<long>::max();
   /// Off only to measure what pruning by dominance saves, and to test it against the sweep without it.
   bool prune_by_dominance = true;
+  /// Workers sharing the first short block's multisets and every proven failure. More than one
+  /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
+  int threads = 1;
 };
 
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the

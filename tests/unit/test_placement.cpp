@@ -228,9 +228,54 @@ TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
       ++decided;
     }
   }
-  std::printf("decided %ld dominated %ld\n", decided, dominated);
   EXPECT_GT(decided, 100);
   EXPECT_GT(dominated, 1000);  // otherwise this test would not test the pruning it is named after
+}
+
+TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
+  // Three workers split the first short block's multisets and share their failures: same
+  // answers as one worker, and every placement they return reaches the target.
+  Rng rng(977);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long decided = 0, reached = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
+    std::vector<detail::SearchClass> classes;
+    double area = 0.0;
+    const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
+    for (int c = 0; c < nclasses; ++c) {
+      classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 8)),
+                         3 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 2))),
+                         4 + static_cast<int>(uniform_index(rng, 9))});
+      area += classes.back().throughput * classes.back().num_blocks * classes.back().count;
+    }
+    for (double target = 0.8 * area / total; target <= area / total; target += 0.05 * area / total) {
+      detail::SearchLimits one{far, far};
+      one.max_nodes = 200'000;
+      detail::SearchLimits three = one;
+      three.threads = 3;
+      const auto a = detail::reach_target(total, classes, target, {}, one);
+      const auto b = detail::reach_target(total, classes, target, {}, three);
+      if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
+      ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
+      ++decided;
+      if (b.outcome != detail::SearchOutcome::reached) continue;
+      ++reached;
+      std::vector<PlacementServer> placed;
+      std::vector<int> starts;
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        ASSERT_EQ(b.starts[c].size(), static_cast<std::size_t>(classes[c].count));
+        for (int st : b.starts[c]) {
+          placed.push_back({classes[c].throughput, classes[c].num_blocks});
+          starts.push_back(st);
+        }
+      }
+      ASSERT_GE(placement_value(total, placed, starts), target * (1 - 1e-9)) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(decided, 300);
+  EXPECT_GT(reached, 50);
+  EXPECT_LT(reached, decided);  // both answers occur
 }
 
 // The tabu search starts from every server at block 0 (the worst placement) and must reach the
