@@ -39,6 +39,54 @@ std::vector<PlacementServer> random_servers(Rng& rng, int total, int n, int leve
   return servers;
 }
 
+// The coverage values (sums of t_c * m_c, 0 <= m_c <= count_c) for the rounding pruning.
+std::vector<double> coverage_values(const std::vector<detail::SearchClass>& classes) {
+  std::vector<double> values{0.0};
+  for (const auto& c : classes) {
+    std::vector<double> next;
+    for (double v : values) {
+      for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
+    }
+    std::sort(next.begin(), next.end());
+    next.erase(std::unique(next.begin(), next.end()), next.end());
+    values = std::move(next);
+  }
+  return values;
+}
+
+// The value of the placement the search returned (its starts per class).
+double value_of(int total, const std::vector<detail::SearchClass>& classes, const std::vector<std::vector<int>>& starts) {
+  std::vector<PlacementServer> placed;
+  std::vector<int> flat;
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    EXPECT_EQ(starts[c].size(), static_cast<std::size_t>(classes[c].count));
+    for (int s : starts[c]) {
+      placed.push_back({classes[c].throughput, classes[c].num_blocks});
+      flat.push_back(s);
+    }
+  }
+  return placement_value(total, placed, flat);
+}
+
+// Two or three classes of 4-12 servers on 20-40 blocks: more than enumeration can check, enough
+// for the search to revisit states and drop multisets.
+std::vector<detail::SearchClass> medium_classes(Rng& rng, int total) {
+  std::vector<detail::SearchClass> classes;
+  const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
+  for (int c = 0; c < nclasses; ++c) {
+    classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 8)),
+                       3 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 2))),
+                       4 + static_cast<int>(uniform_index(rng, 9))});
+  }
+  return classes;
+}
+
+double area_bound(int total, const std::vector<detail::SearchClass>& classes) {
+  double area = 0.0;
+  for (const auto& c : classes) area += c.throughput * c.num_blocks * c.count;
+  return area / total;
+}
+
 TEST(Placement, ProvedOptimumEqualsExhaustiveSearch) {
   Rng rng(3);
   for (int trial = 0; trial < 300; ++trial) {
@@ -81,17 +129,7 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
         ++same->count;
       }
     }
-    // The coverage values (sums of t_c * m_c, 0 <= m_c <= count_c) for the rounding pruning.
-    std::vector<double> values{0.0};
-    for (const auto& c : classes) {
-      std::vector<double> next;
-      for (double v : values) {
-        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
-      }
-      std::sort(next.begin(), next.end());
-      next.erase(std::unique(next.begin(), next.end()), next.end());
-      values = std::move(next);
-    }
+    const std::vector<double> values = coverage_values(classes);
     const double truth = brute_force(total, servers);
     for (double target : {truth, truth + 0.5, truth + 1.0, truth - 1.0}) {
       if (target <= 0) continue;
@@ -101,18 +139,7 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
         ASSERT_EQ(r.outcome, plain.outcome) << "trial " << trial << " target " << target;
         ASSERT_EQ(r.outcome == detail::SearchOutcome::reached, target <= truth)
             << "trial " << trial << " target " << target << " truth " << truth << " listed " << listed;
-        if (r.outcome == detail::SearchOutcome::reached) {
-          std::vector<PlacementServer> placed;
-          std::vector<int> starts;
-          for (std::size_t c = 0; c < classes.size(); ++c) {
-            ASSERT_EQ(r.starts[c].size(), static_cast<std::size_t>(classes[c].count));
-            for (int s : r.starts[c]) {
-              placed.push_back({classes[c].throughput, classes[c].num_blocks});
-              starts.push_back(s);
-            }
-          }
-          ASSERT_GE(placement_value(total, placed, starts), target - 1e-9);
-        }
+        if (r.outcome == detail::SearchOutcome::reached) ASSERT_GE(value_of(total, classes, r.starts), target - 1e-9);
       }
     }
   }
@@ -161,16 +188,7 @@ TEST(PlacementSearch, PruningByDominanceAndLookaheadKeepsTheSweepExact) {
                          (nclasses == 2 ? 2 : 1) + static_cast<int>(uniform_index(rng, nclasses == 2 ? 4 : 3))});
     }
     const double truth = enumerate_classes(total, classes);
-    std::vector<double> values{0.0};
-    for (const auto& c : classes) {
-      std::vector<double> next;
-      for (double v : values) {
-        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
-      }
-      std::sort(next.begin(), next.end());
-      next.erase(std::unique(next.begin(), next.end()), next.end());
-      values = std::move(next);
-    }
+    const std::vector<double> values = coverage_values(classes);
     const auto above = std::upper_bound(values.begin(), values.end(), truth + 1e-9);
     for (std::size_t listed : {std::size_t{4096}, std::size_t{0}}) {
       const auto at = detail::reach_target(total, classes, truth, values, {far, far, listed});
@@ -193,28 +211,12 @@ TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
   long dominated = 0, decided = 0;
   for (int trial = 0; trial < 200; ++trial) {
     const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    std::vector<detail::SearchClass> classes;
-    double area = 0.0;
-    const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
-    for (int c = 0; c < nclasses; ++c) {
-      classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 8)),
-                         3 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 2))),
-                         4 + static_cast<int>(uniform_index(rng, 9))});
-      area += classes.back().throughput * classes.back().num_blocks * classes.back().count;
-    }
-    std::vector<double> values{0.0};
-    for (const auto& c : classes) {
-      std::vector<double> next;
-      for (double v : values) {
-        for (int m = 0; m <= c.count; ++m) next.push_back(v + m * c.throughput);
-      }
-      std::sort(next.begin(), next.end());
-      next.erase(std::unique(next.begin(), next.end()), next.end());
-      values = std::move(next);
-    }
+    const auto classes = medium_classes(rng, total);
+    const double bound = area_bound(total, classes);
+    const std::vector<double> values = coverage_values(classes);
     // The coverage values in the top fifth below the area bound, where the answers turn.
     for (double target : values) {
-      if (target < 0.8 * area / total || target > area / total) continue;
+      if (target < 0.8 * bound || target > bound) continue;
       detail::SearchLimits with{far, far};
       with.max_nodes = 200'000;
       detail::SearchLimits without = with;
@@ -240,16 +242,9 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
   long decided = 0, reached = 0;
   for (int trial = 0; trial < 120; ++trial) {
     const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    std::vector<detail::SearchClass> classes;
-    double area = 0.0;
-    const int nclasses = 2 + static_cast<int>(uniform_index(rng, 2));
-    for (int c = 0; c < nclasses; ++c) {
-      classes.push_back({2.0 + static_cast<double>(uniform_index(rng, 8)),
-                         3 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2 - 2))),
-                         4 + static_cast<int>(uniform_index(rng, 9))});
-      area += classes.back().throughput * classes.back().num_blocks * classes.back().count;
-    }
-    for (double target = 0.8 * area / total; target <= area / total; target += 0.05 * area / total) {
+    const auto classes = medium_classes(rng, total);
+    const double bound = area_bound(total, classes);
+    for (double target = 0.8 * bound; target <= bound; target += 0.05 * bound) {
       detail::SearchLimits one{far, far};
       one.max_nodes = 200'000;
       detail::SearchLimits three = one;
@@ -261,16 +256,7 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
       ++decided;
       if (b.outcome != detail::SearchOutcome::reached) continue;
       ++reached;
-      std::vector<PlacementServer> placed;
-      std::vector<int> starts;
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        ASSERT_EQ(b.starts[c].size(), static_cast<std::size_t>(classes[c].count));
-        for (int st : b.starts[c]) {
-          placed.push_back({classes[c].throughput, classes[c].num_blocks});
-          starts.push_back(st);
-        }
-      }
-      ASSERT_GE(placement_value(total, placed, starts), target * (1 - 1e-9)) << "trial " << trial;
+      ASSERT_GE(value_of(total, classes, b.starts), target * (1 - 1e-9)) << "trial " << trial;
     }
   }
   EXPECT_GT(decided, 300);
