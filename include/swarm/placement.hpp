@@ -36,7 +36,8 @@ struct PlacementOptions {
   /// placement on every run and machine, in about time_limit_s here (longer on a slower one).
   bool reproducible = false;
   /// Threads for the exact search (it splits the first short block's multisets and shares its
-  /// proven failures); 0 or less: one per hardware thread. Reproducible placements use one.
+  /// proven failures); 0 or less: one per CPU this process may run on (its affinity mask).
+  /// Reproducible placements use one.
   int threads = 0;
   /// Candidate placements (one start per server, in input order), e.g. the spans other
   /// strategies hold now. Invalid ones are ignored.

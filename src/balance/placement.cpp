@@ -11,7 +11,6 @@
 #include <numeric>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 
 #include "placement_search.hpp"
@@ -482,7 +481,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     const int search_threads =
         budget.reproducible() ? 1
         : options.threads > 0 ? options.threads
-                              : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+                              : detail::usable_cpus();
     double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
     long step = 1;
     while (open() && budget.elapsed() < search_end) {

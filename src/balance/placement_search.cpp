@@ -23,16 +23,20 @@
 // The search is a decision procedure; placement.cpp chooses the targets.
 #include "placement_search.hpp"
 
+#ifdef __linux__
+#include <sched.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -638,6 +642,14 @@ class TargetSearch {
 };
 
 }  // namespace
+
+int usable_cpus() {
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+}
 
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
                           std::span<const double> coverage_values, const SearchLimits& limits) {

@@ -39,6 +39,11 @@ struct SearchLimits {
   int threads = 1;
 };
 
+/// The CPUs this process may run on: its affinity mask where the system has one (an MPI rank or
+/// Slurm task bound to one core gets one worker, not one per core of the node), else the
+/// hardware threads.
+[[nodiscard]] int usable_cpus();
+
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the
 /// canonical form that makes it exhaustive. `coverage_values`: the sorted sums
 /// sum_c t_c * m_c (0 <= m_c <= count_c) up to at least `target`, or empty when unknown.

@@ -5,6 +5,10 @@
 #include <chrono>
 #include <functional>
 
+#ifdef __linux__
+#include <sched.h>
+#endif
+
 #include "../../src/balance/placement_search.hpp"
 #include "../../src/balance/placement_tabu.hpp"
 #include "swarm/placement.hpp"
@@ -139,7 +143,9 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
         ASSERT_EQ(r.outcome, plain.outcome) << "trial " << trial << " target " << target;
         ASSERT_EQ(r.outcome == detail::SearchOutcome::reached, target <= truth)
             << "trial " << trial << " target " << target << " truth " << truth << " listed " << listed;
-        if (r.outcome == detail::SearchOutcome::reached) ASSERT_GE(value_of(total, classes, r.starts), target - 1e-9);
+        if (r.outcome == detail::SearchOutcome::reached) {
+          ASSERT_GE(value_of(total, classes, r.starts), target - 1e-9);
+        }
       }
     }
   }
@@ -262,6 +268,26 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
   EXPECT_GT(decided, 300);
   EXPECT_GT(reached, 50);
   EXPECT_LT(reached, decided);  // both answers occur
+}
+
+TEST(PlacementSearch, WorkersDefaultToTheCpusTheProcessMayRunOn) {
+#ifdef __linux__
+  // A rank pinned to one core must not start a worker per core of the node.
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &saved)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  const int pinned = detail::usable_cpus();
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+  EXPECT_EQ(pinned, 1);
+  EXPECT_EQ(detail::usable_cpus(), CPU_COUNT(&saved));
+#else
+  GTEST_SKIP() << "affinity masks are read on Linux only";
+#endif
 }
 
 // The tabu search starts from every server at block 0 (the worst placement) and must reach the
