@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
       "classes", po::value<int>()->default_value(0), "also draw swarms of this many random classes (0: none)")(
       "time-limit", po::value<double>()->default_value(10.0), "seconds per placement")(
       "reproducible", "count the time limit in work, not by the clock (PlacementOptions::reproducible)")(
-      "threads", po::value<int>()->default_value(0), "threads for the exact search (0: one per hardware thread)");
+      "threads", po::value<int>()->default_value(0), "threads for the exact search (0: one per CPU this process may run on)");
   po::variables_map args;
   try {
     po::store(po::parse_command_line(argc, argv, program), args);
