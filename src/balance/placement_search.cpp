@@ -56,6 +56,18 @@ constexpr int kTriedSpacings = 6;
 constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer multisets, 6 no more than 3
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
 
+// The most a server of throughput t fills of the points' deficits: its best run of `run`
+// consecutive points (what a span covers of points spaced g apart), each filled up to t.
+double best_run(std::span<const double> points, std::size_t run, double t) {
+  double window = 0.0, best = 0.0;
+  for (std::size_t j = 0; j < points.size(); ++j) {
+    window += std::min(points[j], t);
+    if (j >= run) window -= std::min(points[j - run], t);
+    best = std::max(best, window);
+  }
+  return best;
+}
+
 // Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
 // with the same unused servers covers every block to come at least as well (coverage capped at
 // the target, above which it makes no difference). Per (block, unused servers): up to
@@ -135,7 +147,7 @@ class Shared {
   explicit Shared(bool split) : split_(split) {}
 
   [[nodiscard]] bool split() const { return split_; }
-  [[nodiscard]] bool failed(const Key& k) {
+  [[nodiscard]] bool has_failed(const Key& k) {
     MemoShard& s = memo_[k.b % kShards];
     const std::lock_guard lock(s.mutex);
     return s.keys.contains(k);
@@ -368,14 +380,7 @@ class TargetSearch {
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
       const SearchClass& k = classes_[c];
-      const std::size_t run = static_cast<std::size_t>((k.num_blocks - 1) / spacing + 1);
-      double window = 0.0, best = 0.0;
-      for (std::size_t j = 0; j < points_.size(); ++j) {
-        window += std::min(points_[j], k.throughput);
-        if (j >= run) window -= std::min(points_[j - run], k.throughput);
-        best = std::max(best, window);
-      }
-      available += unused_[c] * best;
+      available += unused_[c] * best_run(points_, static_cast<std::size_t>((k.num_blocks - 1) / spacing + 1), k.throughput);
     }
     return need <= available * kSlack;
   }
@@ -409,7 +414,7 @@ class TargetSearch {
     tick();
     if (out_of_time_ || !enough_left(block, true)) return false;
     const Key k = key(block, 0);
-    if (shared_.failed(k)) return false;
+    if (shared_.has_failed(k)) return false;
     const std::uint64_t bucket = state_bucket(block);
     if (limits_.prune_by_dominance) {
       profile(block);
@@ -437,7 +442,7 @@ class TargetSearch {
     if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
       if (split) return worker_ == 0 && choose(block, 0);  // too wide to share: one worker alone
-      return fail(k, choose(block, 0)) || failed(block, bucket);
+      return choose(block, 0) || state_fails(k, block, bucket);
     }
     lookahead(block);
     f.ranked.clear();
@@ -468,7 +473,7 @@ class TargetSearch {
       }
       if (out_of_time_) break;
     }
-    return !split && (fail(k, false) || failed(block, bucket));
+    return !split && state_fails(k, block, bucket);
   }
 
   // Block `block` falls short; the classes before order position `oi` have had their say. Picks
@@ -486,7 +491,7 @@ class TargetSearch {
     }
     if (reachable < deficit * (1 - 1e-12) || !enough_left(block, false)) return false;
     const Key k = key(block, oi + 1);  // oi + 1: position 0 is branch()'s key
-    if (shared_.failed(k)) return false;
+    if (shared_.has_failed(k)) return false;
 
     const std::size_t c = order_[oi];
     if (!usable(c, block)) return fail(k, choose(block, oi + 1));
@@ -521,9 +526,10 @@ class TargetSearch {
     return h;
   }
 
-  // Records a proven failure of the state at `block` (profile_ may have been overwritten by the
-  // nodes below, so it is taken again).
-  bool failed(int block, std::uint64_t bucket) {
+  // Records that the whole state at `block` fails, unless the search was cut short: exactly, and
+  // by its profile for dominance (taken again: the nodes below overwrote profile_). False.
+  bool state_fails(const Key& k, int block, std::uint64_t bucket) {
+    fail(k, false);
     if (!out_of_time_ && limits_.prune_by_dominance) {
       profile(block);
       shared_.add_dominance(bucket, profile_);
@@ -559,14 +565,10 @@ class TargetSearch {
         }
         for (std::size_t c = 0; c < classes; ++c) {
           const SearchClass& k = classes_[c];
-          const std::size_t run = static_cast<std::size_t>((k.num_blocks - 1) / g + 1);
-          double window = 0.0, best = 0.0, here = 0.0;
-          for (std::size_t j = 0; j < points_.size(); ++j) {
-            const double v = std::min(points_[j], k.throughput);
-            window += v;
-            if (j >= run) window -= std::min(points_[j - run], k.throughput);
-            best = std::max(best, window);
-            if (o + static_cast<int>(j) * g < k.num_blocks) here += v;
+          const double best = best_run(points_, static_cast<std::size_t>((k.num_blocks - 1) / g + 1), k.throughput);
+          double here = 0.0;  // the run of a server starting at `block`
+          for (std::size_t j = 0; o + static_cast<int>(j) * g < k.num_blocks && j < points_.size(); ++j) {
+            here += std::min(points_[j], k.throughput);
           }
           cap += unused_[c] * best;
           rows[row + 1 + c] = best - here;
