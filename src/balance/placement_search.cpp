@@ -170,8 +170,9 @@ class Shared {
   }
   /// The index of the next root multiset to try.
   std::size_t next_root_option() { return next_root_option_.fetch_add(1, std::memory_order_relaxed); }
-  void reached() { reached_.store(true, std::memory_order_relaxed); }
-  [[nodiscard]] bool someone_reached() const { return reached_.load(std::memory_order_relaxed); }
+  /// A worker reached the target, or failed (out of memory): the others stop, proving nothing.
+  void stop_all() { stop_.store(true, std::memory_order_relaxed); }
+  [[nodiscard]] bool stopping() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr std::size_t kShards = 64;
@@ -192,7 +193,7 @@ class Shared {
   std::array<MemoShard, kShards> memo_;
   std::array<DominanceShard, kShards> dominance_;
   std::atomic<std::size_t> next_root_option_{0};
-  std::atomic<bool> reached_{false};
+  std::atomic<bool> stop_{false};
 };
 
 class TargetSearch {
@@ -229,7 +230,7 @@ class TargetSearch {
     r.dominated = dominated_;
     r.looked_ahead = looked_ahead_;
     if (ok) {
-      shared_.reached();
+      shared_.stop_all();
       r.outcome = SearchOutcome::reached;
       r.starts = starts_;
     } else {
@@ -597,7 +598,7 @@ class TargetSearch {
 
   void tick() {
     if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
-    if (shared_.split() && shared_.someone_reached()) out_of_time_ = true;  // stops, proves nothing
+    if (shared_.split() && shared_.stopping()) out_of_time_ = true;  // stops, proves nothing
     if ((nodes_ & 1023) != 0) return;
     if (std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
   }
@@ -671,6 +672,7 @@ SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes
           results[w] = TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, w).run();
         } catch (...) {
           errors[w] = std::current_exception();
+          shared.stop_all();
         }
       });
     }
