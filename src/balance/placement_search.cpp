@@ -17,11 +17,17 @@
 // (1), made once per short block for all its multisets at once, drops a multiset before its
 // node is built (Lookahead); (2) a state (block, unused servers per class, coverage of the
 // blocks to come) fails if one with the same block and unused servers and at least as much
-// coverage everywhere failed before (Dominance); partial multisets are memoised exactly, by a
-// 128-bit hash.
+// coverage everywhere failed before (Dominance); (3) the linear relaxation of what is left
+// (fractional servers, placement_lp.hpp) cannot fill the deficits: its dual weights the blocks
+// ahead, and the weighted form of (1) fails. Weights that pruned are kept per block and tried
+// first at the next states there, which they prune far more often than a fresh solve would
+// (one solve's weights typically prune thousands of states). Partial multisets are memoised
+// exactly, by a 128-bit hash.
 //
 // The search is a decision procedure; placement.cpp chooses the targets.
 #include "placement_search.hpp"
+
+#include "placement_lp.hpp"
 
 #ifdef __linux__
 #include <sched.h>
@@ -34,6 +40,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -55,6 +62,12 @@ constexpr int kMaxSpacing = 40;
 constexpr int kTriedSpacings = 6;
 constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer multisets, 6 no more than 3
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
+// The relaxation (pruning 3). A block whose solve did not prune skips the next 1, 2, 4, ...
+// chances, up to kMaxRelaxationSkip (measured: solving at every state spends most of the
+// time in solves that prune nothing; a cap of 8 or 64 proves nothing more than 1024).
+constexpr long kMaxRelaxationSkip = 1024;
+constexpr std::size_t kKeptWeights = 32;   // per block
+constexpr long kNodesPerRelaxation = 32;   // a warm solve costs about as much as 32 nodes
 
 // The most a server of throughput t fills of the points' deficits: its best run of `run`
 // consecutive points (what a span covers of points spaced g apart), each filled up to t.
@@ -211,7 +224,8 @@ class TargetSearch {
         coverage_(static_cast<std::size_t>(total_blocks), 0.0),
         unused_(classes.size()),
         starts_(classes.size()),
-        frames_(static_cast<std::size_t>(total_blocks)) {
+        frames_(static_cast<std::size_t>(total_blocks)),
+        relaxation_(static_cast<std::size_t>(total_blocks)) {
     for (std::size_t c = 0; c < classes_.size(); ++c) unused_[c] = classes_[c].count;
     for (int g = 1; g <= kMaxSpacing; ++g) spacings_.push_back(g);
     // Larger throughput first: the enumeration of minimal multisets relies on this order.
@@ -229,6 +243,8 @@ class TargetSearch {
     r.nodes = nodes_;
     r.dominated = dominated_;
     r.looked_ahead = looked_ahead_;
+    r.relaxations = relaxations_;
+    r.by_weights = by_weights_;
     if (ok) {
       shared_.stop_all();
       r.outcome = SearchOutcome::reached;
@@ -424,6 +440,10 @@ class TargetSearch {
         return false;
       }
     }
+    if (limits_.prune_by_relaxation && relaxation_prunes(block)) {
+      ++by_weights_;
+      return state_fails(k, block, bucket);
+    }
 
     // The first short block of a split search: its multisets go to the workers one at a time,
     // and none of them may record the block as failed (the others may still reach the target).
@@ -596,6 +616,58 @@ class TargetSearch {
     return true;
   }
 
+  // Pruning (3): the weights kept at this block first, then (unless this block is skipping) a
+  // solve of the relaxation, whose weights are kept if they prune. deficit_ is this state's.
+  bool relaxation_prunes(int block) {
+    Relaxation& r = relaxation_[static_cast<std::size_t>(block)];
+    for (std::size_t i = 0; i < r.kept.size(); ++i) {
+      if (weights_prune(r.kept[i])) {
+        if (i > 0) std::swap(r.kept[i], r.kept[i - 1]);  // the useful ones rise to the front
+        return true;
+      }
+    }
+    if (r.skip > 0) {
+      --r.skip;
+      return false;
+    }
+    if (!lp_) lp_ = std::make_unique<ResidualLp>(total_, classes_, target_);
+    ++relaxations_;
+    nodes_ += kNodesPerRelaxation;
+    if (lp_->infeasible(block, deficit_, unused_, weights_) && weights_prune(weights_)) {
+      r.kept.insert(r.kept.begin(), weights_);
+      if (r.kept.size() > kKeptWeights) r.kept.pop_back();
+      r.backoff = 0;
+      return true;
+    }
+    r.backoff = std::min(kMaxRelaxationSkip, std::max(1L, 2 * r.backoff));
+    r.skip = r.backoff;
+    return false;
+  }
+
+  // The check of pruning (1) with any weights w >= 0 on the blocks ahead: a server of class c
+  // fills at most min(t_c, d_x) of block x, so it brings at most its best window of k_c blocks
+  // of w_x * min(t_c, d_x); the unused servers together must bring sum_x w_x d_x. (Pruning (1)
+  // is this with w = 1 on every g-th block, computed on those blocks alone.)
+  [[nodiscard]] bool weights_prune(std::span<const double> w) const {
+    const std::size_t n = deficit_.size();
+    double need = 0.0;
+    for (std::size_t x = 0; x < n; ++x) need += w[x] * deficit_[x];
+    double available = 0.0;
+    for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
+      if (unused_[c] == 0) continue;
+      const double t = classes_[c].throughput;
+      const std::size_t k = static_cast<std::size_t>(classes_[c].num_blocks);
+      double window = 0.0, best = 0.0;
+      for (std::size_t x = 0; x < n; ++x) {
+        window += w[x] * std::min(t, deficit_[x]);
+        if (x >= k) window -= w[x - k] * std::min(t, deficit_[x - k]);
+        best = std::max(best, window);
+      }
+      available += unused_[c] * best;
+    }
+    return need > available * kSlack * (1 + 1e-9);
+  }
+
   void tick() {
     if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
     if (shared_.split() && shared_.stopping()) out_of_time_ = true;  // stops, proves nothing
@@ -637,6 +709,16 @@ class TargetSearch {
     std::vector<double> lookahead;
   };
   std::vector<Frame> frames_;  // per block
+  struct Relaxation {
+    std::vector<std::vector<double>> kept;  // weights that pruned here, most useful first
+    long skip = 0;                          // chances to let pass before the next solve
+    long backoff = 0;
+  };
+  std::vector<Relaxation> relaxation_;  // per block
+  std::unique_ptr<ResidualLp> lp_;      // built at the first solve: many searches need none
+  std::vector<double> weights_;
+  long relaxations_ = 0;
+  long by_weights_ = 0;
   std::size_t lookahead_first_ = 0;
   long dominated_ = 0;
   long looked_ahead_ = 0;
@@ -687,6 +769,8 @@ SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes
     all.nodes += r.nodes;
     all.dominated += r.dominated;
     all.looked_ahead += r.looked_ahead;
+    all.relaxations += r.relaxations;
+    all.by_weights += r.by_weights;
     if (r.outcome == SearchOutcome::reached && all.outcome != SearchOutcome::reached) {
       all.outcome = SearchOutcome::reached;
       all.starts = std::move(r.starts);

@@ -21,6 +21,8 @@ struct SearchResult {
   long nodes = 0;
   long dominated = 0;     // states pruned because a failed one covered at least as much
   long looked_ahead = 0;  // multisets dropped before their node was built
+  long relaxations = 0;   // linear relaxations solved
+  long by_weights = 0;    // states pruned by a relaxation's weights (its own or kept ones)
 };
 
 struct SearchLimits {
@@ -34,6 +36,8 @@ struct SearchLimits {
   long wide_max_nodes = std::numeric_limits<long>::max();
   /// Off only to measure what pruning by dominance saves, and to test it against the sweep without it.
   bool prune_by_dominance = true;
+  /// Off only to measure what the linear relaxation saves, and to test it against the sweep without it.
+  bool prune_by_relaxation = true;
   /// Workers sharing the first short block's multisets and every proven failure. More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
   int threads = 1;

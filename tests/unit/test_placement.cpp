@@ -9,6 +9,7 @@
 #include <sched.h>
 #endif
 
+#include "../../src/balance/placement_lp.hpp"
 #include "../../src/balance/placement_search.hpp"
 #include "../../src/balance/placement_tabu.hpp"
 #include "swarm/placement.hpp"
@@ -238,6 +239,120 @@ TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
   }
   EXPECT_GT(decided, 100);
   EXPECT_GT(dominated, 1000);  // otherwise this test would not test the pruning it is named after
+}
+
+// What the relaxation's weights claim: the deficits, weighted, exceed what the unused servers
+// can bring at best (each its best window of w_x * min(t_c, d_x), starting at `block` or later).
+bool weights_certify(int total, int block, const std::vector<detail::SearchClass>& classes,
+                     const std::vector<double>& deficit, const std::vector<int>& unused, const std::vector<double>& w) {
+  double need = 0.0, available = 0.0;
+  for (std::size_t x = 0; x < deficit.size(); ++x) need += w[x] * deficit[x];
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    double best = 0.0;
+    for (int s = block; s + classes[c].num_blocks <= total; ++s) {
+      double window = 0.0;
+      for (int x = s; x < s + classes[c].num_blocks; ++x) {
+        window += w[static_cast<std::size_t>(x - block)] * std::min(classes[c].throughput, deficit[static_cast<std::size_t>(x - block)]);
+      }
+      best = std::max(best, window);
+    }
+    available += unused[c] * best;
+  }
+  return need > available;
+}
+
+TEST(PlacementLp, WeightsCertifyWhatFractionalServersCannotFill) {
+  // Blocks 3..9 lack 1 each. Servers of 4 blocks and throughput 1: two fill them (3-6, 6-9),
+  // one cannot; with a server of 2 blocks beside it, still not (6 blocks of 7).
+  const int total = 10;
+  const std::vector<detail::SearchClass> classes{{1.0, 4, 2}, {1.0, 2, 1}};
+  detail::ResidualLp lp(total, classes, 1.0);
+  const std::vector<double> deficit(7, 1.0);
+  std::vector<double> w;
+  EXPECT_FALSE(lp.infeasible(3, deficit, std::vector<int>{2, 0}, w));
+  for (const std::vector<int>& unused : {std::vector<int>{1, 0}, std::vector<int>{1, 1}, std::vector<int>{0, 1}}) {
+    ASSERT_TRUE(lp.infeasible(3, deficit, unused, w)) << unused[0] << " " << unused[1];
+    ASSERT_EQ(w.size(), deficit.size());
+    EXPECT_TRUE(weights_certify(total, 3, classes, deficit, unused, w)) << unused[0] << " " << unused[1];
+  }
+  // The same programme answers again after other questions (it keeps its basis between them).
+  EXPECT_FALSE(lp.infeasible(3, deficit, std::vector<int>{1, 2}, w));
+  EXPECT_FALSE(lp.infeasible(0, std::vector<double>(10, 1.0), std::vector<int>{2, 1}, w));
+  EXPECT_TRUE(lp.infeasible(0, std::vector<double>(10, 1.0), std::vector<int>{2, 0}, w));
+}
+
+TEST(PlacementLp, WeightsCertifyOnRandomResidualSwarms) {
+  // Random residual questions (block, deficits, unused servers): every infeasible answer comes
+  // with weights that certify it, and a question that a placement by hand answers is feasible.
+  Rng rng(31337);
+  long certified = 0, feasible = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int total = 10 + static_cast<int>(uniform_index(rng, 31));
+    const auto classes = medium_classes(rng, total);
+    detail::ResidualLp lp(total, classes, 10.0);
+    for (int q = 0; q < 5; ++q) {
+      const int block = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total / 2)));
+      std::vector<int> unused;
+      for (const auto& c : classes) unused.push_back(static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(c.count + 1))));
+      // Deficits: what some placement of the unused servers (from `block` on) covers, minus a
+      // random part; or that plus a little, which may or may not be fillable.
+      std::vector<double> deficit(static_cast<std::size_t>(total - block), 0.0);
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        for (int m = 0; m < unused[c]; ++m) {
+          const int room = total - block - classes[c].num_blocks + 1;
+          if (room <= 0) continue;
+          const int s = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(room)));
+          for (int x = s; x < s + classes[c].num_blocks; ++x) deficit[static_cast<std::size_t>(x)] += classes[c].throughput;
+        }
+      }
+      const bool raise = uniform_index(rng, 2) == 1;
+      for (double& d : deficit) d = raise ? d + static_cast<double>(uniform_index(rng, 3)) : d * 0.5 * static_cast<double>(uniform_index(rng, 3));
+      std::vector<double> w;
+      if (lp.infeasible(block, deficit, unused, w)) {
+        ASSERT_TRUE(raise) << "trial " << trial << ": a placement fills these deficits";
+        ASSERT_TRUE(weights_certify(total, block, classes, deficit, unused, w)) << "trial " << trial;
+        ++certified;
+      } else {
+        ++feasible;
+      }
+    }
+  }
+  EXPECT_GT(certified, 100);
+  EXPECT_GT(feasible, 100);
+}
+
+TEST(PlacementSearch, RelaxationDecidesAsTheSweepWithoutIt) {
+  // Every target around the optimum gets the same answer with and without pruning by the
+  // relaxation's weights, and the placements reached with it reach the target.
+  Rng rng(2718);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long by_weights = 0, decided = 0, reached = 0;
+  for (int trial = 0; trial < 150; ++trial) {
+    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
+    const auto classes = medium_classes(rng, total);
+    const double bound = area_bound(total, classes);
+    const std::vector<double> values = coverage_values(classes);
+    for (double target : values) {
+      if (target < 0.8 * bound || target > bound) continue;
+      detail::SearchLimits with{far, far};
+      with.max_nodes = 200'000;
+      detail::SearchLimits without = with;
+      without.prune_by_relaxation = false;
+      const auto a = detail::reach_target(total, classes, target, values, with);
+      const auto b = detail::reach_target(total, classes, target, values, without);
+      if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
+      ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
+      ASSERT_EQ(b.relaxations, 0);
+      by_weights += a.by_weights;
+      ++decided;
+      if (a.outcome != detail::SearchOutcome::reached) continue;
+      ++reached;
+      ASSERT_GE(value_of(total, classes, a.starts), target * (1 - 1e-9)) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(decided, 100);
+  EXPECT_GT(reached, 20);
+  EXPECT_GT(by_weights, 1000);  // otherwise this test would not test the pruning it is named after
 }
 
 TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
