@@ -430,6 +430,12 @@ class TargetSearch {
   bool branch(int block) {
     tick();
     if (out_of_time_ || !enough_left(block, true)) return false;
+    // Kept weights before the memo: cheaper than its probe, and a state they prune needs no
+    // record (they would prune it again).
+    if (limits_.prune_by_relaxation && kept_weights_prune(block)) {
+      ++by_weights_;
+      return false;
+    }
     const Key k = key(block, 0);
     if (shared_.has_failed(k)) return false;
     const std::uint64_t bucket = state_bucket(block);
@@ -616,16 +622,22 @@ class TargetSearch {
     return true;
   }
 
-  // Pruning (3): the weights kept at this block first, then (unless this block is skipping) a
-  // solve of the relaxation, whose weights are kept if they prune. deficit_ is this state's.
-  bool relaxation_prunes(int block) {
-    Relaxation& r = relaxation_[static_cast<std::size_t>(block)];
-    for (std::size_t i = 0; i < r.kept.size(); ++i) {
-      if (weights_prune(r.kept[i])) {
-        if (i > 0) std::swap(r.kept[i], r.kept[i - 1]);  // the useful ones rise to the front
+  // Pruning (3), with the weights that pruned at this block before (deficit_ is this state's).
+  bool kept_weights_prune(int block) {
+    std::vector<std::vector<double>>& kept = relaxation_[static_cast<std::size_t>(block)].kept;
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      if (weights_prune(kept[i])) {
+        if (i > 0) std::swap(kept[i], kept[i - 1]);  // the useful ones rise to the front
         return true;
       }
     }
+    return false;
+  }
+
+  // Pruning (3) by a solve of the relaxation (unless this block is skipping), whose weights are
+  // kept if they prune.
+  bool relaxation_prunes(int block) {
+    Relaxation& r = relaxation_[static_cast<std::size_t>(block)];
     if (r.skip > 0) {
       --r.skip;
       return false;
