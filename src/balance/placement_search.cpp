@@ -66,7 +66,11 @@ constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair 
 // chances, up to kMaxRelaxationSkip (measured: solving at every state spends most of the
 // time in solves that prune nothing; a cap of 8 or 64 proves nothing more than 1024).
 constexpr long kMaxRelaxationSkip = 1024;
-constexpr std::size_t kKeptWeights = 32;   // per block
+constexpr std::size_t kKeptWeights = 32;   // per block, and at most kKeptValues values in all
+constexpr std::size_t kKeptValues = 4'000'000;
+// A programme beyond this many coefficients (long models and spans: it grows as L^2) costs more
+// per solve than its prunes save, and memory per worker: the search then goes without it.
+constexpr double kMaxRelaxationCoefficients = 2e6;
 constexpr long kNodesPerRelaxation = 32;   // a warm solve costs about as much as 32 nodes
 // The lookahead also takes the first kLookaheadWeights kept weights of each of the next
 // kLookaheadBlocks blocks (measured on three hard refutations: 8 and 2 beat 4-40 and 1-8 by
@@ -230,7 +234,13 @@ class TargetSearch {
         unused_(classes.size()),
         starts_(classes.size()),
         frames_(static_cast<std::size_t>(total_blocks)),
-        relaxation_(static_cast<std::size_t>(total_blocks)) {
+        relaxation_(static_cast<std::size_t>(total_blocks)),
+        kept_per_block_(std::clamp<std::size_t>(kKeptValues / (static_cast<std::size_t>(total_blocks) * static_cast<std::size_t>(total_blocks)), 2, kKeptWeights)) {
+    double coefficients = 0.0;
+    for (const SearchClass& c : classes) {
+      coefficients += static_cast<double>(total_blocks - c.num_blocks + 1) * (c.num_blocks + 1);
+    }
+    relaxation_affordable_ = coefficients <= kMaxRelaxationCoefficients;
     for (std::size_t c = 0; c < classes_.size(); ++c) unused_[c] = classes_[c].count;
     for (int g = 1; g <= kMaxSpacing; ++g) spacings_.push_back(g);
     // Larger throughput first: the enumeration of minimal multisets relies on this order.
@@ -677,12 +687,15 @@ class TargetSearch {
       --r.skip;
       return false;
     }
-    if (!lp_) lp_ = std::make_unique<ResidualLp>(total_, classes_, target_);
+    if (!lp_) {
+      if (!relaxation_affordable_) return false;
+      lp_ = std::make_unique<ResidualLp>(total_, classes_, target_);
+    }
     ++relaxations_;
     nodes_ += kNodesPerRelaxation;
     if (lp_->infeasible(block, deficit_, unused_, weights_) && weights_prune(weights_)) {
       r.kept.insert(r.kept.begin(), weights_);
-      if (r.kept.size() > kKeptWeights) r.kept.pop_back();
+      if (r.kept.size() > kept_per_block_) r.kept.pop_back();
       r.backoff = 0;
       return true;
     }
@@ -718,7 +731,8 @@ class TargetSearch {
   void tick() {
     if (++nodes_ >= (wide_ ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
     if (shared_.split() && shared_.stopping()) out_of_time_ = true;  // stops, proves nothing
-    if ((nodes_ & 1023) != 0) return;
+    if (nodes_ < next_clock_check_) return;  // not a multiple of 1024: solves add 32 at once
+    next_clock_check_ = nodes_ + 1024;
     if (std::chrono::steady_clock::now() > (wide_ ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
   }
 
@@ -762,6 +776,8 @@ class TargetSearch {
     long backoff = 0;
   };
   std::vector<Relaxation> relaxation_;  // per block
+  std::size_t kept_per_block_;          // kKeptWeights, fewer on long models
+  bool relaxation_affordable_ = true;
   std::unique_ptr<ResidualLp> lp_;      // built at the first solve: many searches need none
   std::vector<double> weights_;
   long relaxations_ = 0;
@@ -770,6 +786,7 @@ class TargetSearch {
   long dominated_ = 0;
   long looked_ahead_ = 0;
   long nodes_ = 0;
+  long next_clock_check_ = 1024;
   bool out_of_time_ = false;
 };
 
