@@ -438,10 +438,14 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     }
     const auto values = coverage_values(classes, bound);
     const std::span<const double> value_span = values ? std::span<const double>(*values) : std::span<const double>{};
-    if (values) {  // the optimum is a coverage value: round the bound down to one
+    // The optimum is a coverage value: a bound rounds down to one (the first bound here, CBC's
+    // after it).
+    const auto round_bound = [&] {
+      if (!values) return;
       const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
       if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
-    }
+    };
+    round_bound();
     const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
     // Tabu search finds good placements where the exact search cannot decide (many distinct
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
@@ -547,6 +551,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const double proven =
           solve_milp(total_blocks, servers, classes, seconds, nodes, options.relative_gap, bound, best);
       bound = std::min(bound, proven);
+      round_bound();
       if (budget.reproducible()) budget.spend(0.5 * left, 1.0);
     }
     // The last rounds restart from the best placement. When the search or CBC found it, half of

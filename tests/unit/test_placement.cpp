@@ -534,6 +534,34 @@ TEST(Placement, FourGpuClassesOf64ServersOn80BlocksAreSolvedExactly) {
   RecordProperty("seconds", std::to_string(p.seconds));
 }
 
+TEST(Placement, ShortRunsBoundsAreCoverageValuesAboveALongerRunsPlacement) {
+  // Random GPU-like four-class swarms of 64 on 80 blocks (as bench_placement draws them), where
+  // the search rarely decides in 0.2 s and CBC's bound (rounded down to a coverage value) is
+  // what certifies: a bound below a placement that a longer run finds would be a false proof.
+  // Reproducible runs: the same swarms stay open on every machine.
+  Rng rng(8080);
+  int open_short = 0;
+  for (int trial = 0; trial < 6; ++trial) {
+    std::vector<detail::SearchClass> classes;
+    std::vector<PlacementServer> servers;
+    for (int c = 0; c < 4; ++c) {
+      classes.push_back({100.0 * static_cast<double>(3 + uniform_index(rng, 28)), 5 + static_cast<int>(uniform_index(rng, 36)), 16});
+      for (int i = 0; i < 16; ++i) servers.push_back({classes.back().throughput, classes.back().num_blocks});
+    }
+    const Placement quick = optimal_placement(80, servers, {.time_limit_s = 0.2, .reproducible = true, .hints = {}});
+    const Placement longer = optimal_placement(80, servers, {.time_limit_s = 1.5, .reproducible = true, .hints = {}});
+    ASSERT_GE(quick.bound, longer.value * (1 - 1e-12)) << "trial " << trial;
+    ASSERT_GE(longer.bound, quick.value * (1 - 1e-12)) << "trial " << trial;
+    if (quick.optimal) continue;
+    ++open_short;
+    const std::vector<double> values = coverage_values(classes);
+    const auto it = std::lower_bound(values.begin(), values.end(), quick.bound * (1 - 1e-9));
+    ASSERT_TRUE(it != values.end() && *it <= quick.bound * (1 + 1e-9))
+        << "trial " << trial << ": bound " << quick.bound << " is no coverage value";
+  }
+  EXPECT_GE(open_short, 1);  // otherwise the rounding of an open bound went untested
+}
+
 TEST(Placement, RejectsBadServers) {
   EXPECT_THROW((void)optimal_placement(5, std::vector<PlacementServer>{{1.0, 6}}), std::invalid_argument);
   EXPECT_THROW((void)optimal_placement(5, std::vector<PlacementServer>{{1.0, 0}}), std::invalid_argument);
