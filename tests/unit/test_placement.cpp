@@ -210,33 +210,44 @@ TEST(PlacementSearch, PruningByDominanceAndLookaheadKeepsTheSweepExact) {
   EXPECT_GT(looked_ahead, 0);  // otherwise this test would not test the lookahead
 }
 
-TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
-  // Larger swarms than enumeration can check, where failed states recur often: every target
-  // around the optimum must get the same answer with and without pruning by dominance.
-  Rng rng(4242);
+// Decides the coverage values in the top fifth below the area bound (where the answers turn)
+// on `trials` medium swarms, with and without one pruning (`turn_off` disables it): the answers
+// must agree. `each` sees both results of every target that both decided.
+void decide_with_and_without(std::uint64_t seed, int trials, const std::function<void(detail::SearchLimits&)>& turn_off,
+                             const std::function<void(const detail::SearchResult& with, const detail::SearchResult& without,
+                                                      int total, const std::vector<detail::SearchClass>&, double target)>& each) {
+  Rng rng(seed);
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
-  long dominated = 0, decided = 0;
-  for (int trial = 0; trial < 200; ++trial) {
+  for (int trial = 0; trial < trials; ++trial) {
     const int total = 20 + static_cast<int>(uniform_index(rng, 21));
     const auto classes = medium_classes(rng, total);
     const double bound = area_bound(total, classes);
     const std::vector<double> values = coverage_values(classes);
-    // The coverage values in the top fifth below the area bound, where the answers turn.
     for (double target : values) {
       if (target < 0.8 * bound || target > bound) continue;
       detail::SearchLimits with{far, far};
       with.max_nodes = 200'000;
       detail::SearchLimits without = with;
-      without.prune_by_dominance = false;
+      turn_off(without);
       const auto a = detail::reach_target(total, classes, target, values, with);
       const auto b = detail::reach_target(total, classes, target, values, without);
       if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
       ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
-      ASSERT_EQ(b.dominated, 0);
-      dominated += a.dominated;
-      ++decided;
+      each(a, b, total, classes, target);
     }
   }
+}
+
+TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
+  // Larger swarms than enumeration can check, where failed states recur often.
+  long dominated = 0, decided = 0;
+  decide_with_and_without(
+      4242, 200, [](detail::SearchLimits& l) { l.prune_by_dominance = false; },
+      [&](const detail::SearchResult& with, const detail::SearchResult& without, int, const auto&, double) {
+        EXPECT_EQ(without.dominated, 0);
+        dominated += with.dominated;
+        ++decided;
+      });
   EXPECT_GT(decided, 100);
   EXPECT_GT(dominated, 1000);  // otherwise this test would not test the pruning it is named after
 }
@@ -322,34 +333,20 @@ TEST(PlacementLp, WeightsCertifyOnRandomResidualSwarms) {
 }
 
 TEST(PlacementSearch, RelaxationDecidesAsTheSweepWithoutIt) {
-  // Every target around the optimum gets the same answer with and without pruning by the
-  // relaxation's weights, and the placements reached with it reach the target.
-  Rng rng(2718);
-  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  // The same with and without pruning by the relaxation's weights; the placements reached with
+  // it reach the target.
   long by_weights = 0, decided = 0, reached = 0;
-  for (int trial = 0; trial < 150; ++trial) {
-    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    const auto classes = medium_classes(rng, total);
-    const double bound = area_bound(total, classes);
-    const std::vector<double> values = coverage_values(classes);
-    for (double target : values) {
-      if (target < 0.8 * bound || target > bound) continue;
-      detail::SearchLimits with{far, far};
-      with.max_nodes = 200'000;
-      detail::SearchLimits without = with;
-      without.prune_by_relaxation = false;
-      const auto a = detail::reach_target(total, classes, target, values, with);
-      const auto b = detail::reach_target(total, classes, target, values, without);
-      if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
-      ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
-      ASSERT_EQ(b.relaxations, 0);
-      by_weights += a.by_weights;
-      ++decided;
-      if (a.outcome != detail::SearchOutcome::reached) continue;
-      ++reached;
-      ASSERT_GE(value_of(total, classes, a.starts), target * (1 - 1e-9)) << "trial " << trial;
-    }
-  }
+  decide_with_and_without(
+      2718, 150, [](detail::SearchLimits& l) { l.prune_by_relaxation = false; },
+      [&](const detail::SearchResult& with, const detail::SearchResult& without, int total, const auto& classes,
+          double target) {
+        EXPECT_EQ(without.relaxations, 0);
+        by_weights += with.by_weights;
+        ++decided;
+        if (with.outcome != detail::SearchOutcome::reached) return;
+        ++reached;
+        EXPECT_GE(value_of(total, classes, with.starts), target * (1 - 1e-9));
+      });
   EXPECT_GT(decided, 100);
   EXPECT_GT(reached, 20);
   EXPECT_GT(by_weights, 1000);  // otherwise this test would not test the pruning it is named after
