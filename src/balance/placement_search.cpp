@@ -64,7 +64,7 @@ constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer mu
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
 // The relaxation (pruning 3). A block whose solve did not prune skips the next 1, 2, 4, ...
 // chances, up to kMaxRelaxationSkip (measured: solving at every state spends most of the
-// time in solves that prune nothing; a cap of 8 or 64 proves nothing more than 1024).
+// time in solves that prune nothing; caps of 16-128 solve 4-30x more often and prove slower).
 constexpr long kMaxRelaxationSkip = 1024;
 constexpr std::size_t kKeptWeights = 32;   // per block, and at most kKeptValues values in all
 constexpr std::size_t kKeptValues = 4'000'000;
@@ -88,6 +88,27 @@ double best_run(std::span<const double> points, std::size_t run, double t) {
     best = std::max(best, window);
   }
   return best;
+}
+
+// A weighted check's best window: the most that a server of throughput t and k blocks fills of
+// the deficits d ahead, weighted by w (w[i] weighs block from + i; blocks before `from` weigh
+// nothing), filling at most min(t, d_x) of block x; and `here`, what it fills starting at block 0.
+struct Window {
+  double best = 0.0;
+  double here = 0.0;
+};
+Window weighted_window(std::span<const double> w, std::span<const double> deficit, std::size_t from, std::size_t k,
+                       double t) {
+  Window r;
+  double window = 0.0;
+  for (std::size_t x = from; x < deficit.size(); ++x) {
+    const double v = w[x - from] * std::min(t, deficit[x]);
+    window += v;
+    if (x < k) r.here += v;
+    if (x >= k + from) window -= w[x - k - from] * std::min(t, deficit[x - k]);
+    r.best = std::max(r.best, window);
+  }
+  return r;
 }
 
 // Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
@@ -631,19 +652,10 @@ class TargetSearch {
         double need = 0.0, cap = 0.0;
         for (std::size_t j = 0; j < w.size(); ++j) need += w[j] * deficit_[j + ahead];
         for (std::size_t c = 0; c < classes; ++c) {
-          const double t = classes_[c].throughput;
-          const int k = classes_[c].num_blocks;
-          // Windows of k blocks from `block` on; blocks before block + ahead weigh nothing.
-          double window = 0.0, best = 0.0, here = 0.0;
-          for (int x = ahead; x < n; ++x) {
-            const double v = w[x - ahead] * std::min(t, deficit_[x]);
-            window += v;
-            if (x < k) here += v;
-            if (x >= k && x - k >= ahead) window -= w[x - k - ahead] * std::min(t, deficit_[x - k]);
-            best = std::max(best, window);
-          }
-          cap += unused_[c] * best;
-          rows[row + 1 + c] = best - here;
+          const Window win = weighted_window(w, deficit_, static_cast<std::size_t>(ahead),
+                                             static_cast<std::size_t>(classes_[c].num_blocks), classes_[c].throughput);
+          cap += unused_[c] * win.best;
+          rows[row + 1 + c] = win.best - win.here;
         }
         rows[row] = cap - need / kSlack;
       }
@@ -715,15 +727,8 @@ class TargetSearch {
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
-      const double t = classes_[c].throughput;
-      const std::size_t k = static_cast<std::size_t>(classes_[c].num_blocks);
-      double window = 0.0, best = 0.0;
-      for (std::size_t x = 0; x < n; ++x) {
-        window += w[x] * std::min(t, deficit_[x]);
-        if (x >= k) window -= w[x - k] * std::min(t, deficit_[x - k]);
-        best = std::max(best, window);
-      }
-      available += unused_[c] * best;
+      available += unused_[c] * weighted_window(w, deficit_, 0, static_cast<std::size_t>(classes_[c].num_blocks),
+                                                classes_[c].throughput).best;
     }
     return need > available * kSlack * (1 + 1e-9);
   }
