@@ -19,10 +19,10 @@ ResidualLp::ResidualLp(int total_blocks, std::span<const SearchClass> classes, d
   const int rows = total_ + classes_;  // coverage of each block, then servers of each class
   std::vector<int> col_start{0}, row_index;
   std::vector<double> value, col_lo, col_hi, obj;
-  const auto end_column = [&](double hi, double cost) {
+  const auto end_column = [&](double cost) {  // every column is >= 0, unbounded above
     col_start.push_back(static_cast<int>(row_index.size()));
     col_lo.push_back(0.0);
-    col_hi.push_back(hi);
+    col_hi.push_back(COIN_DBL_MAX);
     obj.push_back(cost);
   };
   for (int c = 0; c < classes_; ++c) {
@@ -34,14 +34,14 @@ ResidualLp::ResidualLp(int total_blocks, std::span<const SearchClass> classes, d
       }
       row_index.push_back(total_ + c);
       value.push_back(1.0);
-      end_column(COIN_DBL_MAX, 0.0);
+      end_column(0.0);
       column_start_.push_back(s);
     }
   }
   for (int x = 0; x < total_; ++x) {  // the shortages, in units of the target
     row_index.push_back(x);
     value.push_back(1.0);
-    end_column(COIN_DBL_MAX, target > 0 ? 1.0 / target : 1.0);
+    end_column(target > 0 ? 1.0 / target : 1.0);
   }
   std::vector<double> row_lo(static_cast<std::size_t>(rows), 0.0), row_hi(static_cast<std::size_t>(rows), COIN_DBL_MAX);
   for (int c = 0; c < classes_; ++c) {
