@@ -504,7 +504,11 @@ class TargetSearch {
     f.pick.assign(classes, 0);
     if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
-      if (split) return worker_ == 0 && choose(block, 0);  // too wide to share: one worker alone
+      if (split) {
+        // The workers walk this block's choices alike and share its complete multisets.
+        split_block_ = block;
+        return choose(block, 0);
+      }
       return choose(block, 0) || state_fails(k, block, bucket);
     }
     lookahead(block);
@@ -544,9 +548,15 @@ class TargetSearch {
   // target (the multiset is complete and minimal: its smallest member is necessary) or fewer,
   // leaving the rest to the classes after it. Every partial choice is a node of its own, so the
   // pruning cuts a wide multiset before it is spelled out.
+  //
+  // At a split search's first short block (split_block_) every worker walks these choices alike,
+  // without the memo (which the others fill, so what it skips would differ between workers),
+  // and takes the complete multisets one at a time (take_shared_multiset); nothing partial is
+  // recorded as failed there, since its other multisets are other workers' to try.
   bool choose(int block, std::size_t oi) {
     tick();
     if (out_of_time_) return false;
+    const bool shared_block = block == split_block_;
     const double deficit = target_ - coverage_[block];
     double reachable = 0.0;  // what the classes from oi on can still add here
     for (std::size_t i = oi; i < order_.size(); ++i) {
@@ -554,13 +564,14 @@ class TargetSearch {
     }
     if (reachable < deficit * (1 - 1e-12) || !enough_left(block, false)) return false;
     const Key k = key(block, oi + 1);  // oi + 1: position 0 is branch()'s key
-    if (shared_.has_failed(k)) return false;
+    if (!shared_block && shared_.has_failed(k)) return false;
+    const auto failed = [&](bool ok) { return shared_block ? ok : fail(k, ok); };
 
     const std::size_t c = order_[oi];
-    if (!usable(c, block)) return fail(k, choose(block, oi + 1));
+    if (!usable(c, block)) return failed(choose(block, oi + 1));
     // This class's count is decided here, before the classes after it.
     const int reach = static_cast<int>(std::ceil(deficit / classes_[c].throughput - 1e-12));
-    if (reach <= unused_[c]) {  // complete the multiset with this class
+    if (reach <= unused_[c] && (!shared_block || take_shared_multiset())) {  // complete it with this class
       place(c, block, reach);
       if (dfs(block + 1)) return true;
       unplace(c, block, reach);
@@ -571,7 +582,16 @@ class TargetSearch {
       if (choose(block, oi + 1)) return true;
       if (n > 0) unplace(c, block, n);
     }
-    return fail(k, false);
+    return failed(false);
+  }
+
+  // Whether the next complete multiset of the shared block is this worker's: each worker counts
+  // them in the same order and holds a ticket, the index of the next one it takes.
+  bool take_shared_multiset() {
+    if (ticket_ < 0) ticket_ = static_cast<long>(shared_.next_root_option());
+    if (shared_multisets_++ != ticket_) return false;
+    ticket_ = static_cast<long>(shared_.next_root_option());
+    return true;
   }
 
   // The state's coverage of the blocks to come, capped at the target (what more there is
@@ -752,6 +772,9 @@ class TargetSearch {
   Shared& shared_;  // failures (exact for partial multisets, by dominance for whole states)
   int worker_;
   bool split_next_branch_;  // this worker shares the first short block's multisets with others
+  int split_block_ = -1;    // that block, when its multisets are decided class by class
+  long shared_multisets_ = 0;  // complete multisets of split_block_ counted so far
+  long ticket_ = -1;           // the index of the next one this worker takes
   int total_;
   std::vector<SearchClass> classes_;
   double target_;

@@ -352,10 +352,11 @@ TEST(PlacementSearch, RelaxationDecidesAsTheSweepWithoutIt) {
   EXPECT_GT(by_weights, 1000);  // otherwise this test would not test the pruning it is named after
 }
 
-TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
-  // Three workers split the first short block's multisets and share their failures: same
-  // answers as one worker, and every placement they return reaches the target.
-  Rng rng(977);
+// Three workers split the first short block's multisets and share their failures: same
+// answers as one worker, and every placement they return reaches the target. `listed_options`
+// small makes that block's multisets decided class by class, which the workers share too.
+void expect_workers_decide_as_one(std::size_t listed_options, std::uint64_t seed) {
+  Rng rng(seed);
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
   long decided = 0, reached = 0;
   for (int trial = 0; trial < 120; ++trial) {
@@ -365,6 +366,7 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
     for (double target = 0.8 * bound; target <= bound; target += 0.05 * bound) {
       detail::SearchLimits one{far, far};
       one.max_nodes = 200'000;
+      one.listed_options = listed_options;
       detail::SearchLimits three = one;
       three.threads = 3;
       const auto a = detail::reach_target(total, classes, target, {}, one);
@@ -381,6 +383,10 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) {
   EXPECT_GT(reached, 50);
   EXPECT_LT(reached, decided);  // both answers occur
 }
+
+TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) { expect_workers_decide_as_one(4096, 977); }
+
+TEST(PlacementSearch, WorkersSharingAWideFirstBlockDecideAsOne) { expect_workers_decide_as_one(2, 978); }
 
 TEST(PlacementSearch, WorkersDefaultToTheCpusTheProcessMayRunOn) {
 #ifdef __linux__
