@@ -15,6 +15,7 @@
 
 #include "placement_search.hpp"
 #include "placement_tabu.hpp"
+#include "placement_targets.hpp"
 #include "swarm/rules.hpp"
 
 namespace swarm {
@@ -472,72 +473,46 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     };
     local_search(best.starts, until(0.05), /*restart=*/false, 300, 1);
     const Candidate first_round = best;
-    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
-    // leaves the time to the integer programme and the tabu rounds, which do better there.
     const double search_end = 0.85 * options.time_limit_s;
-    const double wide_end = budget.elapsed() + 0.05 * options.time_limit_s;
-    // Targets gallop up from the best placement: the next coverage value above it, then 2, 4,
-    // ... values up while they are reached (reached targets near the best are found fast, and
-    // a reached target often brings a placement well above it). An unreachable target lowers
-    // the bound and the gallop restarts below it; a target that runs out of its time (half of
-    // what is left) caps the later ones, so an undecidable target does not eat the time that
-    // easier ones below it need. The lowest target (step 1) has none below it: it gets all
-    // the search time left. When the heuristics are optimal, the first target is the only
-    // one: its unreachability is the proof.
+    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
+    // leaves the time to the integer programme and the tabu rounds, which do better there: wide
+    // searches (top and bottom probes together) get 5% of the limit.
+    double wide_left = 0.05 * options.time_limit_s;
     const int search_threads =
         budget.reproducible() ? 1
         : options.threads > 0 ? options.threads
                               : detail::usable_cpus();
-    double unknown = std::numeric_limits<double>::infinity();  // targets from here on timed out
-    long step = 1;
+    // Targets between the best placement and the bound (placement_targets.cpp): galloping up
+    // from the best, each reached (a better placement) or refuted (a lower bound), and down from
+    // the bound, where refutations come cheap.
+    detail::TargetSchedule schedule(value_span, unit, best.value, bound, (search_end - budget.elapsed()) / 16);
     while (open() && budget.elapsed() < search_end) {
-      double target;
-      if (values) {
-        const auto lo = std::upper_bound(values->begin(), values->end(), best.value * (1 + 1e-12));
-        auto hi = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
-        hi = std::min(hi, std::lower_bound(values->begin(), values->end(), unknown * (1 - 1e-12)));
-        if (lo >= hi) {
-          // No coverage value above the best placement is left: it is optimal, unless the
-          // ones left timed out.
-          if (!std::isfinite(unknown)) bound = best.value;
-          break;
-        }
-        target = *(lo + std::min<long>(step, hi - lo) - 1);
-      } else {
-        const double cap = std::min(bound, unknown);
-        if (best.value + unit >= cap) break;
-        target = std::min(best.value + static_cast<double>(step) * unit, 0.5 * (best.value + cap));
-        target = std::max(target, best.value + unit);
-      }
-      const double probe = (step == 1 ? 1.0 : 0.5) * (search_end - budget.elapsed());
-      const double wide = std::min(probe, wide_end - budget.elapsed());
+      const auto probe = schedule.next(search_end - budget.elapsed());
+      if (!probe) break;
+      const double wide = std::clamp(wide_left, 0.0, probe->seconds);
+      const double began_probe = budget.elapsed();
       const detail::SearchResult r = detail::reach_target(
-          total_blocks, search_classes, target, value_span,
-          {.deadline = budget.deadline(probe), .wide_deadline = budget.deadline(wide),
-           .max_nodes = budget.cap(probe, Budget::kSearchNodesPerSecond),
+          total_blocks, search_classes, probe->target, value_span,
+          {.deadline = budget.deadline(probe->seconds), .wide_deadline = budget.deadline(wide),
+           .max_nodes = budget.cap(probe->seconds, Budget::kSearchNodesPerSecond),
            .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond),
            .threads = search_threads});
       budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
+      if (r.wide) wide_left -= budget.elapsed() - began_probe;
       if (r.outcome == detail::SearchOutcome::out_of_time) {
-        unknown = std::min(unknown, target);
-        step = 1;
-        continue;
+        schedule.timed_out(r.wide);
+      } else if (r.outcome == detail::SearchOutcome::unreachable) {
+        schedule.unreachable();
+      } else {
+        std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
+        const double v = placement_value(total_blocks, servers, starts);
+        if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
+        best = {std::move(starts), v, "search"};
+        schedule.reached(v);
       }
-      if (r.outcome == detail::SearchOutcome::unreachable) {
-        // Nothing reaches `target`: the optimum is below it, i.e. at most the coverage value
-        // just below it when targets are coverage values.
-        double below = target;
-        if (values) below = *std::prev(std::lower_bound(values->begin(), values->end(), target * (1 - 1e-12)));
-        bound = std::min(bound, std::max(below, best.value));
-        step = 1;
-        continue;
-      }
-      std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
-      const double v = placement_value(total_blocks, servers, starts);
-      if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
-      best = {std::move(starts), v, "search"};
-      step *= 2;
+      bound = schedule.bound();
     }
+    bound = std::min(bound, schedule.bound());
     // The integer programme gets half of what is left, for its bound and for the placements it
     // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
     // it overruns: half, not all); tabu rounds from the best placement use the rest, on time.

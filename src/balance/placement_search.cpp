@@ -281,6 +281,7 @@ class TargetSearch {
     r.looked_ahead = looked_ahead_;
     r.relaxations = relaxations_;
     r.by_weights = by_weights_;
+    r.wide = wide_;
     if (ok) {
       shared_.stop_all();
       r.outcome = SearchOutcome::reached;
@@ -863,6 +864,7 @@ SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes
     all.looked_ahead += r.looked_ahead;
     all.relaxations += r.relaxations;
     all.by_weights += r.by_weights;
+    all.wide = all.wide || r.wide;
     if (r.outcome == SearchOutcome::reached && all.outcome != SearchOutcome::reached) {
       all.outcome = SearchOutcome::reached;
       all.starts = std::move(r.starts);

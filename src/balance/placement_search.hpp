@@ -23,6 +23,7 @@ struct SearchResult {
   long looked_ahead = 0;  // multisets dropped before their node was built
   long relaxations = 0;   // linear relaxations solved
   long by_weights = 0;    // states pruned by a relaxation's weights (its own or kept ones)
+  bool wide = false;      // some block's minimal multisets were too many to list
 };
 
 struct SearchLimits {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <functional>
 
 #ifdef __linux__
@@ -12,6 +14,7 @@
 #include "../../src/balance/placement_lp.hpp"
 #include "../../src/balance/placement_search.hpp"
 #include "../../src/balance/placement_tabu.hpp"
+#include "../../src/balance/placement_targets.hpp"
 #include "swarm/placement.hpp"
 #include "swarm/random.hpp"
 
@@ -406,6 +409,126 @@ TEST(PlacementSearch, WorkersDefaultToTheCpusTheProcessMayRunOn) {
 #else
   GTEST_SKIP() << "affinity masks are read on Linux only";
 #endif
+}
+
+// The target schedule on modelled searches: targets at or below `optimum` are reached (by a
+// placement worth the target, or the optimum when `overshoot`), those above are refuted, and
+// deciding a target takes `scale * 2^-distance` seconds, distance counted in coverage values (or
+// units) from the optimum: hard near it, easy far away, as the real search. `stuck_below`: reaching
+// takes forever. Returns the schedule at the end; every probe is checked as it comes.
+struct ModelledSearch {
+  std::vector<double> values;  // empty: continuous targets
+  double unit = 1.0;
+  double optimum = 0.0;
+  double scale = 1.0;
+  bool overshoot = false;
+  bool stuck_below = false;
+  bool wide = false;
+};
+
+detail::TargetSchedule run_schedule(const ModelledSearch& m, double best, double bound, double seconds) {
+  detail::TargetSchedule schedule(m.values, m.unit, best, bound, seconds / 16);
+  double used = 0.0;
+  const auto distance = [&](double target) {
+    if (m.values.empty()) return std::abs(target - m.optimum) / m.unit;
+    const auto rank = [&](double v) { return static_cast<double>(std::lower_bound(m.values.begin(), m.values.end(), v * (1 - 1e-12)) - m.values.begin()); };
+    return std::abs(rank(target) - rank(m.optimum));
+  };
+  for (int probes = 0; probes < 100'000; ++probes) {
+    const auto probe = schedule.next(seconds - used);
+    if (!probe) return schedule;
+    EXPECT_GT(probe->target, schedule.best()) << "a target at or below the best placement";
+    EXPECT_LE(probe->target, schedule.bound() * (1 + 1e-12)) << "a target above the bound";
+    EXPECT_GT(probe->seconds, 0.0);
+    EXPECT_LE(probe->seconds, seconds - used + 1e-12);
+    const bool reachable = probe->target <= m.optimum * (1 + 1e-12);
+    const double cost = reachable && m.stuck_below ? std::numeric_limits<double>::infinity()
+                                                   : m.scale * std::pow(2.0, -distance(probe->target));
+    if (cost > probe->seconds) {
+      used += probe->seconds;
+      schedule.timed_out(m.wide);
+    } else if (reachable) {
+      used += cost;
+      schedule.reached(m.overshoot ? m.optimum : probe->target);
+    } else {
+      used += cost;
+      schedule.unreachable();
+    }
+    EXPECT_GE(schedule.bound(), m.optimum * (1 - 1e-12)) << "the bound fell below the optimum";
+    EXPECT_LE(schedule.best(), m.optimum * (1 + 1e-12));
+    if (used >= seconds) return schedule;
+  }
+  ADD_FAILURE() << "the schedule never ends";
+  return schedule;
+}
+
+TEST(TargetSchedule, BoundsStaySoundAndMeetAtTheOptimumGivenTime) {
+  Rng rng(31);
+  for (int trial = 0; trial < 2000; ++trial) {
+    ModelledSearch m;
+    const bool listed = trial % 2 == 0;
+    double best = 0.0, bound = 0.0;
+    if (listed) {
+      // Coverage values of a few classes.
+      std::vector<double> values{0.0};
+      for (int c = 0; c < 1 + static_cast<int>(uniform_index(rng, 3)); ++c) {
+        const double t = 1.0 + static_cast<double>(uniform_index(rng, 40));
+        std::vector<double> next;
+        for (double v : values) {
+          for (int k = 0; k <= 6; ++k) next.push_back(v + k * t);
+        }
+        std::sort(next.begin(), next.end());
+        next.erase(std::unique(next.begin(), next.end()), next.end());
+        values = std::move(next);
+      }
+      m.values = values;
+      const std::size_t n = values.size();
+      const std::size_t opt = uniform_index(rng, n);
+      m.optimum = values[opt];
+      best = values[uniform_index(rng, opt + 1)];
+      bound = values[opt + uniform_index(rng, n - opt)];
+      if (uniform_index(rng, 2) == 0) bound += 0.5;  // a bound between coverage values
+    } else {
+      m.unit = 0.01;
+      m.optimum = 10.0 + static_cast<double>(uniform_index(rng, 1000)) * 0.01;
+      best = m.optimum - static_cast<double>(uniform_index(rng, 300)) * 0.013;
+      bound = m.optimum + static_cast<double>(uniform_index(rng, 300)) * 0.017;
+    }
+    m.overshoot = uniform_index(rng, 2) == 0;
+    m.wide = uniform_index(rng, 2) == 0;
+    m.scale = 0.01;  // the hardest target takes 1% of the time
+    const auto s = run_schedule(m, best, bound, 1.0);
+    if (listed) {
+      EXPECT_EQ(s.best(), m.optimum) << "trial " << trial;
+      EXPECT_EQ(s.bound(), m.optimum) << "trial " << trial;
+    } else {
+      EXPECT_LE(s.bound() - s.best(), 2.0 * m.unit) << "trial " << trial;
+    }
+    // Too little time: still sound (checked in run_schedule), whatever is left open.
+    m.scale = 100.0;
+    run_schedule(m, best, bound, 1.0);
+  }
+}
+
+TEST(TargetSchedule, TopProbesLowerTheBoundWhileTheBottomIsStuck) {
+  // Nothing above the best placement is reached in time, but targets far above the optimum are
+  // refuted fast: the bound must come down to near the optimum.
+  ModelledSearch m;
+  for (int v = 0; v <= 100; ++v) m.values.push_back(100.0 * v);
+  m.optimum = 5000.0;
+  m.scale = 4.0;  // one value above the optimum takes 2 s, two 1 s, ... of 10 s
+  m.stuck_below = true;
+  for (bool wide : {false, true}) {
+    m.wide = wide;
+    const auto s = run_schedule(m, 2000.0, 9000.0, 10.0);
+    EXPECT_EQ(s.best(), 2000.0);
+    EXPECT_LE(s.bound(), 5300.0) << "wide " << wide;
+  }
+  ModelledSearch c = m;  // the same with continuous targets
+  c.values.clear();
+  c.unit = 100.0;
+  const auto s = run_schedule(c, 2000.0, 9000.0, 10.0);
+  EXPECT_LE(s.bound(), 5300.0);
 }
 
 // The tabu search starts from every server at block 0 (the worst placement) and must reach the
