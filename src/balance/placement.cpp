@@ -486,6 +486,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // from the best, each reached (a better placement) or refuted (a lower bound), and down from
     // the bound, where refutations come cheap.
     detail::TargetSchedule schedule(value_span, unit, best.value, bound, (search_end - budget.elapsed()) / 16);
+    detail::RelaxationCache relaxations;  // warm from one target to the next
     while (open() && budget.elapsed() < search_end) {
       const auto probe = schedule.next(search_end - budget.elapsed());
       if (!probe) break;
@@ -496,7 +497,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           {.deadline = budget.deadline(probe->seconds), .wide_deadline = budget.deadline(wide),
            .max_nodes = budget.cap(probe->seconds, Budget::kSearchNodesPerSecond),
            .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond),
-           .threads = search_threads});
+           .threads = search_threads,
+           .relaxations = &relaxations});
       budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
       if (r.wide) wide_left -= budget.elapsed() - began_probe;
       if (r.outcome == detail::SearchOutcome::out_of_time) {

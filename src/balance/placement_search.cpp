@@ -720,13 +720,13 @@ class TargetSearch {
       --r.skip;
       return false;
     }
-    if (!lp_) {
-      if (!relaxation_affordable_) return false;
-      lp_ = std::make_unique<ResidualLp>(total_, classes_, target_);
-    }
+    if (!relaxation_affordable_) return false;
+    std::unique_ptr<ResidualLp>& lp =
+        limits_.relaxations != nullptr ? limits_.relaxations->per_worker[static_cast<std::size_t>(worker_)] : lp_;
+    if (!lp) lp = std::make_unique<ResidualLp>(total_, classes_, target_);
     ++relaxations_;
     nodes_ += kNodesPerRelaxation;
-    if (lp_->infeasible(block, deficit_, unused_, weights_) && weights_prune(weights_)) {
+    if (lp->infeasible(block, deficit_, unused_, weights_) && weights_prune(weights_)) {
       r.kept.insert(r.kept.begin(), weights_);
       if (r.kept.size() > kept_per_block_) r.kept.pop_back();
       r.backoff = 0;
@@ -829,9 +829,15 @@ int usable_cpus() {
   return static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
 }
 
+RelaxationCache::RelaxationCache() = default;
+RelaxationCache::~RelaxationCache() = default;
+
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
                           std::span<const double> coverage_values, const SearchLimits& limits) {
   const int threads = std::max(1, limits.threads);
+  if (limits.relaxations != nullptr && limits.relaxations->per_worker.size() < static_cast<std::size_t>(threads)) {
+    limits.relaxations->per_worker.resize(static_cast<std::size_t>(threads));  // before any worker starts
+  }
   if (threads == 1) {
     Shared shared(/*split=*/false);
     return TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, 0).run();

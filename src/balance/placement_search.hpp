@@ -2,6 +2,7 @@
 // Internal to placement.cpp: an exact search for "can every block reach `target`?".
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -26,6 +27,20 @@ struct SearchResult {
   bool wide = false;      // some block's minimal multisets were too many to list
 };
 
+class ResidualLp;
+
+/// The linear relaxations of one swarm's searches (same blocks and classes), kept between
+/// targets, one per worker: built once, then warm from the last basis for every later question
+/// (a search of its own builds one and solves it cold: milliseconds, against tens of
+/// microseconds warm, for the many short searches of one placement).
+struct RelaxationCache {
+  RelaxationCache();
+  ~RelaxationCache();
+  RelaxationCache(const RelaxationCache&) = delete;
+  RelaxationCache& operator=(const RelaxationCache&) = delete;
+  std::vector<std::unique_ptr<ResidualLp>> per_worker;
+};
+
 struct SearchLimits {
   std::chrono::steady_clock::time_point deadline;
   /// Searches whose branching turns wide (many classes) rarely finish: they give up already here.
@@ -42,6 +57,8 @@ struct SearchLimits {
   /// Workers sharing the first short block's multisets and every proven failure. More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
   int threads = 1;
+  /// Relaxations kept from earlier searches of the same swarm; none: this search builds its own.
+  RelaxationCache* relaxations = nullptr;
 };
 
 /// The CPUs this process may run on: its affinity mask where the system has one (an MPI rank or

@@ -255,6 +255,45 @@ TEST(PlacementSearch, DominanceDecidesAsTheSweepWithoutIt) {
   EXPECT_GT(dominated, 1000);  // otherwise this test would not test the pruning it is named after
 }
 
+TEST(PlacementSearch, RelaxationsKeptBetweenTargetsDecideAsFreshOnes) {
+  // One cache per swarm, its programmes reused by every target (in an order that goes up and
+  // down, as the schedule's probes do) and by two workers: same answers as searches that build
+  // their own.
+  Rng rng(4343);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long decided = 0, pruned = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
+    const auto classes = medium_classes(rng, total);
+    const double bound = area_bound(total, classes);
+    const std::vector<double> values = coverage_values(classes);
+    std::vector<double> targets;
+    for (double v : values) {
+      if (v >= 0.8 * bound && v <= bound) targets.push_back(v);
+    }
+    for (std::size_t i = 1; i < targets.size(); i += 2) std::swap(targets[i], targets[targets.size() - i]);
+    detail::RelaxationCache cache;
+    for (double target : targets) {
+      detail::SearchLimits fresh{far, far};
+      fresh.max_nodes = 200'000;
+      detail::SearchLimits kept = fresh;
+      kept.relaxations = &cache;
+      kept.threads = 1 + static_cast<int>(uniform_index(rng, 2));
+      const auto a = detail::reach_target(total, classes, target, values, fresh);
+      const auto b = detail::reach_target(total, classes, target, values, kept);
+      if (a.outcome == detail::SearchOutcome::out_of_time || b.outcome == detail::SearchOutcome::out_of_time) continue;
+      ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target;
+      ++decided;
+      pruned += b.by_weights;
+      if (b.outcome == detail::SearchOutcome::reached) {
+        ASSERT_GE(value_of(total, classes, b.starts), target * (1 - 1e-9)) << "trial " << trial;
+      }
+    }
+  }
+  EXPECT_GT(decided, 100);
+  EXPECT_GT(pruned, 100);  // the kept programmes' weights did prune
+}
+
 // What the relaxation's weights claim: the deficits, weighted, exceed what the unused servers
 // can bring at best (each its best window of w_x * min(t_c, d_x), starting at `block` or later).
 bool weights_certify(int total, int block, const std::vector<detail::SearchClass>& classes,
