@@ -514,7 +514,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       }
       bound = schedule.bound();
     }
-    bound = std::min(bound, schedule.bound());
+    bound = schedule.bound();  // it may have closed the gap without a probe
     // The integer programme gets half of what is left, for its bound and for the placements it
     // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
     // it overruns: half, not all); tabu rounds from the best placement use the rest, on time.

@@ -95,6 +95,19 @@ double area_bound(int total, const std::vector<detail::SearchClass>& classes) {
   return area / total;
 }
 
+// A random swarm of medium_classes on 20-40 blocks, with its area bound.
+struct MediumSwarm {
+  int total;
+  std::vector<detail::SearchClass> classes;
+  double bound;
+};
+MediumSwarm medium_swarm(Rng& rng) {
+  const int total = 20 + static_cast<int>(uniform_index(rng, 21));
+  auto classes = medium_classes(rng, total);
+  const double bound = area_bound(total, classes);
+  return {total, std::move(classes), bound};
+}
+
 TEST(Placement, ProvedOptimumEqualsExhaustiveSearch) {
   Rng rng(3);
   for (int trial = 0; trial < 300; ++trial) {
@@ -222,9 +235,7 @@ void decide_with_and_without(std::uint64_t seed, int trials, const std::function
   Rng rng(seed);
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
   for (int trial = 0; trial < trials; ++trial) {
-    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    const auto classes = medium_classes(rng, total);
-    const double bound = area_bound(total, classes);
+    const auto [total, classes, bound] = medium_swarm(rng);
     const std::vector<double> values = coverage_values(classes);
     for (double target : values) {
       if (target < 0.8 * bound || target > bound) continue;
@@ -263,9 +274,7 @@ TEST(PlacementSearch, RelaxationsKeptBetweenTargetsDecideAsFreshOnes) {
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
   long decided = 0, pruned = 0;
   for (int trial = 0; trial < 60; ++trial) {
-    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    const auto classes = medium_classes(rng, total);
-    const double bound = area_bound(total, classes);
+    const auto [total, classes, bound] = medium_swarm(rng);
     const std::vector<double> values = coverage_values(classes);
     std::vector<double> targets;
     for (double v : values) {
@@ -402,9 +411,7 @@ void expect_workers_decide_as_one(std::size_t listed_options, std::uint64_t seed
   const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
   long decided = 0, reached = 0;
   for (int trial = 0; trial < 120; ++trial) {
-    const int total = 20 + static_cast<int>(uniform_index(rng, 21));
-    const auto classes = medium_classes(rng, total);
-    const double bound = area_bound(total, classes);
+    const auto [total, classes, bound] = medium_swarm(rng);
     for (double target = 0.8 * bound; target <= bound; target += 0.05 * bound) {
       detail::SearchLimits one{far, far};
       one.max_nodes = 200'000;
