@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "placement_projection.hpp"
 #include "placement_search.hpp"
 #include "placement_tabu.hpp"
 #include "placement_targets.hpp"
@@ -487,20 +488,67 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // the bound, where refutations come cheap.
     detail::TargetSchedule schedule(value_span, unit, best.value, bound, (search_end - budget.elapsed()) / 16);
     detail::RelaxationCache relaxations;  // warm from one target to the next
+    const auto search = [&](int blocks, std::span<const detail::SearchClass> swarm, double target, double seconds,
+                            detail::RelaxationCache& cache) {
+      const double wide = std::clamp(wide_left, 0.0, seconds);
+      const double began_search = budget.elapsed();
+      // A node's work (its dominance check, its lookahead) grows with the blocks ahead: measured
+      // 1.5e6 nodes a second on a 14-point projection against 2.5e5 on its 80 blocks.
+      const double nodes_per_second = Budget::kSearchNodesPerSecond * total_blocks / blocks;
+      const detail::SearchResult r = detail::reach_target(
+          blocks, swarm, target, value_span,
+          {.deadline = budget.deadline(seconds), .wide_deadline = budget.deadline(wide),
+           .max_nodes = budget.cap(seconds, nodes_per_second),
+           .wide_max_nodes = budget.cap(wide, nodes_per_second),
+           .threads = search_threads,
+           .relaxations = &cache});
+      budget.spend(static_cast<double>(r.nodes), nodes_per_second);
+      if (r.wide) wide_left -= budget.elapsed() - began_search;
+      return r;
+    };
+    // A target that no placement on a projection's points reaches is refuted
+    // (placement_projection.hpp); those points' search is far smaller, so it goes first, with a
+    // quarter of the probe's time each. What a projection reached, or gave up on, it is not asked
+    // again below (a lower target is as easy), unless offered twice the time it gave up with.
+    struct Relaxation {
+      detail::Projection swarm;
+      detail::RelaxationCache relaxations;
+      double reached = -1.0;
+      double gave_up = -1.0;
+      double gave_up_seconds = 0.0;
+    };
+    std::vector<std::unique_ptr<Relaxation>> projections;
+    for (auto& p : detail::tighter_projections(total_blocks, search_classes, 2)) {
+      projections.push_back(std::make_unique<Relaxation>());
+      projections.back()->swarm = std::move(p);
+    }
+    const auto refuted_by_projection = [&](double target, double seconds) {
+      for (auto& p : projections) {
+        if (target <= p->reached) continue;
+        if (target <= p->gave_up && seconds < 2 * p->gave_up_seconds) continue;
+        const detail::SearchResult r =
+            search(p->swarm.total_blocks, p->swarm.classes, target, seconds, p->relaxations);
+        if (r.outcome == detail::SearchOutcome::unreachable) return true;
+        if (r.outcome == detail::SearchOutcome::reached) {
+          p->reached = target;
+        } else {
+          p->gave_up = target;
+          p->gave_up_seconds = seconds;
+        }
+      }
+      return false;
+    };
     while (open() && budget.elapsed() < search_end) {
       const auto probe = schedule.next(search_end - budget.elapsed());
       if (!probe) break;
-      const double wide = std::clamp(wide_left, 0.0, probe->seconds);
       const double began_probe = budget.elapsed();
-      const detail::SearchResult r = detail::reach_target(
-          total_blocks, search_classes, probe->target, value_span,
-          {.deadline = budget.deadline(probe->seconds), .wide_deadline = budget.deadline(wide),
-           .max_nodes = budget.cap(probe->seconds, Budget::kSearchNodesPerSecond),
-           .wide_max_nodes = budget.cap(wide, Budget::kSearchNodesPerSecond),
-           .threads = search_threads,
-           .relaxations = &relaxations});
-      budget.spend(static_cast<double>(r.nodes), Budget::kSearchNodesPerSecond);
-      if (r.wide) wide_left -= budget.elapsed() - began_probe;
+      if (refuted_by_projection(probe->target, 0.25 * probe->seconds)) {
+        schedule.unreachable();
+        bound = schedule.bound();
+        continue;
+      }
+      const double seconds = probe->seconds - (budget.elapsed() - began_probe);
+      const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations);
       if (r.outcome == detail::SearchOutcome::out_of_time) {
         schedule.timed_out(r.wide);
       } else if (r.outcome == detail::SearchOutcome::unreachable) {
