@@ -13,7 +13,8 @@
 //   4. bounds: spacing_bound(), rounded down to a coverage value (sum_c t_c * m_c) when those
 //      are few enough to list;
 //   5. an exact search decides "can every block reach target X?" for targets between the best
-//      placement and the bound (a canonical sweep over blocks with capacity pruning);
+//      placement and the bound (a canonical sweep over blocks with capacity pruning), first on
+//      the swarm projected onto blocks spaced g apart, a smaller relaxation of it;
 //   6. an integer programme (COIN-OR CBC) over the classes, warm-started with the best placement,
 //      for the time that is left; its proven bound tightens the certified bound.
 // The result is never worse than the best heuristic or hint.
