@@ -789,15 +789,34 @@ class TargetSearch {
   // fills at most min(t_c, d_x) of block x, so it brings at most its best window of k_c blocks
   // of w_x * min(t_c, d_x); the unused servers together must bring sum_x w_x d_x. (Pruning (1)
   // is this with w = 1 on every g-th block, computed on those blocks alone.)
-  [[nodiscard]] bool weights_prune(std::span<const double> w) const {
+  //
+  // Only blocks with both a weight and a deficit count, so they are gathered once and each
+  // class's windows run over them alone (a quarter of the blocks ahead on the hard refutations,
+  // where this check took a sixth of the time).
+  [[nodiscard]] bool weights_prune(std::span<const double> w) {
     const std::size_t n = deficit_.size();
     double need = 0.0;
-    for (std::size_t x = 0; x < n; ++x) need += w[x] * deficit_[x];
+    weighed_.clear();
+    for (std::size_t x = 0; x < n; ++x) {
+      if (w[x] > 0 && deficit_[x] > 0) {
+        need += w[x] * deficit_[x];
+        weighed_.push_back({static_cast<int>(x), w[x], deficit_[x]});
+      }
+    }
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
-      available += unused_[c] * weighted_window(w, deficit_, 0, static_cast<std::size_t>(classes_[c].num_blocks),
-                                                classes_[c].throughput).best;
+      const int k = classes_[c].num_blocks;
+      const double t = classes_[c].throughput;
+      double window = 0.0, best = 0.0;
+      for (std::size_t j = 0, first = 0; j < weighed_.size(); ++j) {
+        window += weighed_[j].weight * std::min(t, weighed_[j].deficit);
+        for (; weighed_[first].block + k <= weighed_[j].block; ++first) {
+          window -= weighed_[first].weight * std::min(t, weighed_[first].deficit);
+        }
+        best = std::max(best, window);
+      }
+      available += unused_[c] * best;
     }
     return need > available * kSlack * (1 + 1e-9);
   }
@@ -857,6 +876,11 @@ class TargetSearch {
   bool relaxation_affordable_ = true;
   std::unique_ptr<ResidualLp> lp_;      // built at the first solve: many searches need none
   std::vector<double> weights_;
+  struct Weighed {
+    int block;  // from the current one
+    double weight, deficit;
+  };
+  std::vector<Weighed> weighed_;  // weights_prune's scratch
   long relaxations_ = 0;
   long by_weights_ = 0;
   std::size_t lookahead_first_ = 0;
