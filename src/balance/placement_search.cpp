@@ -163,6 +163,28 @@ class KeySet {
   std::size_t size_ = 0;
 };
 
+// Points ahead that still fall short, for the capacity checks: `at` orders them (a block, or
+// a point's index among points spaced g apart), `weight` scales what filling them is worth.
+struct Weighed {
+  int at;
+  double weight, deficit;
+};
+
+// The most a server of throughput t fills of `points` (sorted by `at`) within `width`
+// consecutive positions, each point filled up to t and weighed. Points without a deficit (or
+// weight) are left out by the callers: they add nothing, and were most of the work.
+double best_window(std::span<const Weighed> points, int width, double t) {
+  double window = 0.0, best = 0.0;
+  for (std::size_t j = 0, first = 0; j < points.size(); ++j) {
+    window += points[j].weight * std::min(t, points[j].deficit);
+    for (; points[first].at + width <= points[j].at; ++first) {
+      window -= points[first].weight * std::min(t, points[first].deficit);
+    }
+    best = std::max(best, window);
+  }
+  return best;
+}
+
 // Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
 // with the same unused servers covers every block to come at least as well (coverage capped at
 // the target, above which it makes no difference). Per (block, unused servers): up to
@@ -473,16 +495,17 @@ class TargetSearch {
 
   [[nodiscard]] bool points_coverable(int offset, int spacing) {
     double need = 0.0;
-    points_.clear();
-    for (int x = offset; x < static_cast<int>(deficit_.size()); x += spacing) {
-      points_.push_back(deficit_[x]);
+    weighed_.clear();
+    for (int x = offset, j = 0; x < static_cast<int>(deficit_.size()); x += spacing, ++j) {
+      if (deficit_[x] <= 0) continue;
+      weighed_.push_back({j, 1.0, deficit_[x]});
       need += deficit_[x];
     }
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
       const SearchClass& k = classes_[c];
-      available += unused_[c] * best_run(points_, static_cast<std::size_t>((k.num_blocks - 1) / spacing + 1), k.throughput);
+      available += unused_[c] * best_window(weighed_, (k.num_blocks - 1) / spacing + 1, k.throughput);
     }
     return need <= available * kSlack;
   }
@@ -806,17 +829,7 @@ class TargetSearch {
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
-      const int k = classes_[c].num_blocks;
-      const double t = classes_[c].throughput;
-      double window = 0.0, best = 0.0;
-      for (std::size_t j = 0, first = 0; j < weighed_.size(); ++j) {
-        window += weighed_[j].weight * std::min(t, weighed_[j].deficit);
-        for (; weighed_[first].block + k <= weighed_[j].block; ++first) {
-          window -= weighed_[first].weight * std::min(t, weighed_[first].deficit);
-        }
-        best = std::max(best, window);
-      }
-      available += unused_[c] * best;
+      available += unused_[c] * best_window(weighed_, classes_[c].num_blocks, classes_[c].throughput);
     }
     return need > available * kSlack * (1 + 1e-9);
   }
@@ -876,11 +889,7 @@ class TargetSearch {
   bool relaxation_affordable_ = true;
   std::unique_ptr<ResidualLp> lp_;      // built at the first solve: many searches need none
   std::vector<double> weights_;
-  struct Weighed {
-    int block;  // from the current one
-    double weight, deficit;
-  };
-  std::vector<Weighed> weighed_;  // weights_prune's scratch
+  std::vector<Weighed> weighed_;  // the capacity checks' scratch
   long relaxations_ = 0;
   long by_weights_ = 0;
   std::size_t lookahead_first_ = 0;
