@@ -4,8 +4,8 @@
 // targets up while reached (reached targets near the best are found fast, and a reached target
 // often brings a placement well above it). An unreachable one lowers the bound and the gallop
 // restarts; one that runs out of its time (half of what is left) caps the later ones. The
-// lowest open target, when it is the only one, gets all the time left: when the heuristics are
-// optimal, its unreachability is the proof.
+// lowest open target, when it is the only one, gets all the time left (also just after a
+// reach, whose gallop would ask for the next but one): its unreachability is the proof.
 //
 // Top probes gallop down from the bound: the highest open target, then 2, 4, ... targets below
 // it while refuted. Targets well above the optimum are refuted fast, so they bring the bound down
@@ -37,6 +37,7 @@ std::optional<TargetSchedule::Probe> TargetSchedule::next(double time_left) {
   if (time_left <= 0) return std::nullopt;
   double target = 0.0;
   bool top = false, top_open = false;
+  bool lowest = false;  // the bottom's target is the lowest open one
   top_jumped_ = false;
   if (!values_.empty()) {
     const auto lo = std::upper_bound(values_.begin(), values_.end(), best_ * (1 + kSame));
@@ -56,7 +57,9 @@ std::optional<TargetSchedule::Probe> TargetSchedule::next(double time_left) {
       top_jumped_ = down > 1;
     } else {
       if (lo >= bottom_hi) return std::nullopt;  // what is left timed out
-      target = *(lo + std::min<long>(step_, bottom_hi - lo) - 1);
+      const long up = std::min<long>(step_, bottom_hi - lo);
+      target = *(lo + up - 1);
+      lowest = up == 1;
     }
   } else {
     const double top_lo = best_ + 2 * unit_;
@@ -70,10 +73,11 @@ std::optional<TargetSchedule::Probe> TargetSchedule::next(double time_left) {
       if (best_ + unit_ >= cap) return std::nullopt;
       target = std::min(best_ + static_cast<double>(step_) * unit_, 0.5 * (best_ + cap));
       target = std::max(target, best_ + unit_);
+      lowest = target <= best_ + unit_;
     }
   }
   const double seconds = top ? std::min((top_jumped_ ? 0.25 : 1.0) * top_slice_, time_left)
-                             : (step_ == 1 && !top_open ? 1.0 : 0.5) * time_left;
+                             : (lowest && !top_open ? 1.0 : 0.5) * time_left;
   last_ = {target, top, seconds};
   return last_;
 }

@@ -578,6 +578,31 @@ TEST(TargetSchedule, TopProbesLowerTheBoundWhileTheBottomIsStuck) {
   EXPECT_LE(s.bound(), 5300.0);
 }
 
+TEST(TargetSchedule, TheLastOpenTargetGetsAllTheTimeLeft) {
+  // Its refutation is the proof, whether the best placement came from the heuristics or from a
+  // bottom probe just now (whose gallop would otherwise give the next target half).
+  const std::vector<double> values{100, 200, 300, 400, 500};
+  detail::TargetSchedule s(values, 1.0, 300.0, 500.0, 1.0);
+  auto p = s.next(8.0);
+  ASSERT_TRUE(p && p->top && p->target == 500.0);
+  s.unreachable();  // bound 400: only 400 is open
+  p = s.next(7.0);
+  ASSERT_TRUE(p && !p->top && p->target == 400.0);
+  EXPECT_EQ(p->seconds, 7.0);
+
+  detail::TargetSchedule r(values, 1.0, 200.0, 400.0, 1.0);
+  p = r.next(8.0);
+  ASSERT_TRUE(p && p->top && p->target == 400.0);
+  r.timed_out(false);  // the top waits; 300 and 400 open
+  p = r.next(7.0);
+  ASSERT_TRUE(p && !p->top && p->target == 300.0);
+  EXPECT_EQ(p->seconds, 3.5);  // not alone: half
+  r.reached(300.0);  // the gallop doubles, but only 400 is open
+  p = r.next(6.0);
+  ASSERT_TRUE(p && !p->top && p->target == 400.0);
+  EXPECT_EQ(p->seconds, 6.0);
+}
+
 // The tabu search starts from every server at block 0 (the worst placement) and must reach the
 // exhaustive optimum; it runs until then, so a wrong move evaluation shows as a timeout.
 TEST(PlacementTabu, ReachesTheOptimumFromTheWorstPlacement) {
