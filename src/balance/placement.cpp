@@ -477,11 +477,17 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     const double search_end = 0.85 * options.time_limit_s;
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there: wide
-    // searches (top and bottom probes together) get 5% of the limit, 20% where the coverage
-    // values are few enough to list (five GPU classes, not the appendix-E swarms' dense sums):
-    // there they do decide targets (`2500:22, 2400:40, 3000:33, 2500:5, 1200:36`: 47,500 found
-    // and the bound 47,600 with 20%, 47,100 and 47,700 with 5%; 60% starves the tabu rounds).
-    double wide_left = (values ? 0.2 : 0.05) * options.time_limit_s;
+    // searches (top and bottom probes together) get 5% of the limit. Where few coverage values
+    // lie between the best placement and the bound (five GPU classes, sums 100 apart; not the
+    // appendix-E swarms, whose relayed throughputs make sums a few apart) they do decide
+    // targets, and get 20%: `2500:22, 2400:40, 3000:33, 2500:5, 1200:36` then ends at 47,500
+    // with bound 47,600, against 47,100 and 47,700 (60% starves the tabu rounds; 20% for an
+    // appendix-E swarm cost CBC's bound 0.1-0.3%).
+    const auto values_between = [&](double lo, double hi) {
+      return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
+             std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
+    };
+    double wide_left = (values && values_between(best.value, bound) <= 64 ? 0.2 : 0.05) * options.time_limit_s;
     const int search_threads =
         budget.reproducible() ? 1
         : options.threads > 0 ? options.threads
