@@ -517,18 +517,19 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     };
     // A target that no placement on a projection's points reaches is refuted
     // (placement_projection.hpp); those points' search is far smaller, so it goes first, with a
-    // quarter of the probe's time each. What a projection reached, or gave up on, it is not asked
-    // again below (a lower target is as easy), unless offered twice the time it gave up with.
-    struct Relaxation {
+    // quarter of the probe's time each. A projection is not asked below a target it reached (it
+    // reaches those too), nor below one it gave up on (refuting lower is no easier) unless
+    // offered twice the time.
+    struct ProjectedSearch {
       detail::Projection swarm;
       detail::RelaxationCache relaxations;
       double reached = -1.0;
       double gave_up = -1.0;
       double gave_up_seconds = 0.0;
     };
-    std::vector<std::unique_ptr<Relaxation>> projections;
+    std::vector<std::unique_ptr<ProjectedSearch>> projections;
     for (auto& p : detail::tighter_projections(total_blocks, search_classes, 2)) {
-      projections.push_back(std::make_unique<Relaxation>());
+      projections.push_back(std::make_unique<ProjectedSearch>());
       projections.back()->swarm = std::move(p);
     }
     const auto refuted_by_projection = [&](double target, double seconds) {

@@ -129,7 +129,7 @@ class KeySet {
   /// Adds k; a set that would hold more than `max_size` starts again empty (bounds the memory).
   void insert(const Key& k, std::size_t max_size) {
     if (2 * (size_ + 1) > slots_.size()) {
-      if (size_ + 1 > max_size) {
+      if (size_ + 1 > max_size && !slots_.empty()) {
         std::fill(slots_.begin(), slots_.end(), Key{0, 0});
         size_ = 0;
       } else {
@@ -292,7 +292,7 @@ class Shared {
 
  private:
   static constexpr std::size_t kShards = 64;
-  static constexpr std::size_t kMaxFailures = 4'000'000;
+  static constexpr std::size_t kMaxFailures = 4'000'000;  // at most 128 MB of keys
   static constexpr std::size_t kMaxProfiles = 300'000;  // of ~40 blocks on average
   struct MemoShard {
     std::mutex mutex;
