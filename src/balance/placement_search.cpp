@@ -394,21 +394,29 @@ class TargetSearch {
     return {a | 1, b};  // odd: KeySet's empty slots are {0, 0}
   }
 
-  // Every multiset of available servers whose sum reaches `deficit` and in which each member
-  // is necessary, up to limits_.listed_options of them (false when there are more). With classes in
-  // decreasing throughput, the last class used holds the smallest member, and it must take
-  // exactly the count that first reaches the deficit.
+  // Every multiset of available servers whose sum reaches `deficit`, in which each member is
+  // necessary, and which passes the lookahead rows of `block`, up to limits_.listed_options of
+  // them (false when there are more). With classes in decreasing throughput, the last class
+  // used holds the smallest member, and it must take exactly the count that first reaches the
+  // deficit. A row's losses are never negative, so a partial multiset that already fails the
+  // row that failed last has no completion that passes: on the hard refutations most multisets
+  // fail the lookahead, and listing them cost as much as checking them.
   bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
-                         std::vector<int>& out, std::span<const double> reachable) const {
+                         std::vector<int>& out, std::span<const double> reachable) {
     if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
+    if (oi > 0 && fails_last_failed_row(block, pick, deficit - sum, oi)) return true;
     const std::size_t c = order_[oi];
     if (!usable(c, block)) return minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable);
     const double t = classes_[c].throughput;
     const int reach = static_cast<int>(std::ceil((deficit - sum) / t - 1e-12));
     if (reach >= 1 && reach <= unused_[c]) {
-      if (out.size() == limits_.listed_options * pick.size()) return false;
       pick[c] = reach;
-      out.insert(out.end(), pick.begin(), pick.end());
+      if (!lookahead_passes(block, pick)) {
+        ++looked_ahead_;
+      } else {
+        if (out.size() == limits_.listed_options * pick.size()) return false;
+        out.insert(out.end(), pick.begin(), pick.end());
+      }
     }
     for (int n = 0; n < std::min(unused_[c] + 1, reach); ++n) {
       pick[c] = n;
@@ -574,6 +582,7 @@ class TargetSearch {
     }
     f.options.clear();
     f.pick.assign(classes, 0);
+    lookahead(block);
     if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
       if (split) {
@@ -583,14 +592,9 @@ class TargetSearch {
       }
       return choose(block, 0) || state_fails(k, block, bucket);
     }
-    lookahead(block);
     f.ranked.clear();
     for (std::size_t o = 0; o < f.options.size() / classes; ++o) {
       const std::span<const int> m(&f.options[o * classes], classes);
-      if (!lookahead_passes(block, m)) {
-        ++looked_ahead_;
-        continue;
-      }
       double sum = 0.0, reach = 0.0;
       for (std::size_t c = 0; c < classes; ++c) {
         sum += m[c] * classes_[c].throughput;
@@ -752,6 +756,24 @@ class TargetSearch {
         rows[row] = cap - need / kSlack;
       }
     }
+  }
+
+  // Whether every completion of partial multiset m (the classes from order position oi on
+  // still at zero) fails the row that failed last, which most multisets fail too: the classes
+  // from oi on must still bring `rest`, at a loss of at least rest * (their least loss per unit
+  // of throughput).
+  [[nodiscard]] bool fails_last_failed_row(int block, std::span<const int> m, double rest, std::size_t oi) const {
+    const std::vector<double>& rows = frames_[static_cast<std::size_t>(block)].lookahead;
+    const std::size_t width = classes_.size() + 1, count = rows.size() / width;
+    if (count == 0) return false;
+    const double* row = &rows[(lookahead_first_ % count) * width];
+    double loss = 0.0, least = std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < classes_.size(); ++c) loss += m[c] * row[1 + c];
+    for (std::size_t i = oi; i < order_.size(); ++i) {
+      const std::size_t c = order_[i];
+      if (usable(c, block)) least = std::min(least, row[1 + c] / classes_[c].throughput);
+    }
+    return loss + std::max(0.0, rest) * least > row[0];
   }
 
   // Whether multiset m at `block` passes every row; the row that failed last is tried first.
