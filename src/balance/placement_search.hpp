@@ -24,7 +24,7 @@ struct SearchResult {
   long looked_ahead = 0;  // multisets dropped before their node was built
   long relaxations = 0;   // linear relaxations solved
   long by_weights = 0;    // states pruned by a relaxation's weights (its own or kept ones)
-  bool wide = false;      // some block's minimal multisets were too many to list
+  bool wide = false;      // most nodes were partial multisets of blocks with too many to list
 };
 
 class ResidualLp;
