@@ -396,7 +396,7 @@ class TargetSearch {
 
   // Every multiset of available servers whose sum reaches `deficit`, in which each member is
   // necessary, and which passes the lookahead rows of `block`, up to limits_.listed_options of
-  // them (false when there are more). With classes in decreasing throughput, the last class
+  // them (false when there are more, or when listing them takes more than limits_.listing_steps). With classes in decreasing throughput, the last class
   // used holds the smallest member, and it must take exactly the count that first reaches the
   // deficit. A row's losses are never negative, so a partial multiset that already fails the
   // row that failed last has no completion that passes: on the hard refutations most multisets
@@ -404,6 +404,17 @@ class TargetSearch {
   bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
                          std::vector<int>& out, std::span<const double> reachable) {
     if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
+    if (++listing_steps_ > limits_.listing_steps) {
+      // Charged as the nodes it cost (a step ~0.14 us, a node ~4 us), so that work caps stay
+      // proportional to time; and as partial nodes, since the block is decided class by class.
+      nodes_ += listing_steps_ / 32;
+      partial_nodes_ += listing_steps_ / 32;
+      return false;
+    }
+    if (listing_steps_ % 4096 == 0 && past_deadline()) {
+      out_of_time_ = true;  // a listing may take milliseconds, and tick() looks every 1024 nodes
+      return false;
+    }
     if (oi > 0 && fails_last_failed_row(block, pick, deficit - sum, oi)) return true;
     const std::size_t c = order_[oi];
     if (!usable(c, block)) return minimal_multisets(block, deficit, oi + 1, sum, pick, out, reachable);
@@ -583,6 +594,7 @@ class TargetSearch {
     f.options.clear();
     f.pick.assign(classes, 0);
     lookahead(block);
+    listing_steps_ = 0;
     if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
       wide_ = true;
       if (split) {
@@ -869,7 +881,11 @@ class TargetSearch {
     if (shared_.split() && shared_.stopping()) out_of_time_ = true;  // stops, proves nothing
     if (nodes_ < next_clock_check_) return;  // not a multiple of 1024: solves add 32 at once
     next_clock_check_ = nodes_ + 1024;
-    if (std::chrono::steady_clock::now() > (wide() ? limits_.wide_deadline : limits_.deadline)) out_of_time_ = true;
+    if (past_deadline()) out_of_time_ = true;
+  }
+
+  [[nodiscard]] bool past_deadline() const {
+    return std::chrono::steady_clock::now() > (wide() ? limits_.wide_deadline : limits_.deadline);
   }
 
   // Memoises a failure that was proven (not cut short by the clock).
@@ -891,7 +907,8 @@ class TargetSearch {
   double target_;
   std::span<const double> values_;
   SearchLimits limits_;
-  bool wide_ = false;  // some block's minimal multisets were too many to list
+  bool wide_ = false;  // some block's minimal multisets were too many (or too long) to list
+  long listing_steps_ = 0;  // calls of minimal_multisets at the block being listed
   long partial_nodes_ = 0;  // nodes of choose(): partial multisets of such blocks
   std::vector<double> coverage_;
   std::vector<double> deficit_;  // of the blocks from the current one on

@@ -47,6 +47,9 @@ struct SearchLimits {
   std::chrono::steady_clock::time_point wide_deadline;
   /// At a block with more minimal multisets than this, they are decided class by class.
   std::size_t listed_options = 4096;
+  /// ... or whose listing takes more steps than this (many classes: the partial multisets
+  /// that fail the lookahead grow exponentially with the classes, the complete ones need not).
+  long listing_steps = 1L << 16;
   /// Work caps, which unlike the clock give the same answer on every run (reproducible mode).
   long max_nodes = std::numeric_limits<long>::max();
   long wide_max_nodes = std::numeric_limits<long>::max();

@@ -462,6 +462,42 @@ TEST(PlacementSearch, WideOnlyWhileMostNodesArePartialMultisets) {
   EXPECT_LT(one.nodes, 100'000);  // refuting takes ~280,000 nodes listing one multiset a block
 }
 
+// 64 servers, nearly all different (bench_placement's first `--classes 64` swarm: throughputs
+// multiples of 100, so many classes share one and differ in span): the minimal multisets of a
+// short block number in the billions, nearly all failing the lookahead, so listing them is itself
+// bounded (listing_steps); it used to run for hours before the first node was counted.
+std::vector<detail::SearchClass> sixty_four_gpu_like_classes() {
+  Rng rng(2026);
+  std::vector<detail::SearchClass> classes;
+  for (int i = 0; i < 64; ++i) {
+    const detail::SearchClass drawn{100.0 * static_cast<double>(3 + uniform_index(rng, 28)), 5 + static_cast<int>(uniform_index(rng, 36)), 1};
+    const auto same = std::find_if(classes.begin(), classes.end(), [&](const detail::SearchClass& c) {
+      return c.throughput == drawn.throughput && c.num_blocks == drawn.num_blocks;
+    });
+    if (same != classes.end()) {
+      ++same->count;
+    } else {
+      classes.push_back(drawn);
+    }
+  }
+  return classes;
+}
+
+TEST(PlacementSearch, ListingManyClassesStopsAtItsStepBudget) {
+  // At the area bound every complete multiset of the first block fails the lookahead: without
+  // the step budget its listing outlasts any cap on nodes (34 nodes in 5 s here, hours to end).
+  const std::vector<detail::SearchClass> classes = sixty_four_gpu_like_classes();
+  double area = 0.0;
+  for (const auto& c : classes) area += c.count * c.throughput * c.num_blocks / 80.0;
+  const auto now = std::chrono::steady_clock::now();
+  detail::SearchLimits limits{now + std::chrono::seconds(60), now + std::chrono::hours(1)};
+  limits.wide_max_nodes = 2'000;
+  const auto r = detail::reach_target(80, classes, area, {}, limits);
+  EXPECT_EQ(r.outcome, detail::SearchOutcome::out_of_time);
+  EXPECT_TRUE(r.wide);
+  EXPECT_GE(r.nodes, limits.wide_max_nodes);  // stopped by the cap, not by the clock
+}
+
 TEST(PlacementSearch, WorkersDefaultToTheCpusTheProcessMayRunOn) {
 #ifdef __linux__
   // A rank pinned to one core must not start a worker per core of the node.
@@ -862,6 +898,19 @@ TEST(Placement, ShortRunsBoundsAreCoverageValuesAboveALongerRunsPlacement) {
         << "trial " << trial << ": bound " << quick.bound << " is no coverage value";
   }
   EXPECT_GE(open_short, 1);  // otherwise the rounding of an open bound went untested
+}
+
+TEST(Placement, SixtyFourMostlyDistinctServersGetABoundedPlacement) {
+  // Few servers alike: little to exploit, so no proof is expected, but the run must end at its
+  // limit (reproducible: counted in work) with a sound bound above a real placement.
+  std::vector<PlacementServer> servers;
+  for (const auto& c : sixty_four_gpu_like_classes()) {
+    servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  }
+  const Placement p = optimal_placement(80, servers, {.time_limit_s = 0.5, .reproducible = true, .hints = {}});
+  EXPECT_NEAR(placement_value(80, servers, p.starts), p.value, 1e-9 * p.value);
+  EXPECT_GE(p.bound, p.value);
+  EXPECT_LT(p.bound, p.value * 1.05);  // the area bound alone is ~8% above what is reachable
 }
 
 TEST(Placement, RejectsBadServers) {
