@@ -17,6 +17,7 @@
 #include "placement_search.hpp"
 #include "placement_tabu.hpp"
 #include "placement_targets.hpp"
+#include "placement_values.hpp"
 #include "swarm/rules.hpp"
 
 namespace swarm {
@@ -265,40 +266,6 @@ double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
   return bound;
 }
 
-// Every block's coverage is sum_c t_c * m_c with 0 <= m_c <= n_c, so the optimum is one of
-// these sums. Lists them up to `upper` (sorted), or returns nothing when there would be more
-// than `cap` (many distinct throughputs): then targets and bounds stay continuous.
-std::optional<std::vector<double>> coverage_values(const std::vector<ServerClass>& classes,
-                                                   double upper, std::size_t cap = 1 << 21) {
-  double combinations = 1;
-  for (const ServerClass& c : classes) combinations *= static_cast<double>(c.members.size() + 1);
-  if (combinations > 64.0 * static_cast<double>(cap)) return std::nullopt;  // dense anyway
-  std::vector<double> values{0.0};
-  const double limit = upper * (1 + 1e-9);
-  for (const ServerClass& c : classes) {
-    if (c.throughput <= 0) continue;
-    std::vector<double> next;
-    for (double v : values) {
-      for (std::size_t m = 0; m <= c.members.size(); ++m) {
-        const double x = v + static_cast<double>(m) * c.throughput;
-        if (x > limit) break;
-        next.push_back(x);
-        if (next.size() > 4 * cap) return std::nullopt;
-      }
-    }
-    std::sort(next.begin(), next.end());
-    // Sums that differ only by rounding are one value.
-    std::size_t kept = 0;
-    for (double x : next) {
-      if (kept == 0 || x > next[kept - 1] * (1 + 1e-12) + 1e-300) next[kept++] = x;
-    }
-    next.resize(kept);
-    if (next.size() > cap) return std::nullopt;
-    values = std::move(next);
-  }
-  return values;
-}
-
 // Per-class starts (as the search and the tabu search give them) back in the servers' order.
 std::vector<int> server_starts(std::size_t num_servers, const std::vector<ServerClass>& classes,
                                const std::vector<std::vector<int>>& class_starts) {
@@ -438,7 +405,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     for (const auto& c : classes) {
       search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
     }
-    const auto values = coverage_values(classes, bound);
+    const auto values = detail::coverage_values(search_classes, bound);
     const std::span<const double> value_span = values ? std::span<const double>(*values) : std::span<const double>{};
     // The optimum is a coverage value: a bound rounds down to one (the first bound here, CBC's
     // after it).

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -17,6 +18,7 @@
 #include "../../src/balance/placement_search.hpp"
 #include "../../src/balance/placement_tabu.hpp"
 #include "../../src/balance/placement_targets.hpp"
+#include "../../src/balance/placement_values.hpp"
 #include "swarm/placement.hpp"
 #include "swarm/random.hpp"
 
@@ -911,6 +913,63 @@ TEST(Placement, SixtyFourMostlyDistinctServersGetABoundedPlacement) {
   EXPECT_NEAR(placement_value(80, servers, p.starts), p.value, 1e-9 * p.value);
   EXPECT_GE(p.bound, p.value);
   EXPECT_LT(p.bound, p.value * 1.05);  // the area bound alone is ~8% above what is reachable
+}
+
+TEST(PlacementValues, GridOfTheThroughputs) {
+  const auto grid = [](std::initializer_list<double> ts) {
+    std::vector<detail::SearchClass> classes;
+    for (double t : ts) classes.push_back({t, 1, 1});
+    return detail::throughput_grid(classes);
+  };
+  EXPECT_DOUBLE_EQ(grid({100, 250, 0}), 50.0);  // a zero throughput adds nothing
+  EXPECT_DOUBLE_EQ(grid({0.3, 0.45}), 0.15);
+  EXPECT_DOUBLE_EQ(grid({7}), 7.0);
+  EXPECT_DOUBLE_EQ(grid({1.0 / 3.0, 1}), 0.0);  // no decimal grid
+  EXPECT_DOUBLE_EQ(grid({0}), 0.0);
+}
+
+TEST(PlacementValues, ListsEverySumOnAGridWhateverTheClassCount) {
+  // Many classes of few servers on a grid (bench_placement's many-class swarms, integer
+  // throughputs): the sums are the grid's multiples that some counts reach. The product of
+  // (count + 1) over classes is astronomical here, which used to mean "dense, not listed".
+  Rng rng(31);
+  for (int trial = 0; trial < 20; ++trial) {
+    const double g = std::array{1.0, 0.25, 100.0, 0.001}[trial % 4];
+    std::vector<detail::SearchClass> classes;
+    const int count = 8 + static_cast<int>(uniform_index(rng, 40));
+    for (int c = 0; c < count; ++c) {
+      classes.push_back({g * static_cast<double>(1 + uniform_index(rng, 30)), 1, 1 + static_cast<int>(uniform_index(rng, 3))});
+    }
+    const double upper = g * static_cast<double>(10 + uniform_index(rng, 300));
+    const auto listed = detail::coverage_values(classes, upper);
+    ASSERT_TRUE(listed.has_value()) << "trial " << trial;
+    std::vector<double> expected;
+    for (double v : coverage_values(classes)) {  // sorted; sums that differ by rounding are one
+      if (v <= upper * (1 + 1e-9) && (expected.empty() || v > expected.back() + 1e-9 * std::max(1.0, v))) expected.push_back(v);
+    }
+    ASSERT_EQ(listed->size(), expected.size()) << "trial " << trial;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_NEAR((*listed)[i], expected[i], 1e-9 * std::max(1.0, expected[i])) << "trial " << trial << ", value " << i;
+    }
+  }
+  // Off any grid and too many to list: nothing (targets and bounds stay continuous).
+  std::vector<detail::SearchClass> dense;
+  for (int c = 0; c < 64; ++c) dense.push_back({1000.0 + std::sqrt(2.0 + c), 10, 1});
+  EXPECT_FALSE(detail::coverage_values(dense, 32000.0).has_value());
+}
+
+TEST(Placement, ManyClassesOnAGridAreProvedThroughTheirCoverageValues) {
+  // 256 servers of integer throughputs 1-4 and random spans: ~150 classes, no two searches
+  // alike, but every coverage is a whole number: CBC's bound rounds down onto the placement.
+  Rng rng(12);
+  std::vector<PlacementServer> servers;
+  for (int i = 0; i < 256; ++i) {
+    servers.push_back({1.0 + static_cast<double>(uniform_index(rng, 4)), 1 + static_cast<int>(uniform_index(rng, 80))});
+  }
+  const Placement p = optimal_placement(80, servers, {.time_limit_s = 5, .reproducible = true, .hints = {}});
+  EXPECT_TRUE(p.optimal) << "value " << p.value << " bound " << p.bound;
+  EXPECT_EQ(p.value, std::floor(p.value));
+  EXPECT_NEAR(placement_value(80, servers, p.starts), p.value, 1e-9);
 }
 
 TEST(Placement, RejectsBadServers) {
