@@ -478,7 +478,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
            .wide_max_nodes = budget.cap(wide, nodes_per_second),
            .threads = search_threads,
            .relaxations = &cache});
-      budget.spend(static_cast<double>(r.nodes), nodes_per_second);
+      budget.spend(static_cast<double>(r.work), nodes_per_second);
       if (r.wide) wide_left -= budget.elapsed() - began_search;
       return r;
     };

@@ -65,6 +65,7 @@ bool ResidualLp::infeasible(int block, std::span<const double> deficit, std::spa
   for (int c = 0; c < classes_; ++c) lp.setRowUpper(total_ + c, unused[static_cast<std::size_t>(c)]);
   // 7: keep the factorisation and work areas between questions (only bounds change).
   lp.dual(0, 7);
+  last_iterations_ = lp.numberIterations();
   if (lp.status() != 0 || lp.objectiveValue() <= 1e-9) return false;
   const double* dual = lp.dualRowSolution();
   weights.assign(static_cast<std::size_t>(total_ - block), 0.0);

@@ -27,12 +27,16 @@ class ResidualLp {
   /// itself, so a solver's rounding can cost a prune but never a wrong one.
   bool infeasible(int block, std::span<const double> deficit, std::span<const int> unused,
                   std::vector<double>& weights);
+  /// The last question's simplex iterations (what it cost: deterministic, unlike its time).
+  [[nodiscard]] long last_iterations() const { return last_iterations_; }
+  [[nodiscard]] long columns() const { return static_cast<long>(column_start_.size()); }
 
  private:
   int total_;
   int classes_;
   std::vector<int> column_start_;  // per (class, start) column: the start
   std::unique_ptr<ClpSimplex> lp_;
+  long last_iterations_ = 0;
 };
 
 }  // namespace swarm::detail

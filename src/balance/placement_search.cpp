@@ -74,7 +74,14 @@ constexpr std::size_t kKeptValues = 4'000'000;
 // A programme beyond this many coefficients (long models and spans: it grows as L^2) costs more
 // per solve than its prunes save, and memory per worker: the search then goes without it.
 constexpr double kMaxRelaxationCoefficients = 2e6;
-constexpr long kNodesPerRelaxation = 32;   // a warm solve costs about as much as 32 nodes
+// A warm solve costs about as much as 32 nodes (a node ~4 us), plus per simplex iteration
+// 2 us + 7.7 ns per column: measured 0.2 ms a solve on four classes (336 columns, 16 iterations)
+// and 4.2 ms on 61 (3,674 columns, 134 iterations), which used to pass for 32 nodes.
+constexpr long kNodesPerRelaxation = 32;
+[[nodiscard]] long relaxation_iterations_work(long iterations, long columns) {
+  return iterations * (columns + 260) / 520;
+}
+constexpr long kListingStepsPerNode = 32;  // a listing step ~0.14 us
 // The lookahead also takes the first kLookaheadWeights kept weights of each of the next
 // kLookaheadBlocks blocks (measured on three hard refutations: 8 and 2 beat 4-40 and 1-8 by
 // 10-25%; with them 2-4x fewer nodes are built).
@@ -347,6 +354,7 @@ class TargetSearch {
     SearchResult r;
     const bool ok = dfs(0);
     r.nodes = nodes_;
+    r.work = work();
     r.dominated = dominated_;
     r.looked_ahead = looked_ahead_;
     r.relaxations = relaxations_;
@@ -404,13 +412,7 @@ class TargetSearch {
   bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
                          std::vector<int>& out, std::span<const double> reachable) {
     if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
-    if (++listing_steps_ > limits_.listing_steps) {
-      // Charged as the nodes it cost (a step ~0.14 us, a node ~4 us), so that work caps stay
-      // proportional to time; and as partial nodes, since the block is decided class by class.
-      nodes_ += listing_steps_ / 32;
-      partial_nodes_ += listing_steps_ / 32;
-      return false;
-    }
+    if (++listing_steps_ > limits_.listing_steps) return false;
     if (listing_steps_ % 4096 == 0 && past_deadline()) {
       out_of_time_ = true;  // a listing may take milliseconds, and tick() looks every 1024 nodes
       return false;
@@ -595,7 +597,9 @@ class TargetSearch {
     f.pick.assign(classes, 0);
     lookahead(block);
     listing_steps_ = 0;
-    if (!minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable)) {
+    const bool listed = minimal_multisets(block, target_ - coverage_[block], 0, 0.0, f.pick, f.options, f.reachable);
+    extra_work_ += listing_steps_ / kListingStepsPerNode;  // thousands of steps with many classes
+    if (!listed) {
       wide_ = true;
       if (split) {
         // The workers walk this block's choices alike and share its complete multisets.
@@ -832,7 +836,9 @@ class TargetSearch {
     if (!lp) lp = std::make_unique<ResidualLp>(total_, classes_, target_);
     ++relaxations_;
     nodes_ += kNodesPerRelaxation;
-    if (lp->infeasible(block, deficit_, unused_, weights_) && weights_prune(weights_)) {
+    const bool infeasible = lp->infeasible(block, deficit_, unused_, weights_);
+    extra_work_ += relaxation_iterations_work(lp->last_iterations(), lp->columns());
+    if (infeasible && weights_prune(weights_)) {
       r.kept.insert(r.kept.begin(), weights_);
       if (r.kept.size() > kept_per_block_) r.kept.pop_back();
       r.backoff = 0;
@@ -877,10 +883,11 @@ class TargetSearch {
   [[nodiscard]] bool wide() const { return wide_ && 2 * partial_nodes_ > nodes_; }
 
   void tick() {
-    if (++nodes_ >= (wide() ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
+    ++nodes_;
+    if (work() >= (wide() ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
     if (shared_.split() && shared_.stopping()) out_of_time_ = true;  // stops, proves nothing
-    if (nodes_ < next_clock_check_) return;  // not a multiple of 1024: solves add 32 at once
-    next_clock_check_ = nodes_ + 1024;
+    if (work() < next_clock_check_) return;  // not a multiple of 1024: solves add more at once
+    next_clock_check_ = work() + 1024;
     if (past_deadline()) out_of_time_ = true;
   }
 
@@ -910,6 +917,8 @@ class TargetSearch {
   bool wide_ = false;  // some block's minimal multisets were too many (or too long) to list
   long listing_steps_ = 0;  // calls of minimal_multisets at the block being listed
   long partial_nodes_ = 0;  // nodes of choose(): partial multisets of such blocks
+  long extra_work_ = 0;     // the nodes' worth of solves and listings beyond what nodes_ counts
+  [[nodiscard]] long work() const { return nodes_ + extra_work_; }
   std::vector<double> coverage_;
   std::vector<double> deficit_;  // of the blocks from the current one on
   std::vector<double> points_;
@@ -995,6 +1004,7 @@ SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes
   all.outcome = SearchOutcome::unreachable;
   for (auto& r : results) {
     all.nodes += r.nodes;
+    all.work += r.work;
     all.dominated += r.dominated;
     all.looked_ahead += r.looked_ahead;
     all.relaxations += r.relaxations;

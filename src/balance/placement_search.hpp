@@ -20,6 +20,7 @@ struct SearchResult {
   SearchOutcome outcome = SearchOutcome::out_of_time;
   std::vector<std::vector<int>> starts;  // per class, the start of each of its servers (reached)
   long nodes = 0;
+  long work = 0;          // nodes plus the nodes' worth of relaxation solves and listings: what the caps count
   long dominated = 0;     // states pruned because a failed one covered at least as much
   long looked_ahead = 0;  // multisets dropped before their node was built
   long relaxations = 0;   // linear relaxations solved
@@ -50,7 +51,8 @@ struct SearchLimits {
   /// ... or whose listing takes more steps than this (many classes: the partial multisets
   /// that fail the lookahead grow exponentially with the classes, the complete ones need not).
   long listing_steps = 1L << 16;
-  /// Work caps, which unlike the clock give the same answer on every run (reproducible mode).
+  /// Work caps, which unlike the clock give the same answer on every run (reproducible mode), in
+  /// nodes' worth of work (SearchResult::work).
   long max_nodes = std::numeric_limits<long>::max();
   long wide_max_nodes = std::numeric_limits<long>::max();
   /// Off only to measure what pruning by dominance saves, and to test it against the sweep without it.

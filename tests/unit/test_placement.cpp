@@ -497,7 +497,7 @@ TEST(PlacementSearch, ListingManyClassesStopsAtItsStepBudget) {
   const auto r = detail::reach_target(80, classes, area, {}, limits);
   EXPECT_EQ(r.outcome, detail::SearchOutcome::out_of_time);
   EXPECT_TRUE(r.wide);
-  EXPECT_GE(r.nodes, limits.wide_max_nodes);  // stopped by the cap, not by the clock
+  EXPECT_GE(r.work, limits.wide_max_nodes);  // stopped by the cap, not by the clock
 }
 
 TEST(PlacementSearch, WorkersDefaultToTheCpusTheProcessMayRunOn) {
