@@ -303,8 +303,10 @@ def case_signals(r):
 
 
 def case_dispatch(r):
-    # Epochs of 20 ms: the batch spans several, so rank 3 leaves while sessions are running.
-    job = r.write("dispatch.ini", tiny(epochs=400, seconds=0.02, strategy="new_only", span=4, new=12,
+    # Epochs of 20 ms: the batch spans several, so rank 3 leaves while sessions are running. The
+    # job ends when the batch is done; 3000 epochs (60 s) leave room for a loaded machine (400
+    # ran out with 34 of 60 done, 4 ranks on 2 busy cores).
+    job = r.write("dispatch.ini", tiny(epochs=3000, seconds=0.02, strategy="new_only", span=4, new=12,
                                        extra="[workload]\narrival = batch\nsessions = 60\n"
                                              "[churn]\nleaves = 2 3\njoins = 4 3\n"
                                              "[dispatch]\nmax_routes = 6\n"))
