@@ -404,11 +404,12 @@ class TargetSearch {
 
   // Every multiset of available servers whose sum reaches `deficit`, in which each member is
   // necessary, and which passes the lookahead rows of `block`, up to limits_.listed_options of
-  // them (false when there are more, or when listing them takes more than limits_.listing_steps). With classes in decreasing throughput, the last class
-  // used holds the smallest member, and it must take exactly the count that first reaches the
-  // deficit. A row's losses are never negative, so a partial multiset that already fails the
-  // row that failed last has no completion that passes: on the hard refutations most multisets
-  // fail the lookahead, and listing them cost as much as checking them.
+  // them (false when there are more, or when listing takes more than limits_.listing_steps).
+  // With classes in decreasing throughput, the last class used holds the smallest member, and
+  // it must take exactly the count that first reaches the deficit. A row's losses are never
+  // negative, so a partial multiset that already fails the row that failed last has no
+  // completion that passes: on the hard refutations most multisets fail the lookahead, and
+  // listing them cost as much as checking them.
   bool minimal_multisets(int block, double deficit, std::size_t oi, double sum, std::vector<int>& pick,
                          std::vector<int>& out, std::span<const double> reachable) {
     if (oi == order_.size() || sum + reachable[oi] < deficit * (1 - 1e-12)) return true;
@@ -882,6 +883,9 @@ class TargetSearch {
   // thousand of them partial).
   [[nodiscard]] bool wide() const { return wide_ && 2 * partial_nodes_ > nodes_; }
 
+  // What the caps count: nodes, and what solves and listings cost beyond them.
+  [[nodiscard]] long work() const { return nodes_ + extra_work_; }
+
   void tick() {
     ++nodes_;
     if (work() >= (wide() ? limits_.wide_max_nodes : limits_.max_nodes)) out_of_time_ = true;
@@ -918,7 +922,6 @@ class TargetSearch {
   long listing_steps_ = 0;  // calls of minimal_multisets at the block being listed
   long partial_nodes_ = 0;  // nodes of choose(): partial multisets of such blocks
   long extra_work_ = 0;     // the nodes' worth of solves and listings beyond what nodes_ counts
-  [[nodiscard]] long work() const { return nodes_ + extra_work_; }
   std::vector<double> coverage_;
   std::vector<double> deficit_;  // of the blocks from the current one on
   std::vector<double> points_;
