@@ -13,11 +13,11 @@
 //
 // Pruning: (1) the blocks still to come (all of them, or every g-th) need more coverage than
 // the unused servers can bring at most (enough_left); (1') the unused area cannot pay for the
-// deficits rounded up to coverage values (rounded_area_suffices); (1'') the same argument as
-// (1), made once per short block for all its multisets at once, drops a multiset before its
-// node is built (Lookahead); (2) a state (block, unused servers per class, coverage of the
-// blocks to come) fails if one with the same block and unused servers and at least as much
-// coverage everywhere failed before (Dominance); (3) the linear relaxation of what is left
+// deficits rounded up to sums of the unused servers (rounded_area_suffices); (1'') the same
+// argument as (1), made once per short block for all its multisets at once, drops a multiset
+// before its node is built (Lookahead); (2) a state (block, unused servers per class, coverage
+// of the blocks to come) fails if one with the same block and unused servers and at least as
+// much coverage everywhere failed before (Dominance); (3) the linear relaxation of what is left
 // (fractional servers, placement_lp.hpp) cannot fill the deficits: its dual weights the blocks
 // ahead, and the weighted form of (1) fails. Weights that pruned are kept per block and tried
 // first at the next states there, which they prune far more often than a fresh solve would
@@ -28,6 +28,7 @@
 #include "placement_search.hpp"
 
 #include "placement_lp.hpp"
+#include "placement_values.hpp"
 
 #ifdef __linux__
 #include <sched.h>
@@ -36,6 +37,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -63,6 +65,9 @@ constexpr int kMaxSpacing = 40;
 // 1 is 15-25% faster than 6 on five hard refutations (24800, 31400, 42400, 47600, 6150), 0 no
 // better than 1.
 constexpr int kTriedSpacings = 1;
+// Residual sums are listed on a grid up to the target; beyond this many multiples (throughputs
+// far finer than the target) the swarm's coverage values round instead.
+constexpr double kMaxGridMultiples = 1 << 16;
 constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer multisets, 6 no more than 3
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
 // The relaxation (pruning 3). A block whose solve did not prune skips the next 1, 2, 4, ...
@@ -339,6 +344,13 @@ class TargetSearch {
       coefficients += static_cast<double>(total_blocks - c.num_blocks + 1) * (c.num_blocks + 1);
     }
     relaxation_affordable_ = coefficients <= kMaxRelaxationCoefficients;
+    // The least sum of at least a deficit d is below d + max t (drop any of its servers and it
+    // falls short of d), so sums up to the target plus the largest throughput round every deficit.
+    double largest = 0.0;
+    for (const SearchClass& c : classes) largest = std::max(largest, c.throughput);
+    grid_ = limits.round_by_unused_sums ? throughput_grid(classes) : 0.0;
+    if (grid_ > 0) sum_bits_ = (target + largest) / grid_ + 2;
+    if (grid_ > 0 && sum_bits_ > kMaxGridMultiples) grid_ = 0.0;
     for (std::size_t c = 0; c < classes_.size(); ++c) unused_[c] = classes_[c].count;
     for (int g = 1; g <= kMaxSpacing; ++g) spacings_.push_back(g);
     // Larger throughput first: the enumeration of minimal multisets relies on this order.
@@ -463,7 +475,7 @@ class TargetSearch {
     for (std::size_t c = 0; c < classes_.size(); ++c) all += unused_[c] * classes_[c].throughput;
     if (worst > all * kSlack) return false;
     if (!spaced) return true;
-    if (!values_.empty() && !rounded_area_suffices()) return false;
+    if ((!values_.empty() || grid_ > 0) && !rounded_area_suffices()) return false;
     // Most nodes pass, so trying all spacings at each would dominate the run time. The few
     // that prune in a given instance (its span lengths and their divisors) rise to the front
     // by transposition; each node tries the first kTriedSpacings and one more in rotation.
@@ -485,27 +497,73 @@ class TargetSearch {
     return true;
   }
 
-  // Pruning (1'): every unused server will lie wholly in the blocks to come, and what it adds
-  // to a block is a coverage value, so the unused area must pay for each deficit rounded up to
-  // the next coverage value. Strong when the target leaves little slack: a block short by a
-  // little still takes a whole server.
+  // Pruning (1'): every unused server will lie wholly in the blocks to come, so what it adds to
+  // a block is a sum of unused servers' throughputs, and the unused area must pay for each
+  // deficit rounded up to the next such sum. Strong when the target leaves little slack: a block
+  // short by a little still takes a whole server. On a grid the sums of the unused servers
+  // themselves are listed (a bitset knapsack, a few words); deep in a search few servers are
+  // left and their sums are far sparser than the swarm's coverage values (four GPU classes:
+  // with only 1000-servers left, a deficit of 2,200 takes 3,000, not 2,300). Off a grid, the
+  // swarm's coverage values (a superset) round.
   [[nodiscard]] bool rounded_area_suffices() {
     double area = 0.0, rounded = 0.0;
     for (std::size_t c = 0; c < classes_.size(); ++c) {
       area += unused_[c] * classes_[c].throughput * classes_[c].num_blocks;
     }
+    if (grid_ > 0) unused_sums();
     double last_deficit = -1.0, last_rounded = 0.0;
     for (double& d : deficit_) {
       if (d <= 0.0) continue;
       if (d != last_deficit) {  // runs of equal deficits (untouched blocks) are common
-        const auto it = std::lower_bound(values_.begin(), values_.end(), d * (1 - 1e-12));
         last_deficit = d;
-        last_rounded = it == values_.end() ? d : std::max(d, *it);
+        last_rounded = grid_ > 0 ? next_unused_sum(d) : next_coverage_value(d);
+        if (last_rounded < 0) return false;  // more than all unused servers bring
       }
       d = last_rounded;
       rounded += last_rounded;
     }
     return rounded <= area * kSlack;
+  }
+
+  [[nodiscard]] double next_coverage_value(double d) const {
+    const auto it = std::lower_bound(values_.begin(), values_.end(), d * (1 - 1e-12));
+    return it == values_.end() ? d : std::max(d, *it);
+  }
+
+  // sums_ bit q: q grid steps are a sum of unused servers (bounded knapsack by binary splitting
+  // of each class's count, as shifts of the bitset). A piece that shifts past the end stops its
+  // class: the pieces before it make every count that stays below the end.
+  void unused_sums() {
+    const auto bits = static_cast<std::size_t>(sum_bits_);
+    sums_.assign((bits + 63) / 64, 0);
+    sums_[0] = 1;
+    for (std::size_t c = 0; c < classes_.size(); ++c) {
+      const auto q = static_cast<std::size_t>(std::llround(classes_[c].throughput / grid_));
+      if (q == 0) continue;
+      for (int left = unused_[c], piece = 1; left > 0; left -= piece, piece *= 2) {
+        const std::size_t shift = q * static_cast<std::size_t>(std::min(piece, left));
+        if (shift >= bits) break;
+        const std::size_t words = shift / 64, within = shift % 64;
+        for (std::size_t w = sums_.size(); w-- > words;) {
+          std::uint64_t moved = sums_[w - words] << within;
+          if (within > 0 && w > words) moved |= sums_[w - words - 1] >> (64 - within);
+          sums_[w] |= moved;
+        }
+      }
+    }
+  }
+
+  // The least sum of unused servers of at least d, or -1 when they all add up to less.
+  [[nodiscard]] double next_unused_sum(double d) const {
+    std::size_t q = static_cast<std::size_t>(std::max(0.0, std::ceil(d / grid_ - 1e-9)));
+    for (std::size_t w = q / 64; w < sums_.size(); ++w) {
+      std::uint64_t word = sums_[w];
+      if (w == q / 64) word &= ~std::uint64_t{0} << (q % 64);
+      if (word != 0) {
+        return std::max(d, static_cast<double>(w * 64 + static_cast<std::size_t>(std::countr_zero(word))) * grid_);
+      }
+    }
+    return -1.0;
   }
 
   [[nodiscard]] bool spacing_coverable(int spacing) {
@@ -924,6 +982,9 @@ class TargetSearch {
   long extra_work_ = 0;     // the nodes' worth of solves and listings beyond what nodes_ counts
   std::vector<double> coverage_;
   std::vector<double> deficit_;  // of the blocks from the current one on
+  double grid_ = 0.0;  // the throughputs' grid (throughput_grid), 0: none, or too fine to list
+  double sum_bits_ = 0.0;            // grid multiples unused_sums() lists
+  std::vector<std::uint64_t> sums_;  // unused_sums()
   std::vector<double> points_;
   std::vector<int> spacings_;  // 1..kMaxSpacing, those that prune most often first
   std::size_t rotor_ = 0;

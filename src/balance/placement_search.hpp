@@ -59,6 +59,9 @@ struct SearchLimits {
   bool prune_by_dominance = true;
   /// Off only to measure what the linear relaxation saves, and to test it against the sweep without it.
   bool prune_by_relaxation = true;
+  /// Deficits round up to sums of the unused servers (on a throughput grid), not only to the
+  /// swarm's coverage values. Off only to measure what that saves, and to test it.
+  bool round_by_unused_sums = true;
   /// Workers sharing the first short block's multisets and every proven failure. More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
   int threads = 1;
