@@ -13,8 +13,9 @@
 // while the bottom's target may take long either way. The highest target gets a slice of
 // the search time, a jump below it a quarter of that; a jump that times out restarts the gallop
 // at the bound. When the highest target times out, the top waits until a bottom probe has timed
-// out too, and then tries again with twice the slice, unless its branching turned wide: there the
-// search rarely decides, and the time is better left to the integer programme and the tabu rounds.
+// out too (or the bottom has nothing left below the targets it timed out on), and then tries
+// again with twice the slice, unless its branching turned wide: there the search rarely decides,
+// and the time is better left to the integer programme and the tabu rounds.
 #include "placement_targets.hpp"
 
 #include <algorithm>
@@ -59,6 +60,7 @@ std::optional<TargetSchedule::Probe> TargetSchedule::next(double time_left) {
     // The lowest open target is the bottom's, unless the bottom timed out on it.
     const auto top_lo = lo < bottom_hi ? std::next(lo) : lo;
     top_open = top_lo < hi;
+    if (lo >= bottom_hi) stop_waiting();
     top = !top_waits_ && top_open;
     if (top) {
       const long down = std::min<long>(top_step_ * top_chunk(hi - top_lo, kTopChunksOfValues), hi - top_lo);
@@ -73,6 +75,7 @@ std::optional<TargetSchedule::Probe> TargetSchedule::next(double time_left) {
   } else {
     const double top_lo = best_ + 2 * unit_;
     top_open = bound_ - unit_ > top_lo;
+    if (best_ + unit_ >= std::min(bound_, unknown_)) stop_waiting();
     top = !top_waits_ && top_open;
     if (top) {
       const double units = unit_ > 0 ? std::min((bound_ - best_) / unit_, 1e15) : 0.0;
@@ -102,10 +105,14 @@ void TargetSchedule::timed_out(bool wide) {
   } else {
     unknown_ = std::min(unknown_, last_.target);
     step_ = 1;
-    if (!top_waited_wide_) {
-      top_waits_ = false;
-      top_slice_ *= 2;
-    }
+    stop_waiting();
+  }
+}
+
+void TargetSchedule::stop_waiting() {
+  if (top_waits_ && !top_waited_wide_) {
+    top_waits_ = false;
+    top_slice_ *= 2;
   }
 }
 

@@ -33,6 +33,8 @@ class TargetSchedule {
   void reached(double value);  // a placement worth `value` (at least the target)
 
  private:
+  void stop_waiting();  // the top tries its highest target again, with twice the slice
+
   std::span<const double> values_;
   double unit_;
   double best_;
