@@ -555,7 +555,8 @@ class TargetSearch {
 
   // The least sum of unused servers of at least d, or -1 when they all add up to less.
   [[nodiscard]] double next_unused_sum(double d) const {
-    std::size_t q = static_cast<std::size_t>(std::max(0.0, std::ceil(d / grid_ - 1e-9)));
+    // Tolerances as for the coverage values: sums in another order round a hair differently.
+    std::size_t q = static_cast<std::size_t>(std::max(0.0, std::ceil(d * (1 - 1e-12) / grid_ - 1e-9)));
     for (std::size_t w = q / 64; w < sums_.size(); ++w) {
       std::uint64_t word = sums_[w];
       if (w == q / 64) word &= ~std::uint64_t{0} << (q % 64);
