@@ -169,13 +169,18 @@ struct CbcDeleter {
   void operator()(Cbc_Model* m) const { Cbc_deleteModel(m); }
 };
 
+constexpr double kUnbounded = 1e30;  // CBC reads bounds from 1e30 up as none
+constexpr double kRootFirstLimit = 1.0;  // seconds: see `root_first`
+
 // The integer programme over classes: y[c][s] = number of class-c servers starting at s.
 //   max tau  s.t.  sum_c t_c * sum_{s covers b} y[c][s] - tau >= 0   for every block b
 //                  sum_s y[c][s] = n_c                                for every class c
-// Returns the proven bound; improves `best` when CBC finds a better placement.
+// Returns the proven bound; improves `best` when CBC finds a better placement, and starts from it
+// when `warm`. `may_leave_out`: sum_s y[c][s] <= n_c, a relaxation with the same optimum (a server
+// more never lowers a block), whose cuts differ.
 double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
                   const std::vector<ServerClass>& classes, double time_limit_s, int max_nodes,
-                  double relative_gap, double upper, Candidate& best) {
+                  double relative_gap, double upper, bool warm, Candidate& best, bool may_leave_out = false) {
   const int nblocks = total_blocks;
   std::vector<int> first_col(classes.size());
   int ncols = 0;
@@ -214,7 +219,8 @@ double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
 
   std::vector<double> row_lo(nrows, 0.0), row_hi(nrows, std::numeric_limits<double>::max());
   for (std::size_t c = 0; c < classes.size(); ++c) {
-    row_lo[nblocks + c] = row_hi[nblocks + c] = static_cast<double>(classes[c].members.size());
+    row_lo[nblocks + c] = may_leave_out ? 0.0 : static_cast<double>(classes[c].members.size());
+    row_hi[nblocks + c] = static_cast<double>(classes[c].members.size());
   }
 
   std::unique_ptr<Cbc_Model, CbcDeleter> model(Cbc_newModel());
@@ -227,14 +233,16 @@ double solve_milp(int total_blocks, std::span<const PlacementServer> servers,
   Cbc_setAllowableFractionGap(model.get(), relative_gap);
 
   // Warm start with the best heuristic placement.
-  std::vector<int> start_idx(ncols);
-  std::vector<double> start_val(ncols, 0.0);
-  std::iota(start_idx.begin(), start_idx.end(), 0);
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    for (std::size_t i : classes[c].members) start_val[first_col[c] + best.starts[i]] += 1.0;
+  if (warm) {
+    std::vector<int> start_idx(ncols);
+    std::vector<double> start_val(ncols, 0.0);
+    std::iota(start_idx.begin(), start_idx.end(), 0);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      for (std::size_t i : classes[c].members) start_val[first_col[c] + best.starts[i]] += 1.0;
+    }
+    start_val[tau] = best.value;
+    Cbc_setMIPStartI(model.get(), ncols, start_idx.data(), start_val.data());
   }
-  start_val[tau] = best.value;
-  Cbc_setMIPStartI(model.get(), ncols, start_idx.data(), start_val.data());
 
   Cbc_solve(model.get());
 
@@ -416,6 +424,10 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     };
     round_bound();
     const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
+    const auto values_between = [&](double lo, double hi) {
+      return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
+             std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
+    };
     // Tabu search finds good placements where the exact search cannot decide (many distinct
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
     // better placement at little cost; rounds from perturbed copies of the best placement end
@@ -441,6 +453,11 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     };
     local_search(best.starts, until(0.05), /*restart=*/false, 300, 1);
     const Candidate first_round = best;
+    // Sums too dense for the search to refute near the optimum: see the integer programme's root
+    // below. Its roots take 0.1-0.3 s at 64 x 80, so a limit under a second (the simulator's
+    // per-period placements: 0.3 s) leaves them to the one root at the end, as before.
+    const bool dense = !values || values_between(best.value, bound) > 64;
+    const bool root_first = dense && options.time_limit_s >= kRootFirstLimit;
     const double search_end = 0.85 * options.time_limit_s;
     // A search whose branching turns wide (many classes) rarely finishes: it stops early and
     // leaves the time to the integer programme and the tabu rounds, which do better there: wide
@@ -450,11 +467,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // targets, and get 20%: `2500:22, 2400:40, 3000:33, 2500:5, 1200:36` then ends at 47,500
     // with bound 47,600, against 47,100 and 47,700 (60% starves the tabu rounds; 20% for an
     // appendix-E swarm cost CBC's bound 0.1-0.3%).
-    const auto values_between = [&](double lo, double hi) {
-      return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
-             std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
-    };
-    double wide_left = (values && values_between(best.value, bound) <= 64 ? 0.2 : 0.05) * options.time_limit_s;
+    double wide_left = (dense ? 0.05 : 0.2) * options.time_limit_s;
     const int search_threads =
         budget.reproducible() ? 1
         : options.threads > 0 ? options.threads
@@ -462,7 +475,6 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // Targets between the best placement and the bound (placement_targets.cpp): galloping up
     // from the best, each reached (a better placement) or refuted (a lower bound), and down from
     // the bound, where refutations come cheap.
-    detail::TargetSchedule schedule(value_span, unit, best.value, bound, (search_end - budget.elapsed()) / 16);
     detail::RelaxationCache relaxations;  // warm from one target to the next
     const auto search = [&](int blocks, std::span<const detail::SearchClass> swarm, double target, double seconds,
                             detail::RelaxationCache& cache) {
@@ -515,46 +527,79 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       }
       return false;
     };
-    while (open() && budget.elapsed() < search_end) {
-      const auto probe = schedule.next(search_end - budget.elapsed());
-      if (!probe) break;
-      const double began_probe = budget.elapsed();
-      if (refuted_by_projection(probe->target, 0.25 * probe->seconds)) {
-        schedule.unreachable();
+    const auto run_schedule = [&](double end) {
+      detail::TargetSchedule schedule(value_span, unit, best.value, bound, (end - budget.elapsed()) / 16);
+      while (open() && budget.elapsed() < end) {
+        const auto probe = schedule.next(end - budget.elapsed());
+        if (!probe) break;
+        const double began_probe = budget.elapsed();
+        if (refuted_by_projection(probe->target, 0.25 * probe->seconds)) {
+          schedule.unreachable();
+          bound = schedule.bound();
+          continue;
+        }
+        const double seconds = probe->seconds - (budget.elapsed() - began_probe);
+        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations);
+        if (r.outcome == detail::SearchOutcome::out_of_time) {
+          schedule.timed_out(r.wide || dense);  // dense sums: as rarely decided as wide branching
+        } else if (r.outcome == detail::SearchOutcome::unreachable) {
+          schedule.unreachable();
+        } else {
+          std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
+          const double v = placement_value(total_blocks, servers, starts);
+          if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
+          best = {std::move(starts), v, "search"};
+          schedule.reached(v);
+        }
         bound = schedule.bound();
-        continue;
       }
-      const double seconds = probe->seconds - (budget.elapsed() - began_probe);
-      const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations);
-      if (r.outcome == detail::SearchOutcome::out_of_time) {
-        schedule.timed_out(r.wide);
-      } else if (r.outcome == detail::SearchOutcome::unreachable) {
-        schedule.unreachable();
-      } else {
-        std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
-        const double v = placement_value(total_blocks, servers, starts);
-        if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
-        best = {std::move(starts), v, "search"};
-        schedule.reached(v);
+      bound = schedule.bound();  // it may have closed the gap without a probe
+    };
+    // Where the swarm's sums lie dense (many distinct throughputs: the appendix-E swarms) the
+    // search refutes nothing near the optimum on 64 servers, and the integer programme's root
+    // (its relaxation with cuts, a few tenths of a second) is the bound. It comes after a short
+    // search (which proves small dense swarms in milliseconds) and before the rest, so that the
+    // later probes start below it and the bound does not hang on the time the search leaves over
+    // (it did: an appendix-E swarm ended with bound 49,857 at 60 s against 49,676 at 10 s). It
+    // starts cold, since CBC's cuts change with its start and a start that depends on the clock
+    // (the tabu round's) would make the bound differ from run to run. Its cuts change with the
+    // formulation too, and no one formulation cuts best: the exact one (bound 57,406 on one
+    // appendix-E swarm, 43,175 on another) and its relaxation where servers may stay out and tau
+    // is unbounded (57,148 and 43,193) both run, and the lower bound stands.
+    bool rooted = false;
+    if (root_first) {
+      run_schedule(0.07 * options.time_limit_s);
+      if (open()) {
+        for (const bool relaxed : {false, true}) {
+          const double seconds = budget.reproducible() ? 1e9 : std::max(until(0.2), 0.05 * options.time_limit_s);
+          bound = std::min(bound, solve_milp(total_blocks, servers, classes, seconds, 0, options.relative_gap,
+                                             relaxed ? kUnbounded : bound, /*warm=*/false, best, relaxed));
+        }
+        round_bound();
+        if (budget.reproducible()) budget.spend(0.05 * options.time_limit_s, 1.0);
+        rooted = true;
       }
-      bound = schedule.bound();
     }
-    bound = schedule.bound();  // it may have closed the gap without a probe
+    run_schedule(search_end);
     // The integer programme gets half of what is left, for its bound and for the placements it
     // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
     // it overruns: half, not all); tabu rounds from the best placement use the rest, on time.
+    // Where its root went first (dense sums), its tree never lowered that bound on the
+    // appendix-E swarms and took the tabu rounds' time, but a root started warm, from the best
+    // placement, cuts differently (an appendix-E swarm: 43,174 against 43,422 cold): the root
+    // again, warm.
     const double left = budget.left();
     if (open() && left > 0.01) {
       // CBC's work is not predictable from its nodes (its root alone may take most of a second
       // or a hundredth), so a reproducible run asks it for its root only: the relaxation with
       // its cuts, and what its heuristics find there.
-      const double seconds = budget.reproducible() ? 1e9 : 0.5 * left;
-      const int nodes = budget.reproducible() ? 0 : -1;
+      const double seconds = budget.reproducible() ? 1e9 : (rooted ? 0.25 : 0.5) * left;
+      const int nodes = budget.reproducible() || rooted ? 0 : -1;
       const double proven =
-          solve_milp(total_blocks, servers, classes, seconds, nodes, options.relative_gap, bound, best);
+          solve_milp(total_blocks, servers, classes, seconds, nodes, options.relative_gap, bound, /*warm=*/true, best);
       bound = std::min(bound, proven);
       round_bound();
-      if (budget.reproducible()) budget.spend(0.5 * left, 1.0);
+      if (budget.reproducible()) budget.spend((rooted ? 0.05 * options.time_limit_s : 0.5 * left), 1.0);
     }
     // The last rounds restart from the best placement. When the search or CBC found it, half of
     // them go to the tabu search's own first placement instead: the search's placements (every
