@@ -8,6 +8,7 @@
 #include <limits>
 #include <functional>
 #include <initializer_list>
+#include <span>
 
 #ifdef __linux__
 #include <sched.h>
@@ -91,6 +92,13 @@ std::vector<detail::SearchClass> medium_classes(Rng& rng, int total) {
                        4 + static_cast<int>(uniform_index(rng, 9))});
   }
   return classes;
+}
+
+// Each class's servers, class after class.
+std::vector<PlacementServer> servers_of(std::span<const detail::SearchClass> classes) {
+  std::vector<PlacementServer> servers;
+  for (const auto& c : classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  return servers;
 }
 
 double area_bound(int total, const std::vector<detail::SearchClass>& classes) {
@@ -892,8 +900,7 @@ TEST(Placement, BoundsStaySoundWhenSearchesRunOutOfWork) {
   for (int trial = 0; trial < 60 && checked < 12; ++trial) {
     const MediumSwarm m = medium_swarm(rng);
     if (detail::tighter_projections(m.total, m.classes, 1).empty()) continue;
-    std::vector<PlacementServer> servers;
-    for (const auto& c : m.classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+    const std::vector<PlacementServer> servers = servers_of(m.classes);
     const Placement full = optimal_placement(m.total, servers, {.time_limit_s = 10, .hints = {}});
     if (!full.optimal) continue;
     ++checked;
@@ -976,10 +983,7 @@ TEST(Placement, ShortRunsBoundsAreCoverageValuesAboveALongerRunsPlacement) {
 TEST(Placement, SixtyFourMostlyDistinctServersGetABoundedPlacement) {
   // Few servers alike: little to exploit, so no proof is expected, but the run must end at its
   // limit (reproducible: counted in work) with a sound bound above a real placement.
-  std::vector<PlacementServer> servers;
-  for (const auto& c : sixty_four_gpu_like_classes()) {
-    servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
-  }
+  const std::vector<PlacementServer> servers = servers_of(sixty_four_gpu_like_classes());
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 0.5, .reproducible = true, .hints = {}});
   EXPECT_NEAR(placement_value(80, servers, p.starts), p.value, 1e-9 * p.value);
   EXPECT_GE(p.bound, p.value);
@@ -1029,8 +1033,7 @@ TEST(Placement, DenseSwarmsAreCertifiedByTheRootsOfTwoFormulations) {
                                                      {3625, 15, 11},
                                                      {5948.7179487179483, 38, 7},
                                                      {7250, 23, 13}}};
-  std::vector<PlacementServer> servers;
-  for (const auto& c : classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  const std::vector<PlacementServer> servers = servers_of(classes);
   const Placement quick = optimal_placement(80, servers, {.time_limit_s = 1, .reproducible = true, .hints = {}});
   const Placement longer = optimal_placement(80, servers, {.time_limit_s = 3, .reproducible = true, .hints = {}});
   EXPECT_GE(quick.bound, longer.value * (1 - 1e-9));
