@@ -25,6 +25,7 @@ struct SearchResult {
   long looked_ahead = 0;  // multisets dropped before their node was built
   long relaxations = 0;   // linear relaxations solved
   long by_weights = 0;    // states pruned by a relaxation's weights (its own or kept ones)
+  long restarts = 0;      // rounds cut short by their budget (SearchLimits::restart_work)
   bool wide = false;      // most nodes were partial multisets of blocks with too many to list
 };
 
@@ -62,6 +63,12 @@ struct SearchLimits {
   /// Deficits round up to sums of the unused servers (on a throughput grid), not only to the
   /// swarm's coverage values. Off only to measure what that saves, and to test it.
   bool round_by_unused_sums = true;
+  /// Restarts: the first rounds stop after this much work (growing 1.5x a round) and start over,
+  /// before a last round without a budget. What a round learns (failures, dominance profiles,
+  /// relaxation weights) stays, and prunes the early blocks' multisets when they are listed
+  /// again: one poor early multiset otherwise holds the search for seconds in a subtree that
+  /// fails (placement_search.cpp). 0: one round only.
+  long restart_work = 10'000;
   /// Workers sharing the first short block's multisets and every proven failure. More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
   int threads = 1;

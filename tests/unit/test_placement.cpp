@@ -492,6 +492,64 @@ TEST(PlacementSearch, WorkersSharingTheFirstBlockDecideAsOne) { expect_workers_d
 
 TEST(PlacementSearch, WorkersSharingAWideFirstBlockDecideAsOne) { expect_workers_decide_as_one(2, 978); }
 
+// Restarts only change what the search has learned when it lists a block's multisets again: with
+// tiny budgets (so that all the rounds run), one worker and three (whose early rounds each search
+// the whole tree, so that one such round's failure is a proof, and whose last round splits the
+// first short block), the answers are those of a single round, and every placement reaches its
+// target.
+TEST(PlacementSearch, RestartsDecideAsOneRound) {
+  Rng rng(979);
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  long decided = 0, reached = 0, restarts = 0;
+  for (int trial = 0; trial < 80; ++trial) {
+    const auto [total, classes, bound] = medium_swarm(rng);
+    for (double target = 0.8 * bound; target <= bound; target += 0.05 * bound) {
+      detail::SearchLimits one_round{far, far};
+      one_round.max_nodes = 200'000;
+      one_round.restart_work = 0;
+      const auto a = detail::reach_target(total, classes, target, {}, one_round);
+      if (a.outcome == detail::SearchOutcome::out_of_time) continue;
+      EXPECT_EQ(a.restarts, 0);
+      for (int threads : {1, 3}) {
+        detail::SearchLimits rounds = one_round;
+        rounds.restart_work = 16;
+        rounds.threads = threads;
+        const auto b = detail::reach_target(total, classes, target, {}, rounds);
+        if (b.outcome == detail::SearchOutcome::out_of_time) continue;
+        ASSERT_EQ(a.outcome, b.outcome) << "trial " << trial << " target " << target << " threads " << threads;
+        ++decided;
+        restarts += b.restarts;
+        if (b.outcome != detail::SearchOutcome::reached) continue;
+        ++reached;
+        ASSERT_GE(value_of(total, classes, b.starts), target * (1 - 1e-9)) << "trial " << trial;
+      }
+    }
+  }
+  EXPECT_GT(decided, 300);
+  EXPECT_GT(reached, 50);
+  EXPECT_LT(reached, decided);
+  EXPECT_GT(restarts, 1000);  // otherwise the rounds were not tested
+}
+
+// Why restarts: 47,500 of `2500:22, 2400:40, 3000:33, 2500:5, 1200:36` (its optimum) takes the
+// single round ~1 M nodes (an early multiset holds it in a subtree that fails); rounds that list
+// the early multisets again with what the last one learned reach it in a few tens of thousands.
+// One worker, so the counts are the same on every run.
+TEST(PlacementSearch, RestartsReachWhatThePlainOrderReachesLate) {
+  const std::vector<detail::SearchClass> classes{
+      {2500, 22, 13}, {2400, 40, 13}, {3000, 33, 13}, {2500, 5, 13}, {1200, 36, 12}};
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  detail::SearchLimits limits{far, far};
+  limits.max_nodes = 200'000;
+  const auto with = detail::reach_target(80, classes, 47'500, {}, limits);
+  ASSERT_EQ(with.outcome, detail::SearchOutcome::reached) << with.work;
+  EXPECT_GT(with.restarts, 0);
+  EXPECT_GE(value_of(80, classes, with.starts), 47'500 * (1 - 1e-9));
+  limits.restart_work = 0;
+  const auto without = detail::reach_target(80, classes, 47'500, {}, limits);
+  EXPECT_EQ(without.outcome, detail::SearchOutcome::out_of_time);
+}
+
 // A search is wide (and then held to wide_max_nodes) only while most of its nodes are partial
 // multisets. Refuting 6,150 of `1000:13, 700:11, 350:7` with 4 multisets listed a block takes
 // ~140,000 nodes: some blocks are decided class by class, but few nodes are partial, so it must
