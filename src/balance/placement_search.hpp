@@ -69,7 +69,8 @@ struct SearchLimits {
   /// again: one poor early multiset otherwise holds the search for seconds in a subtree that
   /// fails (placement_search.cpp). 0: one round only.
   long restart_work = 10'000;
-  /// Workers sharing the first short block's multisets and every proven failure. More than one
+  /// Workers sharing every proven failure, and in the last round the first short block's
+  /// multisets (in the earlier rounds each searches the whole tree). More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
   int threads = 1;
   /// Relaxations kept from earlier searches of the same swarm; none: this search builds its own.
