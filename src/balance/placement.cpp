@@ -492,7 +492,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           {.deadline = budget.deadline(seconds), .wide_deadline = budget.deadline(wide),
            .max_nodes = budget.cap(seconds, nodes_per_second),
            .wide_max_nodes = budget.cap(wide, nodes_per_second),
-           .restart_work = reach ? detail::SearchLimits{}.restart_work : 0,
+           .restart_work = reach ? detail::kRestartWork : 0,
            .threads = search_threads,
            .relaxations = &cache});
       budget.spend(static_cast<double>(r.work), nodes_per_second);

@@ -392,8 +392,9 @@ class TargetSearch {
       // partial multisets are nodes of their own (pruned as they are built), go straight to it.
       const bool last = budget <= 0 || round == kRestartRounds || wide();
       round_end_ = last ? std::numeric_limits<long>::max() : work() + budget;
-      split_next_branch_ = last && shared_.split();
-      rotate_next_branch_ = !last && worker_ > 0;
+      first_short_block_ = last && shared_.split() ? FirstShortBlock::shared
+                           : !last && worker_ > 0   ? FirstShortBlock::rotated
+                                                    : FirstShortBlock::own;
       ok = dfs(0);
       if (ok || stopped_) break;
       if (!out_of_time_) {  // this worker's round failed on the whole tree: a proof
@@ -682,10 +683,8 @@ class TargetSearch {
 
     // The first short block of a split search: its multisets go to the workers one at a time,
     // and none of them may record the block as failed (the others may still reach the target).
-    const bool split = split_next_branch_;
-    split_next_branch_ = false;
-    const bool rotate = rotate_next_branch_;
-    rotate_next_branch_ = false;
+    const FirstShortBlock first = std::exchange(first_short_block_, FirstShortBlock::own);
+    const bool split = first == FirstShortBlock::shared;
 
     // Scratch of this block: a block is on the stack once at most, so its buffers are free.
     Frame& f = frames_[static_cast<std::size_t>(block)];
@@ -723,7 +722,7 @@ class TargetSearch {
     std::sort(f.ranked.begin(), f.ranked.end());
     // Before the last round, worker w tries the first short block's multisets from the w-th on
     // (then the ones before it), so that the workers start apart as in the last round's split.
-    if (rotate && !f.ranked.empty()) {
+    if (first == FirstShortBlock::rotated && !f.ranked.empty()) {
       std::rotate(f.ranked.begin(), f.ranked.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(worker_) % f.ranked.size()), f.ranked.end());
     }
     for (std::size_t i = 0;; ++i) {
@@ -1022,8 +1021,10 @@ class TargetSearch {
 
   Shared& shared_;  // failures (exact for partial multisets, by dominance for whole states)
   int worker_;
-  bool rotate_next_branch_ = false;  // this worker starts the first short block's multisets at its index
-  bool split_next_branch_ = false;  // this worker shares the first short block's multisets with others
+  // How this round takes the first short block's multisets: all of them in order, from the
+  // worker's index on (early rounds), or one at a time from those the workers share (last round).
+  enum class FirstShortBlock { own, rotated, shared };
+  FirstShortBlock first_short_block_ = FirstShortBlock::own;  // consumed by the first branch()
   int split_block_ = -1;    // that block, when its multisets are decided class by class
   long shared_multisets_ = 0;  // complete multisets of split_block_ counted so far
   long ticket_ = -1;           // the index of the next one this worker takes

@@ -43,6 +43,8 @@ struct RelaxationCache {
   std::vector<std::unique_ptr<ResidualLp>> per_worker;
 };
 
+inline constexpr long kRestartWork = 10'000;  // SearchLimits::restart_work's default
+
 struct SearchLimits {
   std::chrono::steady_clock::time_point deadline;
   /// Searches whose branching turns wide (many classes) rarely finish: they give up already here.
@@ -68,7 +70,7 @@ struct SearchLimits {
   /// relaxation weights) stays, and prunes the early blocks' multisets when they are listed
   /// again: one poor early multiset otherwise holds the search for seconds in a subtree that
   /// fails (placement_search.cpp). 0: one round only.
-  long restart_work = 10'000;
+  long restart_work = kRestartWork;
   /// Workers sharing every proven failure, and in the last round the first short block's
   /// multisets (in the earlier rounds each searches the whole tree). More than one
   /// makes the node counts (and so max_nodes) depend on timing: reproducible searches use one.
