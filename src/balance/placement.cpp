@@ -476,10 +476,11 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // from the best, each reached (a better placement) or refuted (a lower bound), and down from
     // the bound, where refutations come cheap.
     detail::RelaxationCache relaxations;  // warm from one target to the next
-    // `reach`: the probe is after a placement (the bottom's), so the search restarts (a poor early
-    // choice held 47,300 of a five-class swarm 6.5 s, against 0.1 s with restarts, two workers).
-    // The top's probes and the projections are after refutations, which restarts do not speed up
-    // (and with several workers each early round searches the whole tree, not a share of it).
+    // `reach`: the probe is after a placement (the bottom's, or the top's walk below a target that
+    // timed out), so the search restarts (a poor early choice held 47,300 of a five-class swarm
+    // 6.5 s, against 0.1 s with restarts, two workers). The top's other probes and the
+    // projections are after refutations, which restarts do not speed up (and with several
+    // workers each early round searches the whole tree, not a share of it).
     const auto search = [&](int blocks, std::span<const detail::SearchClass> swarm, double target, double seconds,
                             detail::RelaxationCache& cache, bool reach) {
       const double wide = std::clamp(wide_left, 0.0, seconds);
@@ -544,7 +545,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           continue;
         }
         const double seconds = probe->seconds - (budget.elapsed() - began_probe);
-        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations, !probe->top);
+        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations, !probe->top || probe->walk);
         if (r.outcome == detail::SearchOutcome::out_of_time) {
           schedule.timed_out(r.wide || dense);  // dense sums: as rarely decided as wide branching
         } else if (r.outcome == detail::SearchOutcome::unreachable) {

@@ -12,6 +12,7 @@ class TargetSchedule {
   struct Probe {
     double target;
     bool top;        // galloping down from the bound (else up from the best placement)
+    bool walk;       // a top probe below targets that timed out: as likely reached as refuted
     double seconds;  // the most this probe may take
   };
 
@@ -45,6 +46,8 @@ class TargetSchedule {
   long step_ = 1;   // the bottom's gallop
   long top_step_ = 1;
   bool top_jumped_ = false;  // the last top probe was below the highest target
+  long top_walk_ = 0;         // steps below the highest target, each after a time-out above
+  bool top_at_floor_ = false;  // the last top probe was the lowest the top may try
   bool top_waits_ = false;
   bool top_waited_wide_ = false;
 };
