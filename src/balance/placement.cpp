@@ -545,7 +545,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           continue;
         }
         const double seconds = probe->seconds - (budget.elapsed() - began_probe);
-        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations, !probe->top || probe->walk);
+        const bool reach = !probe->top || probe->walk;
+        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations, reach);
         if (r.outcome == detail::SearchOutcome::out_of_time) {
           schedule.timed_out(r.wide || dense);  // dense sums: as rarely decided as wide branching
         } else if (r.outcome == detail::SearchOutcome::unreachable) {
