@@ -11,6 +11,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::size_t kMaxKicked = 16;  // servers a restart moves at random, at most
+
 struct Move {
   double delta = std::numeric_limits<double>::infinity();
   std::size_t cls = 0;
@@ -84,9 +86,12 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
       if (!limits.restart) break;
       // Stalled: start again from the best placement with a quarter of the servers moved at
       // random, a different neighbourhood of the same good region (a quarter and 100 stale
-      // moves did best among 1/16..1/2 and 30..1000 on 64-server swarms of 4 and 10 classes).
+      // moves did best among 1/16..1/2 and 30..1000 on 64-server swarms of 4 and 10 classes),
+      // but 16 at most: 50 of 200 servers moved at random are more than 100 moves repair (an
+      // appendix-E swarm of 200 ended 3 s at 152,900-153,150 with 50, 153,360-153,400 with
+      // 12-24, of a bound of 153,962).
       starts = best_starts;
-      for (std::size_t r = 0; r < std::max<std::size_t>(2, servers / 4); ++r) {
+      for (std::size_t r = 0; r < std::clamp<std::size_t>(servers / 4, 2, kMaxKicked); ++r) {
         std::size_t c = 0;
         do c = uniform_index(rng, classes.size()); while (starts[c].empty());
         starts[c][uniform_index(rng, starts[c].size())] =
