@@ -432,10 +432,6 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
     // better placement at little cost; rounds from perturbed copies of the best placement end
     // the time limit, unless the search proved the optimum.
-    double move_work = 0.0;  // per tabu move: a class's prefix sums, then every relocation weighed
-    for (const auto& c : classes) {
-      move_work += static_cast<double>(total_blocks + c.members.size() * (total_blocks - c.num_blocks + 1));
-    }
     const auto local_search = [&](const std::vector<int>& from, double seconds, bool restart, long stale,
                                   unsigned long long seed) {
       if (!open()) return;
@@ -447,8 +443,8 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
           total_blocks, search_classes, value_span, class_starts,
           {.deadline = budget.deadline(seconds), .stale_iterations = stale, .restart = restart, .stop_at = bound,
            .unit = unit, .seed = seed,
-           .max_moves = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond / move_work)});
-      budget.spend(static_cast<double>(r.moves) * move_work, Budget::kTabuEvaluationsPerSecond);
+           .max_work = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)});
+      budget.spend(static_cast<double>(r.work), Budget::kTabuEvaluationsPerSecond);
       consider(server_starts(servers.size(), classes, class_starts), "tabu");
     };
     local_search(best.starts, until(0.05), /*restart=*/false, 300, 1);

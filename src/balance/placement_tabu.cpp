@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <numeric>
 
 #include "swarm/random.hpp"
 
@@ -72,6 +73,7 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
   // Prefix sums over blocks of what adding one server of the class changes (gain) and what
   // taking one away from a block it covers changes (loss), so every relocation costs O(1).
   std::vector<double> gain(L + 1), loss(L + 1);
+  std::vector<std::size_t> by_start;  // a class's members, by start
   const auto sum = [](const std::vector<double>& p, int lo, int hi) {
     return lo < hi ? p[static_cast<std::size_t>(hi)] - p[static_cast<std::size_t>(lo)] : 0.0;
   };
@@ -80,8 +82,9 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
   if (servers == 0) return {best, 0};
   long stale = 0;
   long move = 1;
+  long work = 0;
   for (;; ++move, ++stale) {
-    if (move > limits.max_moves || ((move & 63) == 0 && Clock::now() >= limits.deadline)) break;
+    if (move > limits.max_moves || work > limits.max_work || ((move & 63) == 0 && Clock::now() >= limits.deadline)) break;
     if (stale >= limits.stale_iterations) {
       if (!limits.restart) break;
       // Stalled: start again from the best placement with a quarter of the servers moved at
@@ -109,19 +112,37 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
       const int k = classes[c].num_blocks;
       const auto positions = static_cast<std::size_t>(total_blocks - k + 1);
       if (t <= 0 || starts[c].empty()) continue;
+      work += static_cast<long>(L);
       for (std::size_t b = 0; b < L; ++b) {
         gain[b + 1] = gain[b] + shortfall(cov[b] + t) - shortfall(cov[b]);
         loss[b + 1] = loss[b] + shortfall(cov[b] - t) - shortfall(cov[b]);
       }
-      for (std::size_t m = 0; m < starts[c].size(); ++m) {
-        const int from = starts[c][m];
+      // Servers of a class at the same start are interchangeable, so each start is weighed
+      // once, for a member there that the tabu lets go (in good placements of 64-200 servers
+      // half of them share their start with another: this halves a move's cost).
+      by_start.resize(starts[c].size());
+      std::iota(by_start.begin(), by_start.end(), std::size_t{0});
+      std::sort(by_start.begin(), by_start.end(),
+                [&](std::size_t x, std::size_t y) { return starts[c][x] < starts[c][y]; });
+      for (std::size_t first = 0, last = 0; first < by_start.size(); first = last) {
+        const int from = starts[c][by_start[first]];
+        for (last = first + 1; last < by_start.size() && starts[c][by_start[last]] == from; ++last) {
+        }
         const double removed = sum(loss, from, from + k);
+        work += static_cast<long>(positions);
         for (int to = 0; to + k <= total_blocks; ++to) {
           if (to == from) continue;
           // Where the new span overlaps the old one the server stays: no change there.
           const int lo = std::max(from, to), hi = std::min(from, to) + k;
           const double delta = removed + sum(gain, to, to + k) - sum(loss, lo, hi) - sum(gain, lo, hi);
-          const bool forbidden = tabu[c][m * positions + static_cast<std::size_t>(to)] > move;
+          std::size_t m = by_start[first];
+          bool forbidden = true;
+          for (std::size_t i = first; i < last && forbidden; ++i) {
+            if (tabu[c][by_start[i] * positions + static_cast<std::size_t>(to)] <= move) {
+              m = by_start[i];
+              forbidden = false;
+            }
+          }
           if (forbidden && total_shortfall + delta > 1e-9 * target) continue;  // unless it meets the target
           if (delta < chosen.delta - 1e-12 * target) {
             chosen = {delta, c, m, to};
@@ -154,7 +175,7 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
     }
   }
   starts = std::move(best_starts);
-  return {best, move - 1};
+  return {best, move - 1, work};
 }
 
 }  // namespace swarm::detail

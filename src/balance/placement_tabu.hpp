@@ -16,13 +16,16 @@ struct TabuLimits {
   double stop_at = 0.0;          // stop once the placement is worth this much (the bound)
   double unit = 0.0;             // the next target is value + unit when coverage_values is empty
   unsigned long long seed = 1;
-  /// A work cap, which unlike the deadline gives the same answer on every run.
+  /// Work caps, which unlike the deadline give the same answer on every run: moves, and
+  /// evaluations (TabuResult::work).
   long max_moves = std::numeric_limits<long>::max();
+  long max_work = std::numeric_limits<long>::max();
 };
 
 struct TabuResult {
   double value = 0.0;  // the bottleneck coverage of the improved placement
-  long moves = 0;      // work done: each move weighs every relocation of every server
+  long moves = 0;
+  long work = 0;  // evaluations: per move and class, its blocks summed and its relocations weighed
 };
 
 /// Improves `starts` (per class, the start of each of its servers) in place. Each move relocates one server to the start that most

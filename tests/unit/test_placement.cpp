@@ -917,9 +917,9 @@ TEST(PlacementTabu, ClimbsFromTheWorstPlacementToTheBoundAt64Servers) {
 
 TEST(PlacementTabu, RestartsOfALargeSwarmMoveAFewServers) {
   // 200 servers of the appendix-E job (seed 1: throughputs in tokens/s, relayed servers a
-  // fraction of their bandwidth), 20,000 moves from a spread placement, four seeds. Restarts
-  // that moved a quarter of the servers (50) at random ended at 152,220-152,670 (mean 152,571
-  // over these seeds); at most 16 moved, at 152,750-153,290 (mean 153,027). The bound is 153,962.
+  // fraction of their bandwidth), 40,000 moves from a spread placement, four seeds. Restarts
+  // that moved a quarter of the servers (50) at random ended at 152,795-153,096 (mean 152,917);
+  // at most 16 moved, at 153,059-153,330 (mean 153,239). The bound is 153,962.
   const std::vector<detail::SearchClass> classes{
       {152.587890625, 7, 7},   {305.17578125, 11, 14},  {457.763671875, 11, 8}, {762.939453125, 7, 33},
       {1525.87890625, 11, 28}, {1525.87890625, 23, 5},  {2288.818359375, 11, 31}, {3625.0, 15, 24},
@@ -935,10 +935,10 @@ TEST(PlacementTabu, RestartsOfALargeSwarmMoveAFewServers) {
     sum += detail::improve_by_tabu(80, classes, {}, starts,
                                    {.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1),
                                     .stale_iterations = 100, .restart = true, .stop_at = 1e18, .unit = 0.075,
-                                    .seed = seed, .max_moves = 20'000})
+                                    .seed = seed, .max_moves = 40'000})
                .value;
   }
-  EXPECT_GT(sum / 4, 152'800.0);
+  EXPECT_GT(sum / 4, 153'080.0);
 }
 
 TEST(Placement, EqualThroughputsAreProvedThroughCoverageValues) {
