@@ -118,8 +118,8 @@ TabuResult improve_by_tabu(int total_blocks, std::span<const SearchClass> classe
         loss[b + 1] = loss[b] + shortfall(cov[b] - t) - shortfall(cov[b]);
       }
       // Servers of a class at the same start are interchangeable, so each start is weighed
-      // once, for a member there that the tabu lets go (in good placements of 64-200 servers
-      // half of them share their start with another: this halves a move's cost).
+      // once, for a member there that the tabu lets go (in good placements of 200 servers half
+      // of them share their start with another: 1.6x the moves a second; 1.15x at 64).
       by_start.resize(starts[c].size());
       std::iota(by_start.begin(), by_start.end(), std::size_t{0});
       std::sort(by_start.begin(), by_start.end(),
