@@ -119,27 +119,6 @@ double best_run(std::span<const double> points, std::size_t run, double t) {
   return best;
 }
 
-// A weighted check's best window: the most that a server of throughput t and k blocks fills of
-// the deficits d ahead, weighted by w (w[i] weighs block from + i; blocks before `from` weigh
-// nothing), filling at most min(t, d_x) of block x; and `here`, what it fills starting at block 0.
-struct Window {
-  double best = 0.0;
-  double here = 0.0;
-};
-Window weighted_window(std::span<const double> w, std::span<const double> deficit, std::size_t from, std::size_t k,
-                       double t) {
-  Window r;
-  double window = 0.0;
-  for (std::size_t x = from; x < deficit.size(); ++x) {
-    const double v = w[x - from] * std::min(t, deficit[x]);
-    window += v;
-    if (x < k) r.here += v;
-    if (x >= k + from) window -= w[x - k - from] * std::min(t, deficit[x - k]);
-    r.best = std::max(r.best, window);
-  }
-  return r;
-}
-
 // The exact memo's keys: open addressing with linear probing in one flat array (a node-based
 // set spent 15% of a hard refutation in its lookups' cache misses). Keys have `a` odd
 // (TargetSearch::key), so {0, 0} marks an empty slot.
@@ -210,6 +189,25 @@ double best_window(std::span<const Weighed> points, int width, double t) {
   }
   return best;
 }
+
+// What a server of throughput t starting at position 0 fills of `points` (its first `width`
+// positions), each point filled up to t and weighed.
+double first_window(std::span<const Weighed> points, int width, double t) {
+  double here = 0.0;
+  for (std::size_t j = 0; j < points.size() && points[j].at < width; ++j) {
+    here += points[j].weight * std::min(t, points[j].deficit);
+  }
+  return here;
+}
+
+// A relaxation's weights on the blocks ahead of the block it was solved at (`at` counts from
+// there), those above zero only: they are the duals of the few blocks that bind, and every check
+// with them used to run over all the blocks ahead (a quarter of a hard refutation's time).
+struct Weight {
+  int at;
+  double weight;
+};
+using Weights = std::vector<Weight>;
 
 // Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
 // with the same unused servers covers every block to come at least as well (coverage capped at
@@ -865,16 +863,15 @@ class TargetSearch {
     for (int ahead = 1; ahead <= kLookaheadBlocks && block + ahead < total_; ++ahead) {
       const auto& kept = relaxation_[static_cast<std::size_t>(block + ahead)].kept;
       for (std::size_t i = 0; i < std::min(kLookaheadWeights, kept.size()); ++i) {
-        const std::vector<double>& w = kept[i];  // over blocks block + ahead ...
         const std::size_t row = rows.size();
         rows.resize(row + 1 + classes);
-        double need = 0.0, cap = 0.0;
-        for (std::size_t j = 0; j < w.size(); ++j) need += w[j] * deficit_[j + ahead];
+        const double need = weigh(kept[i], ahead);  // the weights count from block + ahead
+        double cap = 0.0;
         for (std::size_t c = 0; c < classes; ++c) {
-          const Window win = weighted_window(w, deficit_, static_cast<std::size_t>(ahead),
-                                             static_cast<std::size_t>(classes_[c].num_blocks), classes_[c].throughput);
-          cap += unused_[c] * win.best;
-          rows[row + 1 + c] = win.best - win.here;
+          const SearchClass& k = classes_[c];
+          const double best = best_window(weighed_, k.num_blocks, k.throughput);
+          cap += unused_[c] * best;
+          rows[row + 1 + c] = best - first_window(weighed_, k.num_blocks, k.throughput);
         }
         rows[row] = cap - need / kSlack;
       }
@@ -918,7 +915,7 @@ class TargetSearch {
 
   // Pruning (3), with the weights that pruned at this block before (deficit_ is this state's).
   bool kept_weights_prune(int block) {
-    std::vector<std::vector<double>>& kept = relaxation_[static_cast<std::size_t>(block)].kept;
+    std::vector<Weights>& kept = relaxation_[static_cast<std::size_t>(block)].kept;
     for (std::size_t i = 0; i < kept.size(); ++i) {
       if (weights_prune(kept[i])) {
         if (i > 0) std::swap(kept[i], kept[i - 1]);  // the useful ones rise to the front
@@ -944,11 +941,17 @@ class TargetSearch {
     nodes_ += kNodesPerRelaxation;
     const bool infeasible = lp->infeasible(block, deficit_, unused_, weights_);
     extra_work_ += relaxation_iterations_work(lp->last_iterations(), lp->columns());
-    if (infeasible && weights_prune(weights_)) {
-      r.kept.insert(r.kept.begin(), weights_);
-      if (r.kept.size() > kept_per_block_) r.kept.pop_back();
-      r.backoff = 0;
-      return true;
+    if (infeasible) {
+      Weights w;
+      for (std::size_t x = 0; x < weights_.size(); ++x) {
+        if (weights_[x] > 0) w.push_back({static_cast<int>(x), weights_[x]});
+      }
+      if (weights_prune(w)) {
+        r.kept.insert(r.kept.begin(), std::move(w));
+        if (r.kept.size() > kept_per_block_) r.kept.pop_back();
+        r.backoff = 0;
+        return true;
+      }
     }
     r.backoff = std::min(kMaxRelaxationSkip, std::max(1L, 2 * r.backoff));
     r.skip = r.backoff;
@@ -963,22 +966,29 @@ class TargetSearch {
   // Only blocks with both a weight and a deficit count, so they are gathered once and each
   // class's windows run over them alone (a quarter of the blocks ahead on the hard refutations,
   // where this check took a sixth of the time).
-  [[nodiscard]] bool weights_prune(std::span<const double> w) {
-    const std::size_t n = deficit_.size();
-    double need = 0.0;
-    weighed_.clear();
-    for (std::size_t x = 0; x < n; ++x) {
-      if (w[x] > 0 && deficit_[x] > 0) {
-        need += w[x] * deficit_[x];
-        weighed_.push_back({static_cast<int>(x), w[x], deficit_[x]});
-      }
-    }
+  [[nodiscard]] bool weights_prune(const Weights& w) {
+    const double need = weigh(w, 0);
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
       available += unused_[c] * best_window(weighed_, classes_[c].num_blocks, classes_[c].throughput);
     }
     return need > available * kSlack * (1 + 1e-9);
+  }
+
+  // Gathers into weighed_ the blocks ahead that have both a weight in w (whose `at` counts from
+  // block `from` of deficit_) and a deficit; returns what they need, sum_x w_x d_x.
+  double weigh(const Weights& w, int from) {
+    double need = 0.0;
+    weighed_.clear();
+    for (const Weight& x : w) {
+      const double d = deficit_[static_cast<std::size_t>(x.at + from)];
+      if (d > 0) {
+        need += x.weight * d;
+        weighed_.push_back({x.at + from, x.weight, d});
+      }
+    }
+    return need;
   }
 
   // The search is wide while most of its nodes are partial multisets: many classes, wide at
@@ -1058,7 +1068,7 @@ class TargetSearch {
   };
   std::vector<Frame> frames_;  // per block
   struct Relaxation {
-    std::vector<std::vector<double>> kept;  // weights that pruned here, most useful first
+    std::vector<Weights> kept;  // weights that pruned here, most useful first
     long skip = 0;                          // chances to let pass before the next solve
     long backoff = 0;
   };
