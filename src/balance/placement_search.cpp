@@ -107,18 +107,6 @@ constexpr double kRestartGrowth = 1.5;
 // split (31,400 above: 5.0 s with 12 rounds, 4.0 with 8, 4.4 without restarts, two workers).
 constexpr int kRestartRounds = 8;
 
-// The most a server of throughput t fills of the points' deficits: its best run of `run`
-// consecutive points (what a span covers of points spaced g apart), each filled up to t.
-double best_run(std::span<const double> points, std::size_t run, double t) {
-  double window = 0.0, best = 0.0;
-  for (std::size_t j = 0; j < points.size(); ++j) {
-    window += std::min(points[j], t);
-    if (j >= run) window -= std::min(points[j - run], t);
-    best = std::max(best, window);
-  }
-  return best;
-}
-
 // The exact memo's keys: open addressing with linear probing in one flat array (a node-based
 // set spent 15% of a hard refutation in its lookups' cache misses). Keys have `a` odd
 // (TargetSearch::key), so {0, 0} marks an empty slot.
@@ -838,21 +826,19 @@ class TargetSearch {
         const std::size_t row = rows.size();
         rows.resize(row + 1 + classes);
         double need = 0.0, cap = 0.0;
-        points_.clear();
-        for (int x = o; x < n; x += g) {
-          const double d = x == 0 ? 0.0 : deficit_[x];  // the multiset covers `block` itself
-          points_.push_back(d);
-          need += d;
+        weighed_.clear();  // the points with a deficit, `at` their index among all points
+        for (int x = o, j = 0; x < n; x += g, ++j) {
+          if (x == 0 || deficit_[x] <= 0) continue;  // the multiset covers `block` itself
+          weighed_.push_back({j, 1.0, deficit_[x]});
+          need += deficit_[x];
         }
         for (std::size_t c = 0; c < classes; ++c) {
           const SearchClass& k = classes_[c];
-          const double best = best_run(points_, static_cast<std::size_t>((k.num_blocks - 1) / g + 1), k.throughput);
-          double here = 0.0;  // the run of a server starting at `block`
-          for (std::size_t j = 0; o + static_cast<int>(j) * g < k.num_blocks && j < points_.size(); ++j) {
-            here += std::min(points_[j], k.throughput);
-          }
+          const double best = best_window(weighed_, (k.num_blocks - 1) / g + 1, k.throughput);
+          // A server starting at `block` holds the points o, o + g, ... below its k blocks.
+          const int held = o < k.num_blocks ? (k.num_blocks - o + g - 1) / g : 0;
           cap += unused_[c] * best;
-          rows[row + 1 + c] = best - here;
+          rows[row + 1 + c] = best - first_window(weighed_, held, k.throughput);
         }
         rows[row] = cap - need / kSlack;
       }
@@ -1052,7 +1038,6 @@ class TargetSearch {
   double grid_ = 0.0;  // the throughputs' grid (throughput_grid), 0: none, or too fine to list
   double sum_bits_ = 0.0;            // grid multiples unused_sums() lists
   std::vector<std::uint64_t> sums_;  // unused_sums()
-  std::vector<double> points_;
   std::vector<int> spacings_;  // 1..kMaxSpacing, those that prune most often first
   std::size_t rotor_ = 0;
   std::vector<int> unused_;
