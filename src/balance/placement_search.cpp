@@ -602,13 +602,7 @@ class TargetSearch {
   }
 
   [[nodiscard]] bool points_coverable(int offset, int spacing) {
-    double need = 0.0;
-    weighed_.clear();
-    for (int x = offset, j = 0; x < static_cast<int>(deficit_.size()); x += spacing, ++j) {
-      if (deficit_[x] <= 0) continue;
-      weighed_.push_back({j, 1.0, deficit_[x]});
-      need += deficit_[x];
-    }
+    const double need = gather_points(offset, spacing, 0);
     double available = 0.0;
     for (std::size_t c = 0; c < classes_.size() && available * kSlack < need; ++c) {
       if (unused_[c] == 0) continue;
@@ -825,13 +819,8 @@ class TargetSearch {
       for (int o = 0; o < g; ++o) {
         const std::size_t row = rows.size();
         rows.resize(row + 1 + classes);
-        double need = 0.0, cap = 0.0;
-        weighed_.clear();  // the points with a deficit, `at` their index among all points
-        for (int x = o, j = 0; x < n; x += g, ++j) {
-          if (x == 0 || deficit_[x] <= 0) continue;  // the multiset covers `block` itself
-          weighed_.push_back({j, 1.0, deficit_[x]});
-          need += deficit_[x];
-        }
+        const double need = gather_points(o, g, 1);  // the multiset covers `block` itself
+        double cap = 0.0;
         for (std::size_t c = 0; c < classes; ++c) {
           const SearchClass& k = classes_[c];
           const double best = best_window(weighed_, (k.num_blocks - 1) / g + 1, k.throughput);
@@ -960,6 +949,20 @@ class TargetSearch {
       available += unused_[c] * best_window(weighed_, classes_[c].num_blocks, classes_[c].throughput);
     }
     return need > available * kSlack * (1 + 1e-9);
+  }
+
+  // Gathers into weighed_ the points offset, offset + spacing, ... of the blocks ahead that have
+  // a deficit, from the `from`-th block on (`at`: a point's index among all of them); returns
+  // their deficits' sum.
+  double gather_points(int offset, int spacing, int from) {
+    double need = 0.0;
+    weighed_.clear();
+    for (int x = offset, j = 0; x < static_cast<int>(deficit_.size()); x += spacing, ++j) {
+      if (x < from || deficit_[x] <= 0) continue;
+      weighed_.push_back({j, 1.0, deficit_[x]});
+      need += deficit_[x];
+    }
+    return need;
   }
 
   // Gathers into weighed_ the blocks ahead that have both a weight in w (whose `at` counts from
