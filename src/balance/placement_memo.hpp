@@ -72,16 +72,27 @@ class KeySet {
   std::size_t size_ = 0;
 };
 
+// A sweep state's block and unused servers per class (`state`: the block, then the counts),
+// hashed to find its bucket of dominance profiles.
+[[nodiscard]] inline std::uint64_t state_hash(std::span<const int> state) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (int v : state) h = (h ^ static_cast<std::uint64_t>(v)) * 1099511628211ULL;
+  return h;
+}
+
 // Failed sweep states, for pruning by dominance: a state fails if a failed one at the same block
 // with the same unused servers covers every block to come at least as well (coverage capped at
 // the target, above which it makes no difference). Per (block, unused servers): up to
 // kPerBucket coverage profiles, stored flat with their sums, which rule most of them out at once.
+// A bucket holds its state itself, not only the hash: a proof must not rest on a collision of
+// 64 bits between two of millions of states.
 class Dominance {
  public:
-  [[nodiscard]] bool dominated(std::uint64_t bucket, std::span<const double> profile) const {
-    const auto it = buckets_.find(bucket);
+  [[nodiscard]] bool dominated(std::uint64_t hash, std::span<const int> state, std::span<const double> profile) const {
+    const auto it = buckets_.find(hash);
     if (it == buckets_.end()) return false;
     const Bucket& b = it->second;
+    if (!std::ranges::equal(b.state, state)) return false;  // another state, the same hash
     const double sum = total(profile);
     for (std::size_t i = 0; i < b.sums.size(); ++i) {
       if (b.sums[i] < sum) continue;
@@ -93,12 +104,17 @@ class Dominance {
     return false;
   }
 
-  void add(std::uint64_t bucket, std::span<const double> profile, std::size_t max_profiles) {
+  void add(std::uint64_t hash, std::span<const int> state, std::span<const double> profile, std::size_t max_profiles) {
     if (size_ > max_profiles) {  // bound the memory
       buckets_.clear();
       size_ = 0;
     }
-    Bucket& b = buckets_[bucket];
+    Bucket& b = buckets_[hash];
+    if (!std::ranges::equal(b.state, state)) {  // new, or another state's: this one takes it over
+      size_ -= b.sums.size();
+      b = Bucket{};
+      b.state.assign(state.begin(), state.end());
+    }
     const std::size_t n = profile.size();
     // Padded up a little: the sums only rule out, and a profile equal to a stored one must not
     // be ruled out by a sum that rounds differently.
@@ -130,6 +146,7 @@ class Dominance {
  private:
   static constexpr std::size_t kPerBucket = 64;
   struct Bucket {
+    std::vector<int> state;
     std::vector<double> sums;
     std::vector<double> profiles;
     std::size_t next = 0;  // the slot a full bucket gives up next
@@ -161,15 +178,17 @@ class Shared {
     const std::lock_guard lock(s.mutex);
     s.keys.insert(k, kMaxFailures / kShards);
   }
-  [[nodiscard]] bool dominated(std::uint64_t bucket, std::span<const double> profile) {
-    DominanceShard& s = dominance_[bucket % kShards];
+  [[nodiscard]] bool dominated(std::span<const int> state, std::span<const double> profile) {
+    const std::uint64_t hash = state_hash(state);
+    DominanceShard& s = dominance_[hash % kShards];
     const std::lock_guard lock(s.mutex);
-    return s.dominance.dominated(bucket, profile);
+    return s.dominance.dominated(hash, state, profile);
   }
-  void add_dominance(std::uint64_t bucket, std::span<const double> profile) {
-    DominanceShard& s = dominance_[bucket % kShards];
+  void add_dominance(std::span<const int> state, std::span<const double> profile) {
+    const std::uint64_t hash = state_hash(state);
+    DominanceShard& s = dominance_[hash % kShards];
     const std::lock_guard lock(s.mutex);
-    s.dominance.add(bucket, profile, kMaxProfiles / kShards);  // ~100 MB at 80 blocks
+    s.dominance.add(hash, state, profile, kMaxProfiles / kShards);  // ~100 MB at 80 blocks
   }
   /// The index of the next root multiset to try.
   std::size_t next_root_option() { return next_root_option_.fetch_add(1, std::memory_order_relaxed); }

@@ -460,17 +460,17 @@ class TargetSearch {
     }
     const Key k = key(block, 0);
     if (shared_.has_failed(k)) return false;
-    const std::uint64_t bucket = state_bucket(block);
     if (limits_.prune_by_dominance) {
+      state(block);
       profile(block);
-      if (shared_.dominated(bucket, profile_)) {
+      if (shared_.dominated(state_, profile_)) {
         ++dominated_;
         return false;
       }
     }
     if (limits_.prune_by_relaxation && relaxation_prunes(block)) {
       ++by_weights_;
-      return state_fails(k, block, bucket);
+      return state_fails(k, block);
     }
 
     // The first short block of a split search: its multisets go to the workers one at a time,
@@ -499,7 +499,7 @@ class TargetSearch {
         split_block_ = block;
         return choose(block, 0);
       }
-      return choose(block, 0) || state_fails(k, block, bucket);
+      return choose(block, 0) || state_fails(k, block);
     }
     f.ranked.clear();
     for (std::size_t o = 0; o < f.options.size() / classes; ++o) {
@@ -530,7 +530,7 @@ class TargetSearch {
       }
       if (out_of_time_) break;
     }
-    return !split && state_fails(k, block, bucket);
+    return !split && state_fails(k, block);
   }
 
   // Block `block` falls short; the classes before order position `oi` have had their say. Picks
@@ -592,21 +592,20 @@ class TargetSearch {
     for (int x = block; x < total_; ++x) profile_[x - block] = std::min(coverage_[x], target_);
   }
 
-  [[nodiscard]] std::uint64_t state_bucket(int block) const {
-    std::uint64_t h = 1469598103934665603ULL;
-    const auto mix = [&](std::uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
-    mix(static_cast<std::uint64_t>(block));
-    for (int u : unused_) mix(static_cast<std::uint64_t>(u));
-    return h;
+  // The state's block and unused servers per class, into state_ (Dominance's buckets).
+  void state(int block) {
+    state_.assign(1, block);
+    state_.insert(state_.end(), unused_.begin(), unused_.end());
   }
 
   // Records that the whole state at `block` fails, unless the search was cut short: exactly, and
-  // by its profile for dominance (taken again: the nodes below overwrote profile_). False.
-  bool state_fails(const Key& k, int block, std::uint64_t bucket) {
+  // by its profile for dominance (both taken again: the nodes below overwrote them). False.
+  bool state_fails(const Key& k, int block) {
     fail(k, false);
     if (!out_of_time_ && limits_.prune_by_dominance) {
+      state(block);
       profile(block);
-      shared_.add_dominance(bucket, profile_);
+      shared_.add_dominance(state_, profile_);
     }
     return false;
   }
@@ -858,6 +857,7 @@ class TargetSearch {
   std::vector<int> unused_;
   std::vector<std::vector<int>> starts_;
   std::vector<std::size_t> order_;
+  std::vector<int> state_;  // state()
   std::vector<double> profile_;
   struct Frame {
     std::vector<double> reachable;

@@ -18,6 +18,16 @@ namespace {
 
 Key random_key(std::mt19937_64& rng) { return {rng() | 1, rng()}; }  // `a` odd, as the search makes them
 
+// A sweep state: its block, then the unused servers per class.
+std::vector<int> state(int block, int unused = 3) { return {block, unused, 1}; }
+
+bool dominated(const Dominance& d, const std::vector<int>& s, const std::vector<double>& profile) {
+  return d.dominated(state_hash(s), s, profile);
+}
+void add(Dominance& d, const std::vector<int>& s, const std::vector<double>& profile, std::size_t max_profiles = 1'000'000) {
+  d.add(state_hash(s), s, profile, max_profiles);
+}
+
 TEST(PlacementMemo, KeySetFindsWhatWasInsertedAndNothingElse) {
   std::mt19937_64 rng(7);
   KeySet set;
@@ -73,19 +83,20 @@ TEST(PlacementMemo, DominanceRulesOutOnlyWhatAStoredProfileCovers) {
   std::vector<std::vector<std::vector<double>>> added(4);  // every profile ever added, per bucket
   long ruled_out = 0, checked = 0;
   for (int step = 0; step < 4'000; ++step) {
-    const std::uint64_t bucket = rng() % 4;
+    const auto bucket = static_cast<std::size_t>(rng() % 4);
+    const std::vector<int> s = state(static_cast<int>(bucket));
     const std::vector<double> p = random_profile();
     if (rng() % 3 == 0) {
-      dominance.add(bucket, p, 1'000'000);
+      add(dominance, s, p);
       added[bucket].push_back(p);
-      ASSERT_TRUE(dominance.dominated(bucket, p)) << "a profile just added rules itself out";
+      ASSERT_TRUE(dominated(dominance, s, p)) << "a profile just added rules itself out";
       std::vector<double> lower = p;
       lower[rng() % kBlocks] = 0.0;
-      ASSERT_TRUE(dominance.dominated(bucket, lower)) << "and every profile it covers";
+      ASSERT_TRUE(dominated(dominance, s, lower)) << "and every profile it covers";
       continue;
     }
     ++checked;
-    if (!dominance.dominated(bucket, p)) continue;
+    if (!dominated(dominance, s, p)) continue;
     ++ruled_out;
     const bool sound = std::any_of(added[bucket].begin(), added[bucket].end(),
                                    [&](const std::vector<double>& q) { return covers(q, p); });
@@ -98,23 +109,38 @@ TEST(PlacementMemo, DominanceRulesOutOnlyWhatAStoredProfileCovers) {
 TEST(PlacementMemo, DominanceKeepsFewProfilesPerStateAndBoundsItsMemory) {
   Dominance dominance;
   // A profile covering a stored one takes its place; what the old one ruled out stays ruled out.
-  dominance.add(1, std::vector<double>{100, 0, 0}, 1'000);
-  dominance.add(1, std::vector<double>{100, 100, 0}, 1'000);
-  EXPECT_TRUE(dominance.dominated(1, std::vector<double>{100, 0, 0}));
-  EXPECT_TRUE(dominance.dominated(1, std::vector<double>{50, 100, 0}));
-  EXPECT_FALSE(dominance.dominated(1, std::vector<double>{0, 0, 100}));
-  EXPECT_FALSE(dominance.dominated(2, std::vector<double>{0, 0, 0})) << "another state's bucket";
-  // 64 incomparable profiles a bucket at most: the 65th gives up the oldest.
+  add(dominance, state(1), {100, 0, 0});
+  add(dominance, state(1), {100, 100, 0});
+  EXPECT_TRUE(dominated(dominance, state(1), {100, 0, 0}));
+  EXPECT_TRUE(dominated(dominance, state(1), {50, 100, 0}));
+  EXPECT_FALSE(dominated(dominance, state(1), {0, 0, 100}));
+  EXPECT_FALSE(dominated(dominance, state(2), {0, 0, 0})) << "another block";
+  EXPECT_FALSE(dominated(dominance, state(1, 2), {0, 0, 0})) << "other unused servers";
+  // 64 incomparable profiles a state at most: the 65th gives up the oldest.
   Dominance full;
   const auto profile = [](int i) { return std::vector<double>{static_cast<double>(i), static_cast<double>(1000 - i)}; };
-  for (int i = 0; i < 65; ++i) full.add(3, profile(i), 1'000'000);
-  EXPECT_FALSE(full.dominated(3, profile(0)));
-  for (int i = 1; i < 65; ++i) EXPECT_TRUE(full.dominated(3, profile(i))) << i;
+  for (int i = 0; i < 65; ++i) add(full, state(3), profile(i));
+  EXPECT_FALSE(dominated(full, state(3), profile(0)));
+  for (int i = 1; i < 65; ++i) EXPECT_TRUE(dominated(full, state(3), profile(i))) << i;
   // Past max_profiles in all, the whole store starts again.
   Dominance bounded;
-  for (int i = 0; i < 20; ++i) bounded.add(static_cast<std::uint64_t>(i), profile(i), 10);
-  EXPECT_FALSE(bounded.dominated(0, profile(0)));
-  EXPECT_TRUE(bounded.dominated(19, profile(19)));
+  for (int i = 0; i < 20; ++i) add(bounded, state(i), profile(i), 10);
+  EXPECT_FALSE(dominated(bounded, state(0), profile(0)));
+  EXPECT_TRUE(dominated(bounded, state(19), profile(19)));
+}
+
+// Two states whose hashes collide share a bucket slot, never their profiles: a proof of
+// unreachability must not rest on a hash.
+TEST(PlacementMemo, StatesWhoseHashesCollideDoNotRuleEachOtherOut) {
+  Dominance dominance;
+  const std::vector<int> a = state(5, 3), b = state(5, 4);
+  const std::uint64_t same = 42;
+  dominance.add(same, a, std::vector<double>{300, 300}, 1'000'000);
+  EXPECT_TRUE(dominance.dominated(same, a, std::vector<double>{100, 100}));
+  EXPECT_FALSE(dominance.dominated(same, b, std::vector<double>{100, 100}));
+  dominance.add(same, b, std::vector<double>{200, 200}, 1'000'000);  // b takes the bucket over
+  EXPECT_TRUE(dominance.dominated(same, b, std::vector<double>{100, 100}));
+  EXPECT_FALSE(dominance.dominated(same, a, std::vector<double>{100, 100}));
 }
 
 TEST(PlacementMemo, WorkersSeeEachOthersFailuresAndTakeDistinctRootMultisets) {
@@ -132,7 +158,7 @@ TEST(PlacementMemo, WorkersSeeEachOthersFailuresAndTakeDistinctRootMultisets) {
       workers.emplace_back([&, w] {
         for (int i = 0; i < kEach; ++i) {
           shared.add_failure(keys[w][i]);
-          shared.add_dominance(static_cast<std::uint64_t>(w), std::vector<double>{static_cast<double>(i)});
+          shared.add_dominance(state(w), std::vector<double>{static_cast<double>(i)});
           taken[w].push_back(shared.next_root_option());
         }
       });
@@ -140,7 +166,7 @@ TEST(PlacementMemo, WorkersSeeEachOthersFailuresAndTakeDistinctRootMultisets) {
   }
   for (int w = 0; w < kWorkers; ++w) {
     for (const Key& k : keys[w]) ASSERT_TRUE(shared.has_failed(k));
-    EXPECT_TRUE(shared.dominated(static_cast<std::uint64_t>(w), std::vector<double>{kEach - 1.0}));
+    EXPECT_TRUE(shared.dominated(state(w), std::vector<double>{kEach - 1.0}));
   }
   std::set<std::size_t> all;
   for (const auto& t : taken) all.insert(t.begin(), t.end());
