@@ -23,8 +23,9 @@ struct Key {
   friend bool operator==(const Key&, const Key&) = default;
 };
 
-// The exact memo's keys: open addressing with linear probing in one flat array (a node-based
-// set spent 15% of a hard refutation in its lookups' cache misses). Keys have `a` odd
+// The memo of failed states met again exactly (Dominance rules out those covering less): keys by
+// open addressing with linear probing in one flat array (a node-based set spent 15% of a hard
+// refutation in its lookups' cache misses). Keys have `a` odd
 // (TargetSearch::key), so {0, 0} marks an empty slot.
 class KeySet {
  public:
