@@ -50,7 +50,7 @@ struct Placement {
   double value = 0.0;       // min_b T[b] of `starts`
   double bound = 0.0;       // certified: no placement exceeds it (bound >= value)
   bool optimal = false;     // value reaches bound within relative_gap
-  std::string method;       // what found `starts`: closed_form, greedy, sweep, hint, milp
+  std::string method;       // what found `starts`: closed_form, greedy, sweep, hint, tabu, search, neighbourhood, milp
   double seconds = 0.0;
 
   [[nodiscard]] double gap() const { return bound > 0.0 ? (bound - value) / bound : 0.0; }

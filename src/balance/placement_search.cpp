@@ -9,7 +9,8 @@
 // multiset of servers starts there (every one of them necessary), and puts all servers still
 // unused of a class at L - k once the sweep reaches that block (starting there covers the most
 // of what is left). Trying every minimal multiset at every short block is therefore exhaustive:
-// if the sweep fails everywhere, no placement reaches the target.
+// if the sweep fails everywhere, no placement reaches the target. Servers held where they are
+// (fixed_coverage) only add coverage, before the sweep: the argument is about the free ones.
 //
 // Pruning: (1) the blocks still to come (all of them, or every g-th) need more coverage than
 // the unused servers can bring at most (enough_left); (1') the unused area cannot pay for the
@@ -43,6 +44,8 @@
 #include <exception>
 #include <memory>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -143,7 +146,8 @@ using Weights = std::vector<Weight>;
 class TargetSearch {
  public:
   TargetSearch(int total_blocks, std::span<const SearchClass> classes, double target,
-               std::span<const double> coverage_values, const SearchLimits& limits, Shared& shared, int worker)
+               std::span<const double> coverage_values, std::span<const double> fixed_coverage,
+               const SearchLimits& limits, Shared& shared, int worker)
       : shared_(shared),
         worker_(worker),
         total_(total_blocks),
@@ -151,7 +155,8 @@ class TargetSearch {
         target_(target * (1 - 1e-12)),  // sums in another order may round a hair lower
         values_(coverage_values),
         limits_(limits),
-        coverage_(static_cast<std::size_t>(total_blocks), 0.0),
+        coverage_(fixed_coverage.empty() ? std::vector<double>(static_cast<std::size_t>(total_blocks), 0.0)
+                                         : std::vector<double>(fixed_coverage.begin(), fixed_coverage.end())),
         unused_(classes.size()),
         starts_(classes.size()),
         frames_(static_cast<std::size_t>(total_blocks)),
@@ -905,14 +910,19 @@ RelaxationCache::RelaxationCache() = default;
 RelaxationCache::~RelaxationCache() = default;
 
 SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
-                          std::span<const double> coverage_values, const SearchLimits& limits) {
+                          std::span<const double> coverage_values, const SearchLimits& limits,
+                          std::span<const double> fixed_coverage) {
+  if (!fixed_coverage.empty() && fixed_coverage.size() != static_cast<std::size_t>(total_blocks)) {
+    throw std::invalid_argument("reach_target: fixed_coverage has " + std::to_string(fixed_coverage.size()) +
+                                " blocks, the model " + std::to_string(total_blocks));
+  }
   const int threads = std::max(1, limits.threads);
   if (limits.relaxations != nullptr && limits.relaxations->per_worker.size() < static_cast<std::size_t>(threads)) {
     limits.relaxations->per_worker.resize(static_cast<std::size_t>(threads));  // before any worker starts
   }
   if (threads == 1) {
     Shared shared(/*split=*/false);
-    return TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, 0).run();
+    return TargetSearch(total_blocks, classes, target, coverage_values, fixed_coverage, limits, shared, 0).run();
   }
   Shared shared(/*split=*/true);
   std::vector<SearchResult> results(static_cast<std::size_t>(threads));
@@ -922,7 +932,7 @@ SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes
     for (int w = 0; w < threads; ++w) {
       workers.emplace_back([&, w] {
         try {
-          results[w] = TargetSearch(total_blocks, classes, target, coverage_values, limits, shared, w).run();
+          results[w] = TargetSearch(total_blocks, classes, target, coverage_values, fixed_coverage, limits, shared, w).run();
         } catch (...) {
           errors[w] = std::current_exception();
           shared.stop_all();

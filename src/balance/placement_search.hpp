@@ -86,8 +86,12 @@ struct SearchLimits {
 
 /// Depth-first sweep over blocks with memoised failures; see placement_search.cpp for the
 /// canonical form that makes it exhaustive. `coverage_values`: the sorted sums
-/// sum_c t_c * m_c (0 <= m_c <= count_c) up to at least `target`, or empty when unknown.
+/// sum_c t_c * m_c (0 <= m_c <= count_c) up to at least `target`, or empty when unknown (any
+/// superset of the sums of `classes` will do). `fixed_coverage` (one value per block, or empty
+/// for none): what servers that stay where they are already bring each block; `classes` are
+/// then the servers free to move (placement_neighbourhood.cpp).
 [[nodiscard]] SearchResult reach_target(int total_blocks, std::span<const SearchClass> classes, double target,
-                                        std::span<const double> coverage_values, const SearchLimits& limits);
+                                        std::span<const double> coverage_values, const SearchLimits& limits,
+                                        std::span<const double> fixed_coverage = {});
 
 }  // namespace swarm::detail

@@ -1,0 +1,177 @@
+// The exact search around servers held in place, and the large-neighbourhood search built on it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "../../src/balance/placement_neighbourhood.hpp"
+#include "../../src/balance/placement_search.hpp"
+#include "swarm/placement.hpp"
+#include "swarm/random.hpp"
+
+namespace swarm {
+namespace {
+
+using detail::SearchClass;
+using detail::SearchOutcome;
+
+const auto kFar = std::chrono::steady_clock::now() + std::chrono::hours(1);
+
+// The best bottleneck the free classes can make on top of `fixed`, by enumeration (each class's
+// starts nondecreasing: its servers are interchangeable).
+double enumerate_on_top(const std::vector<double>& fixed, const std::vector<SearchClass>& classes) {
+  std::vector<double> coverage = fixed;
+  const int total = static_cast<int>(fixed.size());
+  double best = 0.0;
+  std::function<void(std::size_t, int, int)> rec = [&](std::size_t c, int left, int from) {
+    if (c == classes.size()) {
+      best = std::max(best, *std::min_element(coverage.begin(), coverage.end()));
+      return;
+    }
+    if (left == 0) {
+      rec(c + 1, c + 1 < classes.size() ? classes[c + 1].count : 0, 0);
+      return;
+    }
+    for (int s = from; s + classes[c].num_blocks <= total; ++s) {
+      for (int b = s; b < s + classes[c].num_blocks; ++b) coverage[static_cast<std::size_t>(b)] += classes[c].throughput;
+      rec(c, left - 1, s);
+      for (int b = s; b < s + classes[c].num_blocks; ++b) coverage[static_cast<std::size_t>(b)] -= classes[c].throughput;
+    }
+  };
+  rec(0, classes.empty() ? 0 : classes[0].count, 0);
+  return best;
+}
+
+std::vector<SearchClass> random_classes(Rng& rng, int total, int most_classes, int most_count) {
+  std::vector<SearchClass> classes;
+  const int n = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(most_classes)));
+  for (int c = 0; c < n; ++c) {
+    classes.push_back({1.0 + static_cast<double>(uniform_index(rng, 4)),
+                       1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total))),
+                       1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(most_count)))});
+  }
+  return classes;
+}
+
+// Servers held in place only add coverage: the search around them reaches exactly the targets
+// some placement of the free servers reaches (by enumeration), and what it returns does.
+TEST(PlacementSearch, AroundFixedServersReachesExactlyWhatSomePlacementReaches) {
+  Rng rng(41);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int total = 2 + static_cast<int>(uniform_index(rng, 9));
+    std::vector<double> fixed(static_cast<std::size_t>(total), 0.0);
+    const int held = static_cast<int>(uniform_index(rng, 4));
+    for (int i = 0; i < held; ++i) {
+      const int k = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
+      const int s = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total - k + 1)));
+      const double t = 1.0 + static_cast<double>(uniform_index(rng, 4));
+      for (int b = s; b < s + k; ++b) fixed[static_cast<std::size_t>(b)] += t;
+    }
+    const auto classes = random_classes(rng, total, 3, 3);
+    const double truth = enumerate_on_top(fixed, classes);
+    for (double target : {truth, truth + 0.5, truth + 1.0, truth - 1.0}) {
+      if (target <= 0) continue;
+      const auto r = detail::reach_target(total, classes, target, {}, {kFar, kFar}, fixed);
+      ASSERT_EQ(r.outcome == SearchOutcome::reached, target <= truth)
+          << "trial " << trial << " target " << target << " truth " << truth;
+      if (r.outcome != SearchOutcome::reached) continue;
+      std::vector<double> coverage = fixed;
+      for (std::size_t c = 0; c < classes.size(); ++c) {
+        ASSERT_EQ(r.starts[c].size(), static_cast<std::size_t>(classes[c].count));
+        for (int s : r.starts[c]) {
+          ASSERT_GE(s, 0);
+          ASSERT_LE(s + classes[c].num_blocks, total);
+          for (int b = s; b < s + classes[c].num_blocks; ++b) coverage[static_cast<std::size_t>(b)] += classes[c].throughput;
+        }
+      }
+      ASSERT_GE(*std::min_element(coverage.begin(), coverage.end()), target - 1e-9) << "trial " << trial;
+    }
+  }
+}
+
+TEST(PlacementSearch, RejectsFixedCoverageOfAnotherModel) {
+  const std::vector<SearchClass> classes{{1.0, 2, 2}};
+  const std::vector<double> fixed(5, 0.0);
+  EXPECT_THROW((void)detail::reach_target(4, classes, 1.0, {}, {kFar, kFar}, fixed), std::invalid_argument);
+}
+
+double value_of(int total, const std::vector<SearchClass>& classes, const std::vector<std::vector<int>>& starts) {
+  std::vector<PlacementServer> servers;
+  std::vector<int> flat;
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    EXPECT_EQ(starts[c].size(), static_cast<std::size_t>(classes[c].count));
+    for (int s : starts[c]) {
+      EXPECT_GE(s, 0);
+      EXPECT_LE(s + classes[c].num_blocks, total);
+      servers.push_back({classes[c].throughput, classes[c].num_blocks});
+      flat.push_back(s);
+    }
+  }
+  return placement_value(total, servers, flat);
+}
+
+// From every server at block 0 (the worst placement) to the optimum by enumeration: attempts
+// free at most 40 servers, and these swarms have at most 9, so one that frees all of them
+// decides the optimum; it runs until it gets there, so a wrong write-back shows as a timeout or a
+// wrong value.
+TEST(PlacementNeighbourhood, ReachesTheOptimumFromTheWorstPlacement) {
+  Rng rng(43);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int total = 2 + static_cast<int>(uniform_index(rng, 8));
+    const auto classes = random_classes(rng, total, 3, 3);
+    const std::vector<double> none(static_cast<std::size_t>(total), 0.0);
+    const double truth = enumerate_on_top(none, classes);
+    std::vector<std::vector<int>> starts;
+    for (const auto& c : classes) starts.emplace_back(static_cast<std::size_t>(c.count), 0);
+    const auto r = detail::improve_by_neighbourhoods(
+        total, classes, {}, starts,
+        {.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10), .stop_at = truth, .unit = 0.5, .seed = 5});
+    ASSERT_DOUBLE_EQ(value_of(total, classes, starts), r.value) << "trial " << trial;
+    ASSERT_DOUBLE_EQ(r.value, truth) << "trial " << trial;
+  }
+}
+
+// At the scale of the issue, each attempt capped in work so that neither a whole-swarm attempt
+// nor the clock decides: it must climb from a spread placement, never down, and give the same
+// placement on every run of the same work.
+TEST(PlacementNeighbourhood, ClimbsAt64ServersAndRepeatsUnderWorkCaps) {
+  const std::vector<SearchClass> classes{{2500, 22, 11}, {2400, 40, 11}, {3000, 33, 11},
+                                         {2500, 5, 11},  {1200, 36, 10}, {2800, 31, 10}};
+  std::vector<std::vector<int>> spread(classes.size());
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (int m = 0; m < classes[c].count; ++m) {
+      spread[c].push_back(static_cast<int>((m * 29 + c * 7) % static_cast<std::size_t>(80 - classes[c].num_blocks + 1)));
+    }
+  }
+  const double from = value_of(80, classes, spread);
+  const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::time_point::max(),
+                                           .max_work = 200'000, .attempt_work = 5'000, .stop_at = 1e18,
+                                           .unit = 100, .seed = 7};
+  auto first = spread, second = spread;
+  const auto a = detail::improve_by_neighbourhoods(80, classes, {}, first, limits);
+  const auto b = detail::improve_by_neighbourhoods(80, classes, {}, second, limits);
+  EXPECT_GT(a.improvements, 0);
+  EXPECT_GT(a.value, from);
+  EXPECT_DOUBLE_EQ(value_of(80, classes, first), a.value);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(a.attempts, b.attempts);
+  EXPECT_GE(a.work, 200'000);  // it stopped on its work cap, not on a clock
+}
+
+TEST(PlacementNeighbourhood, ReturnsAtOnceWithNothingToImprove) {
+  std::vector<std::vector<int>> none;
+  const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1),
+                                           .stop_at = 5.0, .unit = 0.5};
+  EXPECT_EQ(detail::improve_by_neighbourhoods(8, {}, {}, none, limits).attempts, 0);
+  // Already at the bound.
+  const std::vector<SearchClass> one{{5.0, 8, 1}};
+  std::vector<std::vector<int>> at_bound{{0}};
+  const auto r = detail::improve_by_neighbourhoods(8, one, {}, at_bound, limits);
+  EXPECT_EQ(r.attempts, 0);
+  EXPECT_DOUBLE_EQ(r.value, 5.0);
+}
+
+}  // namespace
+}  // namespace swarm
