@@ -22,6 +22,7 @@
 #include "../../src/balance/placement_values.hpp"
 #include "swarm/placement.hpp"
 #include "swarm/random.hpp"
+#include "placement_enumeration.hpp"
 
 namespace swarm {
 namespace {
@@ -180,30 +181,9 @@ TEST(PlacementSearch, ReachesExactlyTheTargetsSomePlacementReaches) {
   }
 }
 
-// Optimum by enumeration over classes: each class's starts as a nondecreasing sequence (its
-// servers are interchangeable), so swarms of a dozen servers on a dozen blocks stay cheap.
+// Optimum by enumeration over classes (placement_enumeration.hpp).
 double enumerate_classes(int total, const std::vector<detail::SearchClass>& classes) {
-  std::vector<double> coverage(static_cast<std::size_t>(total), 0.0);
-  double best = 0.0;
-  std::function<void(std::size_t, int, int)> rec = [&](std::size_t c, int left, int from) {
-    if (c == classes.size()) {
-      best = std::max(best, *std::min_element(coverage.begin(), coverage.end()));
-      return;
-    }
-    if (left == 0) {
-      if (c + 1 < classes.size()) rec(c + 1, classes[c + 1].count, 0);
-      else rec(c + 1, 0, 0);
-      return;
-    }
-    const auto& k = classes[c];
-    for (int s = from; s + k.num_blocks <= total; ++s) {
-      for (int b = s; b < s + k.num_blocks; ++b) coverage[static_cast<std::size_t>(b)] += k.throughput;
-      rec(c, left - 1, s);
-      for (int b = s; b < s + k.num_blocks; ++b) coverage[static_cast<std::size_t>(b)] -= k.throughput;
-    }
-  };
-  rec(0, classes.front().count, 0);
-  return best;
+  return test_support::enumerate_on_top(std::vector<double>(static_cast<std::size_t>(total), 0.0), classes);
 }
 
 TEST(PlacementSearch, PruningByDominanceAndLookaheadKeepsTheSweepExact) {

@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <vector>
 
 #include "../../src/balance/placement_neighbourhood.hpp"
 #include "../../src/balance/placement_search.hpp"
 #include "swarm/placement.hpp"
 #include "swarm/random.hpp"
+#include "placement_enumeration.hpp"
 
 namespace swarm {
 namespace {
@@ -19,30 +19,7 @@ using detail::SearchOutcome;
 
 const auto kFar = std::chrono::steady_clock::now() + std::chrono::hours(1);
 
-// The best bottleneck the free classes can make on top of `fixed`, by enumeration (each class's
-// starts nondecreasing: its servers are interchangeable).
-double enumerate_on_top(const std::vector<double>& fixed, const std::vector<SearchClass>& classes) {
-  std::vector<double> coverage = fixed;
-  const int total = static_cast<int>(fixed.size());
-  double best = 0.0;
-  std::function<void(std::size_t, int, int)> rec = [&](std::size_t c, int left, int from) {
-    if (c == classes.size()) {
-      best = std::max(best, *std::min_element(coverage.begin(), coverage.end()));
-      return;
-    }
-    if (left == 0) {
-      rec(c + 1, c + 1 < classes.size() ? classes[c + 1].count : 0, 0);
-      return;
-    }
-    for (int s = from; s + classes[c].num_blocks <= total; ++s) {
-      for (int b = s; b < s + classes[c].num_blocks; ++b) coverage[static_cast<std::size_t>(b)] += classes[c].throughput;
-      rec(c, left - 1, s);
-      for (int b = s; b < s + classes[c].num_blocks; ++b) coverage[static_cast<std::size_t>(b)] -= classes[c].throughput;
-    }
-  };
-  rec(0, classes.empty() ? 0 : classes[0].count, 0);
-  return best;
-}
+using test_support::enumerate_on_top;
 
 std::vector<SearchClass> random_classes(Rng& rng, int total, int most_classes, int most_count) {
   std::vector<SearchClass> classes;
