@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <stdexcept>
+#include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "placement_neighbourhood.hpp"
 #include "placement_projection.hpp"
@@ -19,6 +23,7 @@
 #include "placement_tabu.hpp"
 #include "placement_targets.hpp"
 #include "placement_values.hpp"
+#include "swarm/random.hpp"
 #include "swarm/rules.hpp"
 
 namespace swarm {
@@ -436,20 +441,51 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // throughputs). One round (until it stalls) comes first, so that the search starts from a
     // better placement at little cost; rounds from perturbed copies of the best placement end
     // the time limit, unless the search proved the optimum.
+    // Workers for the search, the neighbourhood and the tabu rounds: one, whose work is counted,
+    // in reproducible runs.
+    const int threads = budget.reproducible() ? 1
+                        : options.threads > 0 ? options.threads
+                                              : detail::usable_cpus();
+    // With several workers, the rounds that restart run one chain a worker, each from `from` on
+    // its own seed (worker 0's is `seed`), and the best of them counts.
     const auto local_search = [&](const std::vector<int>& from, double seconds, bool restart, long stale,
                                   unsigned long long seed) {
       if (!open()) return;
-      std::vector<std::vector<int>> class_starts(classes.size());
+      const int chains = restart ? threads : 1;
+      std::vector<std::vector<std::vector<int>>> class_starts(static_cast<std::size_t>(chains),
+                                                              std::vector<std::vector<int>>(classes.size()));
       for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m : classes[c].members) class_starts[c].push_back(from[m]);
+        for (std::size_t m : classes[c].members) class_starts[0][c].push_back(from[m]);
       }
-      const detail::TabuResult r = detail::improve_by_tabu(
-          total_blocks, search_classes, value_span, class_starts,
-          {.deadline = budget.deadline(seconds), .stale_iterations = stale, .restart = restart, .stop_at = bound,
-           .unit = unit, .seed = seed,
-           .max_work = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)});
-      budget.spend(static_cast<double>(r.work), Budget::kTabuEvaluationsPerSecond);
-      consider(server_starts(servers.size(), classes, class_starts), "tabu");
+      for (auto& copy : class_starts) copy = class_starts[0];
+      const detail::TabuLimits limits{.deadline = budget.deadline(seconds), .stale_iterations = stale,
+                                      .restart = restart, .stop_at = bound, .unit = unit, .seed = seed,
+                                      .max_work = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)};
+      if (chains == 1) {
+        const detail::TabuResult r = detail::improve_by_tabu(total_blocks, search_classes, value_span, class_starts[0], limits);
+        budget.spend(static_cast<double>(r.work), Budget::kTabuEvaluationsPerSecond);
+      } else {  // by the clock: what the chains spend is not counted
+        std::vector<std::exception_ptr> errors(static_cast<std::size_t>(chains));
+        {
+          std::vector<std::jthread> workers;
+          for (int w = 0; w < chains; ++w) {
+            workers.emplace_back([&, w] {
+              try {
+                auto own = limits;
+                if (w > 0) own.seed = derive_seed(seed, "chain " + std::to_string(w));
+                (void)detail::improve_by_tabu(total_blocks, search_classes, value_span,
+                                              class_starts[static_cast<std::size_t>(w)], own);
+              } catch (...) {
+                errors[static_cast<std::size_t>(w)] = std::current_exception();
+              }
+            });
+          }
+        }
+        for (const auto& e : errors) {
+          if (e) std::rethrow_exception(e);
+        }
+      }
+      for (const auto& chain : class_starts) consider(server_starts(servers.size(), classes, chain), "tabu");
     };
     local_search(best.starts, until(0.05), /*restart=*/false, 300, 1);
     const Candidate first_round = best;
@@ -464,7 +500,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       const detail::NeighbourhoodResult r = detail::improve_by_neighbourhoods(
           total_blocks, search_classes, value_span, class_starts,
           {.deadline = budget.deadline(seconds), .max_work = budget.cap(seconds, Budget::kSearchNodesPerSecond),
-           .stop_at = bound, .unit = unit, .seed = seed});
+           .stop_at = bound, .unit = unit, .seed = seed, .threads = threads});
       budget.spend(static_cast<double>(r.work), Budget::kSearchNodesPerSecond);
       consider(server_starts(servers.size(), classes, class_starts), "neighbourhood");
     };
@@ -483,10 +519,6 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     // with bound 47,600, against 47,100 and 47,700 (60% starves the tabu rounds; 20% for an
     // appendix-E swarm cost CBC's bound 0.1-0.3%).
     double wide_left = (dense ? 0.05 : 0.2) * options.time_limit_s;
-    const int search_threads =
-        budget.reproducible() ? 1
-        : options.threads > 0 ? options.threads
-                              : detail::usable_cpus();
     // Targets between the best placement and the bound (placement_targets.cpp): galloping up
     // from the best, each reached (a better placement) or refuted (a lower bound), and down from
     // the bound, where refutations come cheap.
@@ -509,7 +541,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
            .max_nodes = budget.cap(seconds, nodes_per_second),
            .wide_max_nodes = budget.cap(wide, nodes_per_second),
            .restart_work = reach ? detail::kRestartWork : 0,
-           .threads = search_threads,
+           .threads = threads,
            .relaxations = &cache});
       budget.spend(static_cast<double>(r.work), nodes_per_second);
       if (r.wide) wide_left -= budget.elapsed() - began_search;

@@ -2,9 +2,12 @@
 // Internal to placement.cpp: large-neighbourhood search, the primal side that moves many
 // servers at once. Each attempt frees a neighbourhood of the servers and asks the exact search
 // whether they, placed anew around the others, can lift every block above the best placement.
+#include <atomic>
 #include <chrono>
 #include <limits>
+#include <mutex>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "placement_search.hpp"
@@ -21,6 +24,30 @@ struct NeighbourhoodLimits {
   double stop_at = 0.0;  // stop once the placement is worth this much (the bound)
   double unit = 0.0;     // the target is value + unit when coverage_values is empty
   unsigned long long seed = 1;
+  /// Workers, each drawing its own neighbourhoods around the best placement any of them found
+  /// (adopted before its next attempt). More than one makes the result depend on timing:
+  /// reproducible runs use one, which draws exactly the attempts of `seed`.
+  int threads = 1;
+};
+
+/// The best placement the workers found: each offers what it improved and, before its next
+/// attempt, adopts what another offered since.
+class SharedPlacement {
+ public:
+  SharedPlacement(std::vector<std::vector<int>> starts, double value) : starts_(std::move(starts)), value_(value) {}
+  /// Takes `starts` if `value` is above the best so far (another worker may have gone higher
+  /// since the offering one last adopted); says whether it did.
+  bool offer(std::vector<std::vector<int>>&& starts, double value);
+  /// Copies the best into `starts` and `value` if it changed since `version`, which it updates.
+  void adopt(long& version, std::vector<std::vector<int>>& starts, double& value) const;
+  /// The best, once the workers are done.
+  std::vector<std::vector<int>> take(double& value) &&;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::vector<int>> starts_;
+  double value_;
+  std::atomic<long> version_{0};
 };
 
 struct NeighbourhoodResult {
@@ -35,6 +62,7 @@ struct NeighbourhoodResult {
 /// servers, and keeps the others where they are; the search then decides whether the freed
 /// servers can make every block reach the next coverage value above the best placement
 /// (`coverage_values`, the swarm's sums, or value + unit where they are not listed).
+/// `limits.max_work` caps all workers together.
 NeighbourhoodResult improve_by_neighbourhoods(int total_blocks, std::span<const SearchClass> classes,
                                               std::span<const double> coverage_values,
                                               std::vector<std::vector<int>>& starts, const NeighbourhoodLimits& limits);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "../../src/balance/placement_neighbourhood.hpp"
@@ -92,21 +94,26 @@ double value_of(int total, const std::vector<SearchClass>& classes, const std::v
 // From every server at block 0 (the worst placement) to the optimum by enumeration: attempts
 // free at most 40 servers, and these swarms have at most 9, so one that frees all of them
 // decides the optimum; it runs until it gets there, so a wrong write-back shows as a timeout or a
-// wrong value.
+// wrong value. With three workers too, which share what each finds (a worker publishing a
+// placement it did not improve, or adopting a stale one, fails it the same way).
 TEST(PlacementNeighbourhood, ReachesTheOptimumFromTheWorstPlacement) {
-  Rng rng(43);
-  for (int trial = 0; trial < 200; ++trial) {
+  for (const int threads : {1, 3}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    Rng rng(43);
+    for (int trial = 0; trial < 200; ++trial) {
     const int total = 2 + static_cast<int>(uniform_index(rng, 8));
-    const auto classes = random_classes(rng, total, 3, 3);
-    const std::vector<double> none(static_cast<std::size_t>(total), 0.0);
-    const double truth = enumerate_on_top(none, classes);
-    std::vector<std::vector<int>> starts;
-    for (const auto& c : classes) starts.emplace_back(static_cast<std::size_t>(c.count), 0);
-    const auto r = detail::improve_by_neighbourhoods(
-        total, classes, {}, starts,
-        {.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10), .stop_at = truth, .unit = 0.5, .seed = 5});
-    ASSERT_DOUBLE_EQ(value_of(total, classes, starts), r.value) << "trial " << trial;
-    ASSERT_DOUBLE_EQ(r.value, truth) << "trial " << trial;
+      const auto classes = random_classes(rng, total, 3, 3);
+      const std::vector<double> none(static_cast<std::size_t>(total), 0.0);
+      const double truth = enumerate_on_top(none, classes);
+      std::vector<std::vector<int>> starts;
+      for (const auto& c : classes) starts.emplace_back(static_cast<std::size_t>(c.count), 0);
+      const auto r = detail::improve_by_neighbourhoods(
+          total, classes, {}, starts,
+          {.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10), .stop_at = truth, .unit = 0.5,
+           .seed = 5, .threads = threads});
+      ASSERT_DOUBLE_EQ(value_of(total, classes, starts), r.value) << "trial " << trial;
+      ASSERT_DOUBLE_EQ(r.value, truth) << "trial " << trial;
+    }
   }
 }
 
@@ -137,6 +144,55 @@ TEST(PlacementNeighbourhood, ClimbsAt64ServersAndRepeatsUnderWorkCaps) {
   EXPECT_GE(a.work, 200'000);  // it stopped on its work cap, not on a clock
 }
 
+// Workers at 64 servers, by the clock: they share one work cap (each attempt may overrun it by
+// at most its own cap), and what comes back is the best placement any of them published, never
+// below where they started.
+TEST(PlacementNeighbourhood, WorkersShareTheirBestPlacementAndOneWorkCap) {
+  const std::vector<SearchClass> classes{{2500, 22, 11}, {2400, 40, 11}, {3000, 33, 11},
+                                         {2500, 5, 11},  {1200, 36, 10}, {2800, 31, 10}};
+  std::vector<std::vector<int>> starts(classes.size());
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (int m = 0; m < classes[c].count; ++m) {
+      starts[c].push_back(static_cast<int>((m * 29 + c * 7) % static_cast<std::size_t>(80 - classes[c].num_blocks + 1)));
+    }
+  }
+  const double from = value_of(80, classes, starts);
+  const int threads = 4;
+  const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60),
+                                           .max_work = 200'000, .attempt_work = 5'000, .stop_at = 1e18,
+                                           .unit = 100, .seed = 7, .threads = threads};
+  const auto r = detail::improve_by_neighbourhoods(80, classes, {}, starts, limits);
+  EXPECT_GT(r.improvements, 0);
+  EXPECT_GT(r.value, from);
+  EXPECT_DOUBLE_EQ(value_of(80, classes, starts), r.value);
+  EXPECT_GE(r.work, 200'000);
+  EXPECT_LE(r.work, 200'000 + threads * 5'000);
+}
+
+// The workers' meeting point: a worker that adopted a placement before another improved on it
+// may offer one between the two, which must not replace the better.
+TEST(PlacementNeighbourhood, SharedPlacementKeepsTheBestOffered) {
+  detail::SharedPlacement best({{0, 1}}, 5.0);
+  long version = -1;
+  std::vector<std::vector<int>> starts;
+  double value = 0.0;
+  best.adopt(version, starts, value);
+  EXPECT_EQ(starts, (std::vector<std::vector<int>>{{0, 1}}));
+  EXPECT_DOUBLE_EQ(value, 5.0);
+  EXPECT_TRUE(best.offer({{2, 3}}, 7.0));
+  EXPECT_FALSE(best.offer({{4, 5}}, 6.0));  // stale: above what its worker had, below the best
+  EXPECT_FALSE(best.offer({{4, 5}}, 7.0));
+  best.adopt(version, starts, value);
+  EXPECT_EQ(starts, (std::vector<std::vector<int>>{{2, 3}}));
+  EXPECT_DOUBLE_EQ(value, 7.0);
+  starts = {{9, 9}};  // nothing offered since: adopting leaves the worker's own placement alone
+  best.adopt(version, starts, value);
+  EXPECT_EQ(starts, (std::vector<std::vector<int>>{{9, 9}}));
+  double taken = 0.0;
+  EXPECT_EQ(std::move(best).take(taken), (std::vector<std::vector<int>>{{2, 3}}));
+  EXPECT_DOUBLE_EQ(taken, 7.0);
+}
+
 TEST(PlacementNeighbourhood, ReturnsAtOnceWithNothingToImprove) {
   std::vector<std::vector<int>> none;
   const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1),
@@ -164,6 +220,28 @@ TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 10, .reproducible = true, .hints = {}});
   EXPECT_GT(p.value, 49'800.0) << "bound " << p.bound << ", method " << p.method;
   EXPECT_GE(p.bound, p.value);
+}
+
+// By the clock with three workers, the last phase's rounds run one attempt stream and one tabu
+// chain a worker: whatever the timing, the placement that comes back is a real one of these
+// servers at the value reported, under a sound bound (a worker writing back a torn or another
+// class's placement, or an exception lost in a thread, fails it).
+TEST(PlacementNeighbourhood, WorkersOfTheLastPhaseReturnARealPlacement) {
+  const std::vector<SearchClass> classes{{152.587890625, 7, 2},  {305.17578125, 11, 3},   {457.763671875, 11, 5},
+                                         {762.939453125, 7, 14}, {1525.87890625, 11, 9},  {1525.87890625, 23, 2},
+                                         {2288.818359375, 11, 6}, {3625, 15, 6},          {5948.7179487179483, 38, 8},
+                                         {7250, 23, 9}};
+  std::vector<PlacementServer> servers;
+  for (const auto& c : classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  const Placement p = optimal_placement(80, servers, {.time_limit_s = 3, .threads = 3, .hints = {}});
+  ASSERT_EQ(p.starts.size(), servers.size());
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    ASSERT_GE(p.starts[i], 0);
+    ASSERT_LE(p.starts[i] + servers[i].num_blocks, 80);
+  }
+  EXPECT_DOUBLE_EQ(placement_value(80, servers, p.starts), p.value);
+  EXPECT_GE(p.bound, p.value);
+  EXPECT_LT(p.bound, p.value * 1.01) << "method " << p.method;  // CBC's root is 50,004.2; 10 s placements 49,900-49,960
 }
 
 }  // namespace
