@@ -437,27 +437,26 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
       return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
              std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
     };
-    // Tabu search finds good placements where the exact search cannot decide (many distinct
-    // throughputs). One round (until it stalls) comes first, so that the search starts from a
-    // better placement at little cost; rounds from perturbed copies of the best placement end
-    // the time limit, unless the search proved the optimum.
     // Workers for the search, the neighbourhood and the tabu rounds: one, whose work is counted,
     // in reproducible runs.
     const int threads = budget.reproducible() ? 1
                         : options.threads > 0 ? options.threads
                                               : detail::usable_cpus();
-    // With several workers, the rounds that restart run one chain a worker, each from `from` on
-    // its own seed (worker 0's is `seed`), and the best of them counts.
+    // Tabu search finds good placements where the exact search cannot decide (many distinct
+    // throughputs). One round (until it stalls) comes first, so that the search starts from a
+    // better placement at little cost; rounds from perturbed copies of the best placement end
+    // the time limit, unless the search proved the optimum. With several workers, the rounds
+    // that restart run one chain a worker, each from `from` on its own seed (worker 0's is
+    // `seed`), and the best of them counts.
     const auto local_search = [&](const std::vector<int>& from, double seconds, bool restart, long stale,
                                   unsigned long long seed) {
       if (!open()) return;
       const int chains = restart ? threads : 1;
-      std::vector<std::vector<std::vector<int>>> class_starts(static_cast<std::size_t>(chains),
-                                                              std::vector<std::vector<int>>(classes.size()));
+      std::vector<std::vector<int>> start(classes.size());
       for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m : classes[c].members) class_starts[0][c].push_back(from[m]);
+        for (std::size_t m : classes[c].members) start[c].push_back(from[m]);
       }
-      for (auto& copy : class_starts) copy = class_starts[0];
+      std::vector<std::vector<std::vector<int>>> class_starts(static_cast<std::size_t>(chains), start);
       const detail::TabuLimits limits{.deadline = budget.deadline(seconds), .stale_iterations = stale,
                                       .restart = restart, .stop_at = bound, .unit = unit, .seed = seed,
                                       .max_work = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)};
