@@ -117,18 +117,27 @@ TEST(PlacementNeighbourhood, ReachesTheOptimumFromTheWorstPlacement) {
   }
 }
 
+// 64 servers of six GPU classes, and a placement of them spread over 80 blocks to climb from.
+std::vector<SearchClass> six_gpu_classes() {
+  return {{2500, 22, 11}, {2400, 40, 11}, {3000, 33, 11}, {2500, 5, 11}, {1200, 36, 10}, {2800, 31, 10}};
+}
+
+std::vector<std::vector<int>> spread_over_80_blocks(const std::vector<SearchClass>& classes) {
+  std::vector<std::vector<int>> starts(classes.size());
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (int m = 0; m < classes[c].count; ++m) {
+      starts[c].push_back(static_cast<int>((m * 29 + c * 7) % static_cast<std::size_t>(80 - classes[c].num_blocks + 1)));
+    }
+  }
+  return starts;
+}
+
 // At the scale of the issue, each attempt capped in work so that neither a whole-swarm attempt
 // nor the clock decides: it must climb from a spread placement, never down, and give the same
 // placement on every run of the same work.
 TEST(PlacementNeighbourhood, ClimbsAt64ServersAndRepeatsUnderWorkCaps) {
-  const std::vector<SearchClass> classes{{2500, 22, 11}, {2400, 40, 11}, {3000, 33, 11},
-                                         {2500, 5, 11},  {1200, 36, 10}, {2800, 31, 10}};
-  std::vector<std::vector<int>> spread(classes.size());
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    for (int m = 0; m < classes[c].count; ++m) {
-      spread[c].push_back(static_cast<int>((m * 29 + c * 7) % static_cast<std::size_t>(80 - classes[c].num_blocks + 1)));
-    }
-  }
+  const std::vector<SearchClass> classes = six_gpu_classes();
+  const std::vector<std::vector<int>> spread = spread_over_80_blocks(classes);
   const double from = value_of(80, classes, spread);
   const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::time_point::max(),
                                            .max_work = 200'000, .attempt_work = 5'000, .stop_at = 1e18,
@@ -148,14 +157,8 @@ TEST(PlacementNeighbourhood, ClimbsAt64ServersAndRepeatsUnderWorkCaps) {
 // at most its own cap), and what comes back is the best placement any of them published, never
 // below where they started.
 TEST(PlacementNeighbourhood, WorkersShareTheirBestPlacementAndOneWorkCap) {
-  const std::vector<SearchClass> classes{{2500, 22, 11}, {2400, 40, 11}, {3000, 33, 11},
-                                         {2500, 5, 11},  {1200, 36, 10}, {2800, 31, 10}};
-  std::vector<std::vector<int>> starts(classes.size());
-  for (std::size_t c = 0; c < classes.size(); ++c) {
-    for (int m = 0; m < classes[c].count; ++m) {
-      starts[c].push_back(static_cast<int>((m * 29 + c * 7) % static_cast<std::size_t>(80 - classes[c].num_blocks + 1)));
-    }
-  }
+  const std::vector<SearchClass> classes = six_gpu_classes();
+  std::vector<std::vector<int>> starts = spread_over_80_blocks(classes);
   const double from = value_of(80, classes, starts);
   const int threads = 4;
   const detail::NeighbourhoodLimits limits{.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60),
@@ -206,17 +209,22 @@ TEST(PlacementNeighbourhood, ReturnsAtOnceWithNothingToImprove) {
   EXPECT_DOUBLE_EQ(r.value, 5.0);
 }
 
-// In optimal_placement: bench_placement's appendix-E swarm of seed 10 (64 servers, ten classes,
-// in this order), reproducible, 10 s. Its last phase with tabu rounds alone ends at 49,747.5;
-// alternating with the neighbourhood rounds, at 49,897.9 (the bound is 50,004.2). Fails if the
-// rounds stop running or stop improving; the same on every machine (work, not the clock).
-TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
+// bench_placement's appendix-E swarm of seed 10: 64 servers, ten classes, in this order.
+std::vector<PlacementServer> appendix_e_seed_10() {
   const std::vector<SearchClass> classes{{152.587890625, 7, 2},  {305.17578125, 11, 3},   {457.763671875, 11, 5},
                                          {762.939453125, 7, 14}, {1525.87890625, 11, 9},  {1525.87890625, 23, 2},
                                          {2288.818359375, 11, 6}, {3625, 15, 6},          {5948.7179487179483, 38, 8},
                                          {7250, 23, 9}};
   std::vector<PlacementServer> servers;
   for (const auto& c : classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  return servers;
+}
+
+// In optimal_placement: the appendix-E swarm of seed 10, reproducible, 10 s. Its last phase with tabu rounds alone ends at 49,747.5;
+// alternating with the neighbourhood rounds, at 49,897.9 (the bound is 50,004.2). Fails if the
+// rounds stop running or stop improving; the same on every machine (work, not the clock).
+TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
+  const std::vector<PlacementServer> servers = appendix_e_seed_10();
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 10, .reproducible = true, .hints = {}});
   EXPECT_GT(p.value, 49'800.0) << "bound " << p.bound << ", method " << p.method;
   EXPECT_GE(p.bound, p.value);
@@ -228,12 +236,7 @@ TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
 // class's placement, or an exception lost in a thread, fails it). Clean under ThreadSanitizer
 // (eighteenth session; OpenBLAS's own threads, which Clp's dense factorization uses, excepted).
 TEST(PlacementNeighbourhood, WorkersOfTheLastPhaseReturnARealPlacement) {
-  const std::vector<SearchClass> classes{{152.587890625, 7, 2},  {305.17578125, 11, 3},   {457.763671875, 11, 5},
-                                         {762.939453125, 7, 14}, {1525.87890625, 11, 9},  {1525.87890625, 23, 2},
-                                         {2288.818359375, 11, 6}, {3625, 15, 6},          {5948.7179487179483, 38, 8},
-                                         {7250, 23, 9}};
-  std::vector<PlacementServer> servers;
-  for (const auto& c : classes) servers.insert(servers.end(), static_cast<std::size_t>(c.count), {c.throughput, c.num_blocks});
+  const std::vector<PlacementServer> servers = appendix_e_seed_10();
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 3, .threads = 3, .hints = {}});
   ASSERT_EQ(p.starts.size(), servers.size());
   for (std::size_t i = 0; i < servers.size(); ++i) {
