@@ -16,10 +16,17 @@
 // run on), each within the time limit, and prints each count's speedup over one worker measured
 // in the same run: how the search scales on a many-core node. Exit status 1 if a decision
 // differs from the known one.
+//
+//   bench_placement --decide 1200:24,900:29,1000:9,400:29 --target 14700 [--servers 64]
+//                   [--blocks 80] [--threads N] [--time-limit 30]
+// decides one target with the exact search alone (servers cycling through the classes) and prints
+// one line, `outcome nodes seconds`: what bench/balance/compare_solvers.py sets beside HiGHS and
+// CP-SAT on the same questions. Exit status 2 for a malformed class list.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <string>
@@ -143,6 +150,51 @@ int scaling(int max_workers, double limit) {
   return wrong == 0 ? 0 : 1;
 }
 
+// "t:k,t:k,..." -> classes; nullopt (with a message) when malformed.
+std::optional<std::vector<PlacementServer>> parse_classes(const std::string& text) {
+  std::vector<PlacementServer> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    double t = 0;
+    int k = 0;
+    char colon = 0;
+    std::istringstream one(item);
+    if (!(one >> t >> colon >> k) || colon != ':' || !(t >= 0) || k < 1 || !(one >> std::ws).eof()) {
+      std::fprintf(stderr, "bench_placement: --decide: '%s' is not throughput:span (e.g. 1200:24)\n", item.c_str());
+      return std::nullopt;
+    }
+    out.push_back({t, k});
+  }
+  if (out.empty()) {
+    std::fprintf(stderr, "bench_placement: --decide: no classes in '%s'\n", text.c_str());
+    return std::nullopt;
+  }
+  return out;
+}
+
+int decide(const std::vector<PlacementServer>& given, int blocks, int servers, double target, int threads,
+           double limit) {
+  for (const auto& c : given) {
+    if (c.num_blocks > blocks) {
+      std::fprintf(stderr, "bench_placement: --decide: span %d is longer than --blocks %d\n", c.num_blocks, blocks);
+      return 2;
+    }
+  }
+  const auto classes = cycled_classes(given, servers);
+  const auto values = swarm::detail::coverage_values(classes, target);
+  const auto began = std::chrono::steady_clock::now();
+  const auto deadline =
+      began + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(limit));
+  const swarm::detail::SearchResult r = swarm::detail::reach_target(
+      blocks, classes, target, values ? std::span<const double>(*values) : std::span<const double>{},
+      {.deadline = deadline, .wide_deadline = deadline, .threads = threads});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  const char* outcomes[] = {"reached", "refuted", "out_of_time"};
+  std::printf("%s %ld %.3f\n", outcomes[static_cast<int>(r.outcome)], r.nodes, seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +209,9 @@ int main(int argc, char** argv) {
       "time-limit", po::value<double>()->default_value(10.0), "seconds per placement")(
       "reproducible", "count the time limit in work, not by the clock (PlacementOptions::reproducible)")(
       "threads", po::value<int>()->default_value(0), "threads for the exact search (0: one per CPU this process may run on)")(
+      "decide", po::value<std::string>(), "decide one --target for these classes t:k,t:k,... (see the file's comment)")(
+      "target", po::value<double>(), "the target of --decide")(
+      "blocks", po::value<int>()->default_value(80), "blocks of the model, with --decide")(
       "scaling", "decide the hard single targets with 1, 2, 4, ... workers up to --threads (see the file's comment)");
   po::variables_map args;
   try {
@@ -176,6 +231,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "bench_placement: need --servers >= 1, --swarms >= 0, --classes >= 0, --time-limit > 0, --threads >= 0\n");
     return 2;
+  }
+
+  if (args.count("decide")) {
+    const auto classes = parse_classes(args["decide"].as<std::string>());
+    if (!classes) return 2;
+    if (!args.count("target") || !(args["target"].as<double>() >= 0) || args["blocks"].as<int>() < 1) {
+      std::fprintf(stderr, "bench_placement: --decide needs --target >= 0 and --blocks >= 1\n");
+      return 2;
+    }
+    const int threads = args["threads"].as<int>();
+    return decide(*classes, args["blocks"].as<int>(), n, args["target"].as<double>(),
+                  threads > 0 ? threads : swarm::detail::usable_cpus(), limit);
   }
 
   if (args.count("scaling")) {
