@@ -121,7 +121,7 @@ ModelConfig ModelConfig::parse_hf_json(std::string_view json_text, std::string_v
   json doc;
   try {
     doc = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail(origin, std::string("not valid JSON: ") + e.what());
   }
   return parse(origin, doc);

@@ -160,7 +160,7 @@ SafetensorsFile::SafetensorsFile(std::filesystem::path path) : path_(std::move(p
   try {
     header = nlohmann::json::parse(reinterpret_cast<const char*>(file_.data()) + 8,
                                    reinterpret_cast<const char*>(file_.data()) + 8 + header_size);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     fail(path_, std::string("header is not valid JSON: ") + e.what());
   }
   if (!header.is_object()) fail(path_, "header is not a JSON object");

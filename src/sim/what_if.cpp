@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "swarm/rules.hpp"
 
@@ -28,6 +29,8 @@ const json& member(const json& obj, const std::string& key, const std::string& p
 }
 
 long integer(const json& v, const std::string& field) {
+  if (v.is_number_unsigned() && v.get<unsigned long>() > 1'000'000'000'000'000UL)
+    throw LineError(field, "out of range, got " + v.dump());
   if (v.is_number_integer()) return v.get<long>();
   if (v.is_number_float()) {
     const double d = v.get<double>();
@@ -146,18 +149,62 @@ json answer_line(const json& line) {
   return {{"results", std::move(results)}};
 }
 
+// Where the parser is in a line, as a JSON path (servers[2].throughput), so that an error the
+// parser itself raises (a number like 1e999 that overflows a double) names its field too.
+class ParsePath {
+ public:
+  bool on_event(json::parse_event_t event, const json& parsed) {
+    using E = json::parse_event_t;
+    switch (event) {
+      case E::object_start: frames_.push_back({false, 0, {}}); break;
+      case E::array_start: frames_.push_back({true, 0, {}}); break;
+      case E::key: frames_.back().key = parsed.get<std::string>(); break;
+      case E::object_end:
+      case E::array_end: frames_.pop_back(); element_done(); break;
+      case E::value: element_done(); break;
+    }
+    return true;
+  }
+
+  std::string field() const {
+    std::string path;
+    for (const Frame& f : frames_) {
+      if (f.array) path += "[" + std::to_string(f.index) + "]";
+      else if (!f.key.empty()) path += (path.empty() ? "" : ".") + f.key;
+    }
+    return path.empty() ? "(line)" : path;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    std::size_t index;
+    std::string key;
+  };
+  void element_done() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+  std::vector<Frame> frames_;
+};
+
 }  // namespace
 
 int run_what_if(std::istream& in, std::ostream& out, std::ostream& err) {
   std::string text_line;
   for (long number = 1; std::getline(in, text_line); ++number) {
     if (text_line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ParsePath path;
     try {
-      const json line = json::parse(text_line);
+      const json line = json::parse(text_line, [&path](int, json::parse_event_t event, json& parsed) {
+        return path.on_event(event, parsed);
+      });
       out << answer_line(line).dump() << '\n';
       out.flush();
     } catch (const json::parse_error& e) {
-       err << "what-if: line " << number << ": field '(line)': not valid JSON: " << e.what() << '\n';
+      err << "what-if: line " << number << ": field '(line)': not valid JSON: " << e.what() << '\n';
+      return 2;
+    } catch (const json::out_of_range& e) {  // a number the parser cannot hold (1e999)
+      err << "what-if: line " << number << ": field '" << path.field() << "': " << e.what() << '\n';
       return 2;
     } catch (const LineError& e) {
       err << "what-if: line " << number << ": field '" << e.field << "': " << e.what() << '\n';

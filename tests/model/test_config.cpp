@@ -111,7 +111,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
                       "num_attention_heads": 8, "tie_word_embeddings": 1})",
                   {"'tie_word_embeddings' = 1", "true or false"}},
-        BadConfig{R"({"vocab_size": 10, )", {"not valid JSON"}}));
+        BadConfig{R"({"vocab_size": 10, )", {"not valid JSON"}},
+        // A number the parser cannot hold is its own exception type, not a parse error.
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "rms_norm_eps": 1e999})", {"not valid JSON", "1e999"}}));
 
 TEST(ModelConfig, MissingFileNamesIt) {
   const std::string message = message_of<ConfigError>([] { (void)ModelConfig::from_hf_json("/nonexistent/config.json"); });

@@ -232,6 +232,17 @@ TEST_F(BadCheckpoint, TruncatedHeaderIsReported) {
   EXPECT_NE(message.find("header length"), std::string::npos) << message;
 }
 
+TEST_F(BadCheckpoint, HeaderWithAnOverflowingNumberIsReported) {
+  write([](auto&) {});
+  const std::string header = R"({"__metadata__": {"format": "pt"}, "x": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  std::ofstream(file(), std::ios::binary | std::ios::trunc) << bytes << header << std::string(4, '\0');
+  const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
+  EXPECT_NE(message.find(file().string()), std::string::npos) << message;
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
+}
+
 TEST_F(BadCheckpoint, UnsupportedDtypeNamesIt) {
   write([](auto& tensors) {
     for (auto& t : tensors) {
