@@ -6,9 +6,11 @@
 // Every error is a ConfigError whose message names the file, the key and the value.
 #include <boost/program_options.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -30,14 +32,17 @@ struct Table {
 class JobFile {
  public:
   /// Parses `path` (if non-empty) and `overrides` (command-line arguments "--key value") against
-  /// `schema`. Keys "prefix.name.key" for a prefix in `tables` become tables; any other key
-  /// not in the schema is an error.
+  /// `schema`. Keys "prefix.name.key" for a prefix in `tables` become tables, from the file or
+  /// the command line (which wins there too); any other key not in the schema, and any argument
+  /// that is not an option, is an error.
   JobFile(std::filesystem::path path, const boost::program_options::options_description& schema,
           std::span<const std::string> tables, std::vector<std::string> overrides = {});
 
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
   [[nodiscard]] const std::string& text() const { return text_; }
   [[nodiscard]] std::string where() const;  // "job file 'x.ini'" or "command line"
+  /// Where `key`'s value came from: "command line" if it was given there, else where().
+  [[nodiscard]] std::string where(const std::string& key) const;
 
   template <typename T>
   [[nodiscard]] T get(const std::string& key) const {
@@ -50,7 +55,11 @@ class JobFile {
   [[nodiscard]] bool has(const std::string& key) const { return values_.count(key) > 0 && !values_[key].empty(); }
   [[nodiscard]] bool defaulted(const std::string& key) const { return values_[key].defaulted(); }
 
-  /// Throws ConfigError "FILE: key 'k' = 'v': <reason>".
+  /// Refuses an output path (`option`, e.g. "--trace") that is the job file itself, which
+  /// writing it would destroy.
+  void refuse_as_output(const std::filesystem::path& output, const std::string& option) const;
+
+  /// Throws ConfigError "FILE: key 'k' = 'v': <reason>" (FILE as where(key) says).
   [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& reason) const;
 
   /// Checks that make the usual messages: value > 0, value >= 0, lo <= value <= hi.
@@ -59,6 +68,9 @@ class JobFile {
   double in_range(const std::string& key, double lo, double hi) const;
   /// An integer key in lo..hi.
   long integer(const std::string& key, long lo, long hi) const;
+  /// A seed: 0..2^63-1, so that traces can store it as a signed 64-bit attribute, and so that
+  /// "-1" (which the unsigned parse wraps to 2^64-1) is refused.
+  std::uint64_t seed(const std::string& key) const;
 
   [[nodiscard]] const std::vector<Table>& tables(const std::string& prefix) const;
 
@@ -71,7 +83,14 @@ class JobFile {
   boost::program_options::variables_map values_;
   std::map<std::string, std::vector<Table>> tables_;
   std::vector<std::string> keys_;
+  std::set<std::string> from_command_line_;
 };
+
+/// The command line's schema options, its table keys (--class.big.span 3) left out: a first look
+/// (--help, --job, --trace) before the job file is read. Throws po::error or ConfigError.
+[[nodiscard]] boost::program_options::variables_map preview_command_line(
+    const std::vector<std::string>& args, const boost::program_options::options_description& schema,
+    std::span<const std::string> tables);
 
 /// A number as job-file messages write it ("%g"-like, shortest).
 [[nodiscard]] std::string format_number(double value);

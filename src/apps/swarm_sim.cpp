@@ -19,7 +19,13 @@ namespace po = boost::program_options;
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
+// The first signal stops the run at the end of the period (trace complete, exit 3); the handler
+// then steps aside, so a second one ends the process at once (trace flushed up to the last period).
+extern "C" void on_signal(int) {
+  g_stop = true;
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+}
 
 int what_if(int argc, char** argv) {
   if (argc > 3) {
@@ -102,28 +108,37 @@ int main(int argc, char** argv) {
 
   try {
     const std::vector<std::string> args(argv + 1, argv + argc);
-    po::variables_map pre;
-    po::store(po::command_line_parser(args).options(all).run(), pre);
+    const std::string tables[] = {"class"};
+    const po::variables_map pre = swarm::preview_command_line(args, all, tables);
     if (pre.count("help")) {
-      std::cout << all << "\nDevice classes: [class.NAME] with share, span, block_rps, bandwidth_mbps,\n"
-                << "relay_fraction, load_seconds_per_block, compute_jitter (see docs/simulator.md).\n";
+      std::cout << all
+                << "\nDevice classes: [class.NAME] with span (required), share (default 1), block_rps (1000),\n"
+                << "bandwidth_mbps (1000), relay_fraction (0), load_seconds_per_block (1), compute_jitter (0)\n"
+                << "(docs/simulator.md); on the command line as --class.NAME.key VALUE.\n"
+                << "Signals: the first SIGINT/SIGTERM stops at the end of the period (exit 3), a second at once.\n";
       return 0;
     }
     if (!pre.count("job") || !pre.count("trace")) {
       std::cerr << "swarm_sim: --job and --trace are required (see --help)\n";
       return 2;
     }
-    const std::string tables[] = {"class"};
     const swarm::JobFile job(pre["job"].as<std::string>(), all, tables, args);
     const swarm::sim::SimConfig config = swarm::sim::load_config(job);
     const std::string trace_path = pre["trace"].as<std::string>();
+    job.refuse_as_output(trace_path, "--trace");
     const bool quiet = pre.count("quiet") > 0;
 
     if (!quiet) std::printf("# swarm_sim %s\n# effective config:\n%s", swarm::kVersion, job.effective().c_str());
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
 
-    swarm::trace::File file = swarm::trace::File::create(trace_path);
+    swarm::trace::File file = [&] {  // an unusable path is bad input, like a bad key
+      try {
+        return swarm::trace::File::create(trace_path);
+      } catch (const swarm::trace::TraceError& e) {
+        throw swarm::ConfigError(std::string("command line: --trace: ") + e.what());
+      }
+    }();
     swarm::sim::SimTrace trace(file, {"swarm_sim", job.path().string(), job.text(), job.effective()});
     const int periods = static_cast<int>(std::floor(config.duration / config.period + 1e-9));
     Progress progress(trace, periods, quiet);

@@ -1,6 +1,9 @@
 #include "swarm/job_file.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <fstream>
 #include <sstream>
 
@@ -45,16 +48,87 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
   return out;
 }
 
+namespace {
+
+// "prefix.name.key" with a prefix in `tables`: split into its parts, or nothing.
+struct TableKey {
+  std::string prefix, name, field;
+};
+std::optional<TableKey> table_key(const std::string& key, std::span<const std::string> tables) {
+  const auto dot1 = key.find('.');
+  const auto dot2 = dot1 == std::string::npos ? dot1 : key.find('.', dot1 + 1);
+  if (dot2 == std::string::npos || dot2 + 1 == key.size()) return std::nullopt;
+  const std::string prefix = key.substr(0, dot1);
+  if (std::find(tables.begin(), tables.end(), prefix) == tables.end()) return std::nullopt;
+  return TableKey{prefix, key.substr(dot1 + 1, dot2 - dot1 - 1), key.substr(dot2 + 1)};
+}
+
+// Table keys on the command line (--class.big.span 3) are taken out before Boost sees them:
+// the schema cannot name them, and Boost gives an unregistered option no separate value.
+struct SplitArgs {
+  std::vector<std::string> schema_args;
+  std::vector<std::pair<std::string, std::string>> table_args;  // key (no dashes), value
+};
+SplitArgs split_table_overrides(const std::vector<std::string>& args, std::span<const std::string> tables) {
+  SplitArgs out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    const auto eq = arg.find('=');
+    const std::string key = arg.rfind("--", 0) == 0 ? arg.substr(2, eq == std::string::npos ? eq : eq - 2) : "";
+    if (!table_key(key, tables)) {
+      out.schema_args.push_back(arg);
+    } else if (eq != std::string::npos) {
+      out.table_args.emplace_back(key, arg.substr(eq + 1));
+    } else if (i + 1 < args.size()) {
+      out.table_args.emplace_back(key, args[++i]);
+    } else {
+      throw ConfigError("command line: option '--" + key + "' needs a value");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+po::variables_map preview_command_line(const std::vector<std::string>& args, const po::options_description& schema,
+                                       std::span<const std::string> tables) {
+  po::variables_map out;
+  po::store(po::command_line_parser(split_table_overrides(args, tables).schema_args).options(schema).run(), out);
+  return out;
+}
+
 JobFile::JobFile(std::filesystem::path path, const po::options_description& schema,
                  std::span<const std::string> tables, std::vector<std::string> overrides)
     : path_(std::move(path)) {
   for (const auto& o : schema.options()) keys_.push_back(o->long_name());
+  auto table_entry = [this](const TableKey& k) -> std::string& {
+    auto& list = tables_[k.prefix];
+    auto it = std::find_if(list.begin(), list.end(), [&](const Table& t) { return t.name == k.name; });
+    if (it == list.end()) it = list.insert(list.end(), Table{k.name, {}});
+    return it->values[k.field];
+  };
+
+  const auto [schema_args, table_args] = split_table_overrides(overrides, tables);
+  for (const auto& [key, value] : table_args) {
+    table_entry(*table_key(key, tables)) = value;
+    from_command_line_.insert(key);
+  }
   try {
-    po::store(po::command_line_parser(overrides).options(schema).run(), values_);
+    const po::parsed_options parsed = po::command_line_parser(schema_args).options(schema).run();
+    for (const auto& opt : parsed.options) {
+      if (opt.position_key >= 0) {
+        throw ConfigError("command line: unexpected argument '" + opt.value.front() +
+                          "' (options are --section.key VALUE)");
+      }
+      from_command_line_.insert(opt.string_key);
+    }
+    po::store(parsed, values_);
   } catch (const po::error& e) {
     throw ConfigError(std::string("command line: ") + e.what());
   }
   if (!path_.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path_, ec)) throw ConfigError("job file '" + path_.string() + "' is a directory");
     std::ifstream in(path_);
     if (!in) throw ConfigError("cannot read job file '" + path_.string() + "'");
     std::stringstream buffer;
@@ -63,26 +137,18 @@ JobFile::JobFile(std::filesystem::path path, const po::options_description& sche
     std::istringstream stream(text_);
     try {
       const po::parsed_options parsed = po::parse_config_file(stream, schema, true);
+      std::set<std::string> table_keys_in_file;
       for (const auto& opt : parsed.options) {
         if (!opt.unregistered) continue;
         const std::string& key = opt.string_key;
-        const auto dot1 = key.find('.');
-        const auto dot2 = dot1 == std::string::npos ? dot1 : key.find('.', dot1 + 1);
-        const std::string prefix = key.substr(0, dot1);
-        const bool known_table = std::find(tables.begin(), tables.end(), prefix) != tables.end();
         const std::string value = opt.value.empty() ? "" : opt.value.front();
-        if (!known_table || dot2 == std::string::npos) {
-          throw ConfigError(where() + ": unknown key '" + key + "' (value '" + value + "')");
+        const auto table = table_key(key, tables);
+        if (!table) throw ConfigError(where() + ": unknown key '" + key + "' (value '" + value + "')");
+        std::string& slot = table_entry(*table);
+        if (!table_keys_in_file.insert(key).second) {
+          throw ConfigError(where() + ": key '" + key + "' is given twice (values '" + slot + "' and '" + value + "')");
         }
-        const std::string name = key.substr(dot1 + 1, dot2 - dot1 - 1);
-        auto& list = tables_[prefix];
-        auto it = std::find_if(list.begin(), list.end(), [&](const Table& t) { return t.name == name; });
-        if (it == list.end()) it = list.insert(list.end(), Table{name, {}});
-        const std::string field = key.substr(dot2 + 1);
-        if (const auto [at, fresh] = it->values.emplace(field, value); !fresh) {
-          throw ConfigError(where() + ": key '" + key + "' is given twice (values '" + at->second + "' and '" +
-                            value + "')");
-        }
+        if (!from_command_line_.count(key)) slot = value;
       }
       po::store(parsed, values_);
     } catch (const ConfigError&) {
@@ -102,8 +168,20 @@ std::string JobFile::where() const {
   return path_.empty() ? std::string("command line") : "job file '" + path_.string() + "'";
 }
 
+std::string JobFile::where(const std::string& key) const {
+  return from_command_line_.count(key) ? std::string("command line") : where();
+}
+
+void JobFile::refuse_as_output(const std::filesystem::path& output, const std::string& option) const {
+  std::error_code ec;
+  if (!path_.empty() && !output.empty() && std::filesystem::equivalent(path_, output, ec)) {
+    throw ConfigError("command line: " + option + " '" + output.string() + "' is the job file '" + path_.string() +
+                      "' itself, which writing it would destroy");
+  }
+}
+
 void JobFile::fail(const std::string& key, const std::string& value, const std::string& reason) const {
-  throw ConfigError(where() + ": key '" + key + "' = '" + value + "': " + reason);
+  throw ConfigError(where(key) + ": key '" + key + "' = '" + value + "': " + reason);
 }
 
 double JobFile::positive(const std::string& key) const {
@@ -134,6 +212,13 @@ long JobFile::integer(const std::string& key, long lo, long hi) const {
   return v;
 }
 
+std::uint64_t JobFile::seed(const std::string& key) const {
+  const auto v = get<std::uint64_t>(key);
+  constexpr std::uint64_t most = std::numeric_limits<std::int64_t>::max();
+  if (v > most) fail(key, std::to_string(v), "must be in 0.." + std::to_string(most) + " (a negative seed wraps to this)");
+  return v;
+}
+
 const std::vector<Table>& JobFile::tables(const std::string& prefix) const {
   static const std::vector<Table> none;
   const auto it = tables_.find(prefix);
@@ -157,9 +242,13 @@ std::string JobFile::effective() const {
 double parse_number(const JobFile& job, const std::string& key, const std::string& text) {
   try {
     std::size_t used = 0;
+    // Decimal only, as Boost reads the other keys: std::stod would take hex (0x10) too.
+    if (text.find_first_of("xXpP") != std::string::npos) throw std::invalid_argument("not decimal");
     const double v = std::stod(text, &used);
     if (used != text.size()) throw std::invalid_argument("trailing text");
     return v;
+  } catch (const std::out_of_range&) {
+    job.fail(key, text, "out of the range of a double");
   } catch (const std::exception&) {
     job.fail(key, text, "not a number");
   }

@@ -174,7 +174,7 @@ JobConfig load_config(const JobFile& job, int world) {
   if ((c.head_dim == 0 ? c.hidden_size / c.heads : c.head_dim) % 2 != 0) {
     job.fail("model.head_dim", std::to_string(c.head_dim), "the head dimension must be even (rotary embeddings)");
   }
-  c.weights_seed = job.get<std::uint64_t>("model.seed");
+  c.weights_seed = job.seed("model.seed");
   c.backend = job.get<std::string>("model.backend");
   if (c.backend != "auto" && c.backend != "cpu" && c.backend != "cuda") job.fail("model.backend", c.backend, "must be auto, cpu or cuda");
   c.threads = static_cast<int>(job.integer("model.threads", 1, 1024));
@@ -196,7 +196,7 @@ JobConfig load_config(const JobFile& job, int world) {
   }
   c.mean_check_epochs = job.positive("run.mean_check_epochs");
   c.placement_time_limit = job.non_negative("run.placement_time_limit");
-  c.seed = job.get<std::uint64_t>("run.seed");
+  c.seed = job.seed("run.seed");
   c.transport = job.get<std::string>("run.transport");
   if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {
     job.fail("run.transport", c.transport, "must be auto, mpi or nccl");

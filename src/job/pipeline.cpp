@@ -124,6 +124,7 @@ class Job {
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Balancer> balancer_;  // rank 0
   std::optional<trace::File> trace_file_;
+  std::optional<trace::File> dump_file_;  // generation output (--dump-output), rank 0
   std::unique_ptr<JobTrace> trace_;
   BoundaryDecision last_decision_;      // rank 0: the boundary before the current epoch
   double last_boundary_seconds_ = 0;
@@ -163,17 +164,17 @@ bool Job::setup() {
         }
         const int longest = *std::max_element(spans.begin(), spans.end());
         if (capacity < blocks_) {
-          throw ConfigError(file_.where() + ": key 'servers.span' = '" + std::to_string(config_.span) + "': " +
-                            std::to_string(size_) + " ranks holding " + std::to_string(capacity) +
-                            " blocks in all cannot cover the model's " + std::to_string(blocks_) +
-                            " blocks; more ranks are needed (or longer spans)");
+          file_.fail("servers.span", std::to_string(config_.span),
+                     std::to_string(size_) + " ranks holding " + std::to_string(capacity) +
+                         " blocks in all (with the [class.*] spans) cannot cover the model's " +
+                         std::to_string(blocks_) + " blocks; more ranks are needed (or longer spans)");
         }
         const double needed_mb = static_cast<double>(mc.block_weight_bytes()) * longest / (1024.0 * 1024.0);
         if (config_.memory_mb > 0 && needed_mb > config_.memory_mb) {
-          throw ConfigError(file_.where() + ": key 'servers.memory_mb' = '" + std::to_string(config_.memory_mb) +
-                            "': a span of " + std::to_string(longest) + " blocks needs " + std::to_string(needed_mb) +
-                            " MiB of fp32 weights; the model is too big for the ranks' memory (use more ranks "
-                            "and a shorter servers.span)");
+          file_.fail("servers.memory_mb", std::to_string(config_.memory_mb),
+                     "a span of " + std::to_string(longest) + " blocks needs " + std::to_string(needed_mb) +
+                         " MiB of fp32 weights; the model is too big for the ranks' memory (use more ranks "
+                         "and a shorter servers.span)");
         }
         if (config_.generate && !config_.generate->prompt.empty()) {
           for (auto t : config_.generate->prompt) {
@@ -185,8 +186,8 @@ bool Job::setup() {
         }
         const bool gpu = model::cuda_available();
         if (config_.backend == "cuda" && !gpu) {
-          throw ConfigError(file_.where() + ": key 'model.backend' = 'cuda': rank " + std::to_string(rank_) +
-                            " sees no usable GPU (or the build has no CUDA backend)");
+          file_.fail("model.backend", "cuda",
+                     "rank " + std::to_string(rank_) + " sees no usable GPU (or the build has no CUDA backend)");
         }
       })) {
     return false;
@@ -236,9 +237,13 @@ bool Job::setup() {
                            hidden_};
           trace_ = std::make_unique<JobTrace>(*trace_file_, meta);
         }
+        if (config_.generate && !config_.generate->dump_output.empty()) {
+          dump_file_.emplace(trace::File::create(config_.generate->dump_output));
+        }
         balancer_ = std::make_unique<Balancer>(config_, blocks_, spans);
       })) {
     if (rank_ == 0 && trace_file_ && !config_.trace.empty()) std::filesystem::remove(config_.trace);
+    if (rank_ == 0 && dump_file_) std::filesystem::remove(config_.generate->dump_output);
     return false;
   }
 
@@ -427,8 +432,8 @@ void Job::dump_output() {
   std::printf("tokens:");
   for (auto t : seq) std::printf(" %d", t);
   std::printf("\n");
-  if (config_.generate->dump_output.empty()) return;
-  trace::File out = trace::File::create(config_.generate->dump_output);
+  if (!dump_file_) return;
+  trace::File& out = *dump_file_;  // created at setup, so that an unusable path fails before any work
   trace::Group group = out.root().group("output");
   const std::vector<std::int64_t> tokens(seq.begin(), seq.end());
   group.write<std::int64_t>("tokens", tokens);
@@ -513,12 +518,15 @@ int run_swarm_pipe(int argc, char** argv) {
   const comm::Communicator& comm = world.comm();
   const std::vector<std::string> args(argv + 1, argv + argc);
   const po::options_description all = schema();
+  const std::string tables[] = {"class"};
   po::variables_map pre;
   std::optional<std::string> error;
   try {
-    po::store(po::command_line_parser(args).options(all).run(), pre);
+    pre = preview_command_line(args, all, tables);
   } catch (const po::error& e) {
     error = std::string("command line: ") + e.what();
+  } catch (const ConfigError& e) {
+    error = e.what();
   }
   if (!comm::agree(comm, error)) return 2;
   if (pre.count("help")) {
@@ -536,9 +544,10 @@ int run_swarm_pipe(int argc, char** argv) {
   std::optional<JobFile> file;
   std::optional<JobConfig> config;
   try {
-    const std::string tables[] = {"class"};
     file.emplace(pre.count("job") ? pre["job"].as<std::string>() : std::string(), all, tables, args);
     config.emplace(load_config(*file, comm.size()));
+    file->refuse_as_output(config->trace, "--trace");
+    if (config->generate) file->refuse_as_output(config->generate->dump_output, "--dump-output");
     if (!pre.count("job") && !config->generate) {
       throw ConfigError("command line: --job FILE.ini is required (or --prompt-tokens for generation); see --help");
     }

@@ -99,6 +99,10 @@ po::options_description job_schema() {
   return d;
 }
 
+// Swarms of up to this many servers in a run: far beyond the paper's hundreds, and what a
+// period's rule-2 checks and per-server trace rows can hold in memory and time.
+constexpr long kMaxServers = 100'000;
+
 SimConfig load_config(const JobFile& job) {
   SimConfig c;
   c.blocks = static_cast<int>(job.integer("model.blocks", 1, 100000));
@@ -109,7 +113,7 @@ SimConfig load_config(const JobFile& job) {
     job.fail("run.period", format_number(c.period), "longer than run.duration (" + format_number(c.duration) + " s): no period would end");
   }
   if (c.duration / c.period > 1e6) job.fail("run.period", format_number(c.period), "more than a million periods in run.duration");
-  c.seed = job.get<std::uint64_t>("run.seed");
+  c.seed = job.seed("run.seed");
   c.strategies.clear();
   std::set<StrategyKind> seen;
   const std::string names = job.get<std::string>("run.strategies");
@@ -130,11 +134,21 @@ SimConfig load_config(const JobFile& job) {
     job.fail("run.check", check, "must be every_period or random");
   }
   c.mean_check_period = job.positive("run.mean_check_period");
-  c.placement_time_limit = job.non_negative("run.placement_time_limit");
+  if (c.check == CheckMode::random && c.period / c.mean_check_period > 1000) {
+    job.fail("run.mean_check_period", format_number(c.mean_check_period),
+             "more than 1,000 rule-2 checks per server per period (run.period = " + format_number(c.period) + " s)");
+  }
+  c.placement_time_limit = job.in_range("run.placement_time_limit", 0, 3600);
   c.placement_reproducible = job.get<bool>("run.placement_reproducible");
-  c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, 10000000));
+  c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, kMaxServers));
   c.initial_join_window = job.non_negative("churn.initial_join_window");
   c.arrival_rate = job.non_negative("churn.arrival_rate");
+  // Bounded before the servers are drawn: a rate of 1e20 would exhaust memory in the drawing.
+  if (c.initial_servers + c.arrival_rate * c.duration > kMaxServers) {
+    job.fail("churn.arrival_rate", format_number(c.arrival_rate),
+             "churn.initial_servers + arrival_rate * run.duration would be more than " + std::to_string(kMaxServers) +
+                 " servers");
+  }
   c.mean_lifetime = job.non_negative("churn.mean_lifetime");
 
   for (const auto& t : job.tables("class")) c.classes.push_back(device_class(job, t, c.blocks));

@@ -23,7 +23,12 @@ namespace swarm {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_dispatch_signal(int) { g_stop = true; }
+// As swarm_sim's: the first signal stops after the current policy, a second one at once.
+extern "C" void on_dispatch_signal(int) {
+  g_stop = true;
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+}
 
 std::string commented(const std::string& lines) {
   std::istringstream in(lines);
@@ -65,8 +70,8 @@ int run_dispatch_study(const std::vector<std::string>& args) {
   all.add(program).add(schema);
 
   try {
-    po::variables_map pre;
-    po::store(po::command_line_parser(args).options(all).run(), pre);
+    const std::string tables[] = {"class"};
+    const po::variables_map pre = swarm::preview_command_line(args, all, tables);
     if (pre.count("help")) {
       std::cout << all << "\n" << study::class_help();
       return 0;
@@ -75,10 +80,10 @@ int run_dispatch_study(const std::vector<std::string>& args) {
       std::cerr << "swarm_sim dispatch: --job and --trace are required (see --help)\n";
       return 2;
     }
-    const std::string tables[] = {"class"};
     const JobFile job(pre["job"].as<std::string>(), all, tables, args);
     const study::StudyConfig config = study::load_config(job);
     const std::string trace_path = pre["trace"].as<std::string>();
+    job.refuse_as_output(trace_path, "--trace");
     const bool quiet = pre.count("quiet") > 0;
 
     // Everything that can reject the input runs before the trace exists.
@@ -118,7 +123,13 @@ int run_dispatch_study(const std::vector<std::string>& args) {
     std::signal(SIGTERM, on_dispatch_signal);
     std::signal(SIGINT, on_dispatch_signal);
 
-    trace::File file = trace::File::create(trace_path);
+    trace::File file = [&] {  // an unusable path is bad input, like a bad key
+      try {
+        return trace::File::create(trace_path);
+      } catch (const trace::TraceError& e) {
+        throw ConfigError(std::string("command line: --trace: ") + e.what());
+      }
+    }();
     study::StudyTrace trace(file, {"swarm_sim dispatch", job.path().string(), job.text(), job.effective()}, config,
                             swarm, sessions);
     std::vector<std::pair<dispatch::PolicyKind, dispatch::Metrics>> rows;

@@ -134,7 +134,7 @@ po::options_description job_schema() {
 
 StudyConfig load_config(const JobFile& job) {
   StudyConfig c;
-  c.seed = job.get<std::uint64_t>("run.seed");
+  c.seed = job.seed("run.seed");
   c.horizon_s = job.positive("run.horizon");
   c.blocks = static_cast<int>(job.integer("model.blocks", 1, 100000));
   c.hidden_size = static_cast<int>(job.integer("model.hidden_size", 1, 1 << 20));

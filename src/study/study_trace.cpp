@@ -70,7 +70,7 @@ void write_servers(trace::Group g, const StudyConfig& c, const SwarmModel& s) {
   g.write<double>("leave_time", leave, "s (inf: stays)");
   g.write<double>("load_time", load, "s");
   g.write<std::int32_t>("speed_changes", changes, "count");
-  g.write<std::uint8_t>("relay", relay);
+  g.write<std::uint8_t>("relay", relay, "flag (1: reached through a relay)");
 }
 
 void write_workers(trace::Group g, const SwarmModel& s) {

@@ -31,7 +31,7 @@ void SimTrace::on_start(const SimConfig& c, const std::vector<ServerPlan>& plans
   servers.write<double>("join_time", join, "s");
   servers.write<double>("leave_time", leave, "s (inf: stays)");
   servers.write<double>("load_time", load, "s");
-  servers.write<std::uint8_t>("relay", relay);
+  servers.write<std::uint8_t>("relay", relay, "flag (1: reached through a relay)");
 
   const std::size_t n = plans.size();
   const auto blocks = static_cast<std::size_t>(c.blocks);

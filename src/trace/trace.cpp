@@ -195,6 +195,14 @@ void Group::set_attribute(std::string_view name, std::int64_t value) {
 File File::create(const std::filesystem::path& path) {
   quiet();
   const std::string p = path.string();
+  // The usual mistakes get one line, not HDF5's error stack.
+  std::error_code ec;
+  if (p.empty()) throw TraceError("cannot create trace file '': the path is empty");
+  if (std::filesystem::is_directory(path, ec)) throw TraceError("cannot create trace file '" + p + "': it is a directory");
+  const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (!std::filesystem::is_directory(parent, ec)) {
+    throw TraceError("cannot create trace file '" + p + "': no directory '" + parent.string() + "'");
+  }
   Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", p), H5Pclose);
   // Readers (h5py, h5dump) must be able to open the trace while the run writes it.
   check(H5Pset_file_locking(fapl.id(), false, true), "H5Pset_file_locking", p);

@@ -115,10 +115,40 @@ def main():
         check(p.returncode == 2, f"bad case {i}: exit 2 (got {p.returncode})")
         check(all(w in p.stderr for w in words + [bad_job]), f"bad case {i}: message names {words}: {p.stderr!r}")
         check(not os.path.exists(bad_trace), f"bad case {i}: no trace file")
-    p = run(binary, "--job", job, "--trace", "/nonexistent-dir/x.h5")
-    check(p.returncode != 0 and "/nonexistent-dir/x.h5" in p.stderr, f"unwritable trace named: {p.stderr!r}")
+    for where in ("/nonexistent-dir/x.h5", work):
+        p = run(binary, "--job", job, "--trace", where)
+        check(p.returncode == 2 and where in p.stderr and len(p.stderr.strip().splitlines()) == 1,
+              f"unusable trace {where}: exit 2, one line naming it: rc={p.returncode} {p.stderr!r}")
     p = run(binary, "--job", job)
     check(p.returncode == 2, "missing --trace rejected")
+    # The trace must never overwrite the job file it was asked to read.
+    p = run(binary, "--job", job, "--trace", os.path.join(work, ".", "small.ini"))
+    with open(job) as f:
+        check(p.returncode == 2 and "job file" in p.stderr and f.read() == JOB,
+              f"trace = job file refused, job file intact: rc={p.returncode} {p.stderr!r}")
+    # Command-line values: checked like the file's, blamed on the command line; amounts that would
+    # exhaust memory or never end a period are refused before any work.
+    cli_cases = [
+        (["--churn.arrival_rate", "1e20"], ["command line", "churn.arrival_rate", "1e+20", "100000"]),
+        (["--run.placement_time_limit", "1e20"], ["command line", "run.placement_time_limit"]),
+        (["--run.check", "random", "--run.mean_check_period", "1e-6"], ["run.mean_check_period", "1,000"]),
+        (["--run.seed", "-1"], ["run.seed"]),
+        (["--class.big.span", "25"], ["command line", "class.big.span", "25"]),
+        (["run.duration", "600"], ["unexpected argument 'run.duration'"]),
+    ]
+    for i, (args, words) in enumerate(cli_cases):
+        bad_trace = os.path.join(work, f"cli{i}.h5")
+        p = run(binary, "--job", job, "--trace", bad_trace, *args, timeout=60)
+        check(p.returncode == 2 and all(w in p.stderr for w in words),
+              f"command line {args}: exit 2 naming {words}: rc={p.returncode} {p.stderr!r}")
+        check(not os.path.exists(bad_trace), f"command line {args}: no trace file")
+    t = os.path.join(work, "class_override.h5")
+    p = run(binary, "--job", job, "--trace", t, "--quiet", "--run.duration", "120", "--class.big.span", "6")
+    check(p.returncode == 0, f"--class.big.span 6 accepted: {p.stderr!r}")
+    if p.returncode == 0:
+        with h5py.File(t, "r") as h:
+            spans = set(h["servers/span_length"][:][h["servers/device_class"].asstr()[:] == "big"].tolist())
+            check(spans == {6}, f"--class.big.span 6 reaches the servers: {spans}")
 
     # Signals: a long run. SIGTERM ends at a boundary with a complete trace; SIGKILL leaves a
     # readable trace marked incomplete.
@@ -141,6 +171,25 @@ def main():
                 check(h.attrs["complete"] == 0, "SIGKILL: trace not marked complete")
         dump = subprocess.run(["h5dump", "-H", t], capture_output=True, text=True)
         check(dump.returncode == 0, f"signal {sig}: h5dump reads the trace")
+
+    # A second signal ends the run at once, even in a period that would take minutes (50,000
+    # servers checking rule 2): exit by the signal, trace readable and marked incomplete.
+    t = os.path.join(work, "second_signal.h5")
+    proc = subprocess.Popen([binary, "--job", job, "--quiet", "--trace", t, "--churn.initial_servers", "50000",
+                             "--run.strategies", "full"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+        check(proc.returncode == -signal.SIGINT, f"second signal: ended by it (rc={proc.returncode})")
+        with h5py.File(t, "r") as h:
+            check(h.attrs["complete"] == 0, "second signal: trace not marked complete")
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        check(False, "second signal: the run went on for 10 s")
 
     print(f"{len(failures)} failures")
     return 1 if failures else 0

@@ -269,7 +269,8 @@ def main():
     bad("class_key", JOB.replace("speed_sigma = 0.4", "speed_sigmaa = 0.4"), "class.big.speed_sigmaa", "0.4")
     bad("rebuild", JOB.replace("rebuild_fraction = 0.5", "rebuild_fraction = 1.5"), "engine.rebuild_fraction", "1.5")
     bad("graph", JOB + "[dispatch]\ndiffusion.graph = star\n", "dispatch.diffusion.graph", "star")
-    bad("override", JOB, "dispatch.self.chunk", "0", extra=("--dispatch.self.chunk", "0"))
+    bad("override", JOB, "dispatch.self.chunk", "0", extra=("--dispatch.self.chunk", "0"),
+        where="command line")  # a bad override is blamed on the command line, not the file
     bad("unknown_override", JOB, "dispatch.chunk", "--dispatch.chunk", extra=("--dispatch.chunk", "3"), where="command line")
     bad("no_route", JOB.replace("min_route_speed = 20", "min_route_speed = 1e9"), "churn.initial_servers", "40")
 

@@ -98,6 +98,46 @@ TEST(JobFile, MessagesNameFileKeyAndValue) {
   EXPECT_NE(error_of(base, {"--run.nope", "1"}).find("command line"), std::string::npos);
 }
 
+TEST(JobFile, TableKeysCanBeOverriddenOnTheCommandLine) {
+  const auto path = write("good3", kGood);
+  const std::string tables[] = {"class"};
+  const JobFile job(path, job_schema(), tables, {"--class.gpu.span", "7", "--class.gpu.block_rps=500"});
+  const SimConfig c = load_config(job);
+  ASSERT_EQ(c.classes.size(), 1U);
+  EXPECT_EQ(c.classes[0].span, 7);
+  EXPECT_NE(job.effective().find("class.gpu.span = 7"), std::string::npos) << job.effective();
+  // A bad table value from the command line is blamed on the command line, not on the file.
+  const std::string msg = error_of(kGood, {"--class.gpu.span", "99"});
+  EXPECT_NE(msg.find("command line: key 'class.gpu.span' = '99'"), std::string::npos) << msg;
+  EXPECT_NE(error_of(kGood, {"--class.gpu.span"}).find("needs a value"), std::string::npos);
+}
+
+TEST(JobFile, CommandLineValuesAreBlamedOnTheCommandLine) {
+  const std::string msg = error_of(kGood, {"--run.duration", "-1"});
+  EXPECT_NE(msg.find("command line: key 'run.duration' = '-1'"), std::string::npos) << msg;
+  // ... while a bad value in the file still names the file.
+  const std::string from_file = error_of(std::string(kGood) + "[run]\nperiod = -5\n", {"--run.duration", "700"});
+  EXPECT_NE(from_file.find("swarm_test_bad.ini': key 'run.period'"), std::string::npos) << from_file;
+}
+
+TEST(JobFile, StrayArgumentsNegativeSeedsHexAndDirectoriesAreRefused) {
+  EXPECT_NE(error_of(kGood, {"run.duration", "600"}).find("unexpected argument 'run.duration'"), std::string::npos);
+  const std::string seed = error_of(kGood, {"--run.seed", "-1"});
+  EXPECT_NE(seed.find("run.seed"), std::string::npos) << seed;
+  EXPECT_NE(seed.find("must be in 0..9223372036854775807"), std::string::npos) << seed;
+  const std::string hex = error_of(std::string(kGood) + "[class.other]\nspan = 0x10\n");
+  EXPECT_NE(hex.find("class.other.span' = '0x10': not a number"), std::string::npos) << hex;
+  const std::string huge = error_of(std::string(kGood) + "[class.other]\nspan = 4\nshare = 1e999\n");
+  EXPECT_NE(huge.find("out of the range"), std::string::npos) << huge;
+  const std::string tables[] = {"class"};
+  try {
+    const JobFile job(std::filesystem::temp_directory_path(), job_schema(), tables);
+    FAIL() << "a directory was read as a job file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
+}
+
 TEST(JobFile, MissingFileIsNamed) {
   const std::string tables[] = {"class"};
   try {
