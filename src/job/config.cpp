@@ -23,7 +23,8 @@ DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
       need(v >= 1 && v <= 1000, "must be in [1, 1000] (how many times slower this class computes)");
       d.compute_factor = v;
     } else if (field == "link_mbps") {
-      need(v >= 0, "must be >= 0 (0: no cap)");
+      // Below 1 Mbit/s one tick's activations would outlast any epoch.
+      need(v == 0 || (v >= 1 && v <= 1e9), "must be 0 (no cap) or in [1, 1e9] Mbit/s");
       d.link_mbps = v;
     } else if (field == "latency_ms") {
       need(v >= 0 && v <= 10000, "must be in [0, 10000]");
@@ -195,13 +196,14 @@ JobConfig load_config(const JobFile& job, int world) {
     job.fail("run.check", check, "must be every_epoch or random");
   }
   c.mean_check_epochs = job.positive("run.mean_check_epochs");
-  c.placement_time_limit = job.non_negative("run.placement_time_limit");
+  c.placement_time_limit = job.in_range("run.placement_time_limit", 0, 3600);
   c.seed = job.seed("run.seed");
   c.transport = job.get<std::string>("run.transport");
   if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {
     job.fail("run.transport", c.transport, "must be auto, mpi or nccl");
   }
-  c.comm_timeout = job.positive("run.comm_timeout");
+  // Up to 11.6 days: beyond some 9e9 s the deadline overflows the clock's nanoseconds.
+  c.comm_timeout = job.in_range("run.comm_timeout", 1e-3, 1e6);
   c.trace = job.get<std::string>("run.trace");
   if (job.has("trace")) c.trace = job.get<std::string>("trace");
   c.quiet = job.has("quiet");
@@ -234,7 +236,9 @@ JobConfig load_config(const JobFile& job, int world) {
   } else {
     job.fail("workload.arrival", arrival, "must be closed, poisson or batch");
   }
-  c.workload.rate = job.positive("workload.rate");
+  // Far more sessions a second than a pipeline here serves; beyond, the client would only
+  // spend its time queueing arrivals (at 1e300 its clock stops advancing).
+  c.workload.rate = job.in_range("workload.rate", 1e-6, 1e4);
   c.workload.sessions = static_cast<int>(job.integer("workload.sessions", 1, 1 << 24));
 
   const std::string policy = job.get<std::string>("dispatch.policy");
@@ -248,14 +252,14 @@ JobConfig load_config(const JobFile& job, int world) {
   o.message_latency_s = 0;  // real messages take their own time
   o.hash.virtual_nodes = static_cast<int>(job.integer("dispatch.hash.virtual_nodes", 1, 1 << 20));
   o.hash.eps = job.get<double>("dispatch.hash.eps");
-  o.self.chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.chunk"));
-  o.self.min_chunk = static_cast<std::size_t>(job.get<long>("dispatch.self.min_chunk"));
+  o.self.chunk = static_cast<std::size_t>(job.integer("dispatch.self.chunk", 1, 1 << 24));
+  o.self.min_chunk = static_cast<std::size_t>(job.integer("dispatch.self.min_chunk", 1, 1 << 24));
   o.self.tapering_alpha = job.get<double>("dispatch.self.tapering_alpha");
   o.stealing.steal_half = job.get<bool>("dispatch.stealing.steal_half");
-  o.diffusion.period_s = job.get<double>("dispatch.diffusion.period_s");
+  // Real time here: a timer finer than a millisecond would re-arm at the same instant for ever.
+  o.diffusion.period_s = job.in_range("dispatch.diffusion.period_s", 1e-3, 1e6);
   o.diffusion.beta = job.get<double>("dispatch.diffusion.beta");
-  o.choices.choices = static_cast<std::size_t>(job.get<long>("dispatch.choices.choices"));
-  if (job.get<long>("dispatch.self.chunk") < 1) job.fail("dispatch.self.chunk", std::to_string(job.get<long>("dispatch.self.chunk")), "must be >= 1");
+  o.choices.choices = static_cast<std::size_t>(job.integer("dispatch.choices.choices", 1, 1 << 20));
   try {
     dispatch::validate(o);  // its messages name the option and the value
   } catch (const std::invalid_argument& e) {

@@ -176,6 +176,23 @@ bool Job::setup() {
                          " MiB of fp32 weights; the model is too big for the ranks' memory (use more ranks "
                          "and a shorter servers.span)");
         }
+        if (config_.max_cache_mb > 0) {
+          // The KV caches of the sessions a rank holds at once must fit the budget: one session,
+          // or the closed loop's `concurrency` (open arrivals are checked as they come).
+          const bool generating = config_.generate.has_value();
+          const int prompt = generating ? static_cast<int>(config_.generate->prompt.size()) : config_.workload.prompt_tokens;
+          const int total = prompt + (generating ? config_.generate->max_new_tokens : config_.workload.new_tokens);
+          const int batch = generating ? 1 : config_.workload.batch;
+          const int sessions = !generating && config_.workload.arrival == Arrival::closed ? config_.workload.concurrency : 1;
+          const double needed = static_cast<double>(model::session_kv_bytes_per_block(mc, batch, prompt, total)) *
+                                longest * sessions / (1024.0 * 1024.0);
+          if (needed > config_.max_cache_mb) {
+            file_.fail("servers.max_cache_mb", format_number(config_.max_cache_mb),
+                       "a span of " + std::to_string(longest) + " blocks needs " + format_number(needed) +
+                           " MiB of KV cache for " + std::to_string(sessions) + " session(s) in flight of batch " +
+                           std::to_string(batch) + " and " + std::to_string(total) + " tokens");
+          }
+        }
         if (config_.generate && !config_.generate->prompt.empty()) {
           for (auto t : config_.generate->prompt) {
             if (t >= mc.vocab_size) {
@@ -505,6 +522,13 @@ int Job::run() {
         trace_.reset();
       }
     }
+  } catch (const model::CacheBudgetError& e) {
+    // Start-up checks that the sessions of a closed loop fit; open arrivals can still outgrow it.
+    comm::abort_job(comm_,
+                    std::string(e.what()) + ": the sessions in flight outgrew servers.max_cache_mb = " +
+                        format_number(config_.max_cache_mb) + " (" + file_.where("servers.max_cache_mb") +
+                        "; raise it, set 0 for no budget, or lower workload.rate / workload.sessions)",
+                    1);
   } catch (const std::exception& e) {
     comm::abort_job(comm_, e.what(), 1);
   }

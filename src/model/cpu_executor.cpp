@@ -99,7 +99,7 @@ class CpuExecutor final : public SpanExecutor {
   // Grows the cache to hold `needed` positions per sequence (capacity doubles: amortised O(1)).
   void reserve(KvCache& cache, SessionId session, int batch, int needed) {
     if (needed <= cache.capacity) return;
-    const int capacity = std::max({needed, 2 * cache.capacity, 16});
+    const int capacity = grown_kv_capacity(cache.capacity, needed);
     const auto row = static_cast<std::size_t>(config_.kv_dim());
     const std::uint64_t new_bytes = 2ULL * batch * capacity * row * sizeof(float);
     check_cache_budget(options_, cache_bytes(), new_bytes - cache.bytes(), session);

@@ -31,9 +31,24 @@ void check_span(const ModelConfig& config, const Span& span, const std::string& 
   }
 }
 
+}  // namespace swarm::model::detail
+
+namespace swarm::model {
+
+std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens) {
+  int capacity = grown_kv_capacity(0, prompt_tokens);
+  for (int needed = prompt_tokens + 1; needed <= total_tokens; ++needed) capacity = grown_kv_capacity(capacity, needed);
+  return 2ULL * static_cast<std::uint64_t>(batch) * static_cast<std::uint64_t>(capacity) *
+         static_cast<std::uint64_t>(config.kv_dim()) * sizeof(float);
+}
+
+}  // namespace swarm::model
+
+namespace swarm::model::detail {
+
 void check_cache_budget(const ExecutorOptions& options, std::uint64_t current, std::uint64_t extra, SessionId session) {
   if (options.max_cache_bytes == 0 || current + extra <= options.max_cache_bytes) return;
-  throw OutOfMemoryError("KV cache of session " + std::to_string(session) + " needs " + format_bytes(extra) +
+  throw CacheBudgetError("KV cache of session " + std::to_string(session) + " needs " + format_bytes(extra) +
                          " more, beyond the cache budget of " + format_bytes(options.max_cache_bytes) + " (" +
                          format_bytes(current) + " in use)");
 }

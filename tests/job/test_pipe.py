@@ -220,6 +220,8 @@ def case_bad_input(r):
 
     def expect_failure(what, ranks, args, words, trace=None):
         p = r.run(ranks, *args, timeout=120)
+        check(p.returncode == 2 and "tokens:" not in p.stdout,
+              f"{what}: exit 2 (bad input) before any work ({p.returncode})")
         lines = [l for l in p.stderr.splitlines() if l.startswith("swarm_pipe:")]
         check(p.returncode != 0 and p.seconds < 60, f"{what}: non-zero exit within seconds ({p.returncode}, {p.seconds:.1f} s)")
         check(len(lines) == 1, f"{what}: exactly one message ({lines})")
@@ -246,6 +248,18 @@ def case_bad_input(r):
                    ["/nonexistent-dir/x.h5"])
     expect_failure("token outside the vocabulary", 2, ["--prompt-tokens", "1,999", "--model.vocab_size", "256"],
                    ["prompt-tokens", "999"])
+    expect_failure("cache budget", 2, ["--job", good, "--trace", t, "--servers.max_cache_mb", "0.001"],
+                   ["servers.max_cache_mb", "MiB of KV cache"], t)
+    expect_failure("timeout beyond the clock", 2, ["--job", good, "--trace", t, "--run.comm_timeout", "1e10"],
+                   ["command line", "run.comm_timeout"], t)
+    expect_failure("arrivals that stop the clock", 2,
+                   ["--job", good, "--trace", t, "--workload.arrival", "poisson", "--workload.rate", "1e300"],
+                   ["workload.rate"], t)
+    expect_failure("negative seed", 2, ["--job", good, "--trace", t, "--run.seed", "-1"], ["run.seed"], t)
+    expect_failure("trace over the job file", 2, ["--job", good, "--trace", good], ["job file", "--trace"])
+    check(open(good).read() == tiny(), "trace over the job file: the job file is intact")
+    expect_failure("unwritable dump", 2, ["--prompt-tokens", "1,2", "--dump-output", "/nonexistent-dir/o.h5"],
+                   ["/nonexistent-dir/o.h5"])
     missing = broken_checkpoint(r, "missing", lambda ts: [x for x in ts if x[0] != "model.layers.3.self_attn.k_proj.weight"])
     expect_failure("missing tensor", 3, ["--job", good, "--model.dir", missing, "--trace", t, "--servers.span", "2"],
                    ["model.layers.3.self_attn.k_proj.weight"], t)

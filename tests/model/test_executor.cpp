@@ -187,6 +187,32 @@ TEST_F(Executor, CacheBudgetIsEnforced) {
   EXPECT_NE(message.find("cache budget"), std::string::npos) << message;
 }
 
+// The start-up check of a job (servers.max_cache_mb) rests on session_kv_bytes_per_block: a
+// budget of exactly that holds a session's prompt and decode steps, a byte less does not.
+TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsTo) {
+  for (const auto& [batch, prompt, total] : {std::tuple{1, 5, 40}, std::tuple{2, 16, 17}, std::tuple{1, 20, 20},
+                                             std::tuple{3, 33, 70}}) {
+    const std::uint64_t per_block = session_kv_bytes_per_block(config_, batch, prompt, total);
+    for (const std::uint64_t budget : {2 * per_block, 2 * per_block - 1}) {
+      ExecutorOptions options;
+      options.max_cache_bytes = static_cast<std::size_t>(budget);
+      auto executor = make_executor(Backend::cpu, options);
+      executor->load(weights_, {0, 2});
+      auto x = random_hidden(batch * prompt, config_.hidden_size, 11);
+      const auto run = [&] {
+        executor->forward(1, 0, 2, x.data(), batch, prompt);
+        for (int t = prompt; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
+      };
+      if (budget == 2 * per_block) {
+        EXPECT_NO_THROW(run()) << batch << " x " << prompt << ".." << total;
+        EXPECT_EQ(executor->cache_bytes(), 2 * per_block);
+      } else {
+        EXPECT_THROW(run(), CacheBudgetError) << batch << " x " << prompt << ".." << total;
+      }
+    }
+  }
+}
+
 TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {
   ModelConfig huge = tiny_config();
   huge.hidden_size = 65536;

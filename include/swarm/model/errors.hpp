@@ -32,6 +32,13 @@ class OutOfMemoryError : public ModelError {
   using ModelError::ModelError;
 };
 
+/// The sessions' KV caches would outgrow the budget the caller set (ExecutorOptions::
+/// max_cache_bytes), though memory itself may not have run out.
+class CacheBudgetError : public OutOfMemoryError {
+ public:
+  using OutOfMemoryError::OutOfMemoryError;
+};
+
 /// A CUDA or cuBLAS call failed; names the device, file:line and the failing statement.
 class DeviceError : public ModelError {
  public:

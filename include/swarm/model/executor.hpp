@@ -1,6 +1,7 @@
 #pragma once
 // A server's share of the model: decoder blocks [start, end) on one backend, with a KV cache per
 // session. Pure compute: no MPI, no files beyond the WeightSource it is loaded from.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -46,6 +47,18 @@ struct ExecutorOptions {
   int device = 0;                  ///< CUDA device ordinal (cuda backend only)
   std::size_t max_cache_bytes = 0; ///< KV-cache budget over all sessions; 0 = no limit
 };
+
+/// Positions a KV cache holds once grown to `needed` from `capacity`: it doubles (at least 16
+/// positions), so that decoding one token at a time copies amortised O(1) rows a token.
+[[nodiscard]] constexpr int grown_kv_capacity(int capacity, int needed) {
+  return needed <= capacity ? capacity : std::max({needed, 2 * capacity, 16});
+}
+
+/// Bytes of one block's KV cache for a session of `batch` sequences that processes a prompt of
+/// `prompt_tokens` and then up to `total_tokens` positions one at a time: what a cache budget
+/// (ExecutorOptions::max_cache_bytes) must hold for it, block by block.
+[[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
+                                                       int total_tokens);
 
 /// Runs a contiguous span of decoder blocks. Not thread-safe: one caller thread per executor.
 class SpanExecutor {

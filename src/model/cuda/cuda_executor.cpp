@@ -249,7 +249,7 @@ class CudaExecutor final : public SpanExecutor {
   // Grows the cache to `needed` positions, copying the cached rows of every (sequence, kv head).
   void reserve(DeviceKv& cache, SessionId session, int batch, int needed, cudaStream_t stream) {
     if (needed <= cache.capacity) return;
-    const int capacity = std::max({needed, 2 * cache.capacity, 16});
+    const int capacity = grown_kv_capacity(cache.capacity, needed);
     const auto head_dim = static_cast<std::size_t>(config_.head_dim);
     const std::size_t planes = static_cast<std::size_t>(batch) * config_.num_key_value_heads;
     const std::size_t count = planes * capacity * head_dim;
