@@ -63,6 +63,14 @@ def main():
         return 2
     trace = sys.argv[1]
     out = sys.argv[2] if len(sys.argv) == 3 else os.path.splitext(trace)[0] + ".png"
+    try:
+        return plot(trace, out)
+    except (OSError, KeyError) as e:  # not HDF5, not a dispatch trace, an unwritable PNG
+        print(f"plot_dispatch.py: cannot plot {trace} into {out}: {e}", file=sys.stderr)
+        return 1
+
+
+def plot(trace, out):
     with h5py.File(trace, "r") as h:
         summary = h["summary"]
         rows = len(summary["makespan_s"])

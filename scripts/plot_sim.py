@@ -23,18 +23,29 @@ def main():
         print(__doc__)
         return 2
     path, out = sys.argv[1], sys.argv[2]
+    try:
+        return plot(path, out)
+    except (OSError, KeyError) as e:  # not HDF5, not a swarm_sim trace, an unwritable PNG
+        print(f"plot_sim.py: cannot plot {path} into {out}: {e}", file=sys.stderr)
+        return 1
+
+
+def plot(path, out):
     with h5py.File(path, "r") as h:
         if h.attrs.get("complete", 0) != 1:
             print(f"warning: {path} is not marked complete (run killed or still running)", file=sys.stderr)
         groups = [g for g in ["none", "new_only", "full", "upper_bound"] if g in h]
+        if not groups:
+            raise KeyError("no strategy group (none, new_only, full, upper_bound): not a swarm_sim trace")
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True,
                                           gridspec_kw={"height_ratios": [3, 1.4]})
         bound_drawn = False
         for name in groups:
             g = h[name]
-            t = g["time"][:] / 3600.0
-            tput = g["swarm_throughput"][:]
-            ub = g["upper_bound"][:]
+            rows = int(g.attrs.get("periods_complete", len(g["time"])))  # a killed run's last row may be partial
+            t = g["time"][:rows] / 3600.0
+            tput = g["swarm_throughput"][:rows]
+            ub = g["upper_bound"][:rows]
             color, label = STYLE[name]
             if name == "upper_bound":
                 top.plot(t, tput, "--", color=color, lw=1.6, label=label)
@@ -43,11 +54,12 @@ def main():
             top.plot(t, tput, color=color, lw=1.3, label=label)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(ub > 0, tput / ub, np.nan)
-            bottom.plot(t, 100 * ratio, color=color, lw=1.1,
-                        label=f"{label}: mean {100 * np.nanmean(ratio):.1f}%")
+            mean = f"mean {100 * np.nanmean(ratio):.1f}%" if np.isfinite(ratio).any() else "no period"
+            bottom.plot(t, 100 * ratio, color=color, lw=1.1, label=f"{label}: {mean}")
         if not bound_drawn and groups:
             g = h[groups[0]]
-            top.plot(g["time"][:] / 3600.0, g["upper_bound"][:], "--", color="black", lw=1.6, label=STYLE["upper_bound"][1])
+            rows = int(g.attrs.get("periods_complete", len(g["time"])))
+            top.plot(g["time"][:rows] / 3600.0, g["upper_bound"][:rows], "--", color="black", lw=1.6, label=STYLE["upper_bound"][1])
         seed = h.attrs.get("seed", "?")
         blocks = h.attrs.get("blocks", "?")
         top.set_ylabel("swarm throughput (tokens/s)")

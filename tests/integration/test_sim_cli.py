@@ -83,6 +83,16 @@ def main():
             check(g.attrs["periods_complete"] == rows, f"{name}: periods_complete")
         check(np.all(h["none/moves"][:] == 0) and np.all(h["new_only/moves"][:] == 0), "only full/ub move")
 
+    # The plot script: a PNG from the trace; a clean one-line error, not a traceback, otherwise.
+    plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "plot_sim.py")
+    png = os.path.join(work, "small.png")
+    p = subprocess.run([sys.executable, plot, trace, png], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and os.path.getsize(png) > 10000, f"plot_sim.py writes a PNG: {p.stderr!r}")
+    for bad, target in ((job, png), (trace, os.path.join(work, "no-such-dir", "x.png"))):
+        p = subprocess.run([sys.executable, plot, bad, target], capture_output=True, text=True, timeout=120)
+        check(p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and bad in p.stderr,
+              f"plot_sim.py {bad} {target}: exit 1, one line: rc={p.returncode} {p.stderr!r}")
+
     # Bad input: message names file, key and value; exit 2; no trace left behind.
     bad_cases = [
         ("[run]\nperiod = 0\n", ["run.period", "'0'"]),
