@@ -278,7 +278,11 @@ JobConfig load_config(const JobFile& job, int world) {
   if (job.has("prompt-tokens")) {
     Generate g;
     const std::string list = job.get<std::string>("prompt-tokens");
-    for (const auto& item : split_list(list)) {
+    const auto items = split_list(list);
+    if (items.size() != static_cast<std::size_t>(std::count(list.begin(), list.end(), ',')) + 1) {
+      job.fail("prompt-tokens", list, "an empty item (a doubled, leading or trailing comma)");
+    }
+    for (const auto& item : items) {
       const double v = parse_number(job, "prompt-tokens", item);
       if (v < 0 || v != std::floor(v) || v >= 2147483647.0) job.fail("prompt-tokens", list, "token ids must be integers >= 0");
       g.prompt.push_back(static_cast<std::int32_t>(v));

@@ -258,6 +258,7 @@ def case_bad_input(r):
     expect_failure("negative seed", 2, ["--job", good, "--trace", t, "--run.seed", "-1"], ["run.seed"], t)
     expect_failure("trace over the job file", 2, ["--job", good, "--trace", good], ["job file", "--trace"])
     check(open(good).read() == tiny(), "trace over the job file: the job file is intact")
+    expect_failure("empty prompt item", 2, ["--prompt-tokens", "5,,17"], ["prompt-tokens", "empty item"])
     expect_failure("unwritable dump", 2, ["--prompt-tokens", "1,2", "--dump-output", "/nonexistent-dir/o.h5"],
                    ["/nonexistent-dir/o.h5"])
     missing = broken_checkpoint(r, "missing", lambda ts: [x for x in ts if x[0] != "model.layers.3.self_attn.k_proj.weight"])
