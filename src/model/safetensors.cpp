@@ -73,8 +73,12 @@ TensorEntry parse_entry(const std::filesystem::path& path, const std::string& na
   std::uint64_t elements = 1;
   for (const auto& dim : shape) {
     if (!dim.is_number_unsigned()) bad("shape " + shape.dump() + " has a non-integer or negative dimension");
-    entry.shape.push_back(dim.get<std::int64_t>());
-    elements *= dim.get<std::uint64_t>();
+    // Every dtype takes at least a byte, so more elements than the file has bytes is corrupt; the
+    // check also keeps the product from wrapping (2^40 x 2^40 would read as 0 elements).
+    const auto d = dim.get<std::uint64_t>();
+    if (d != 0 && elements > file_size / d) bad("shape " + shape.dump() + " has more elements than the file has bytes");
+    entry.shape.push_back(static_cast<std::int64_t>(d));
+    elements *= d;
   }
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
     bad("data_offsets " + offsets.dump() + " is not a pair of byte offsets");

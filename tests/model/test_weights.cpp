@@ -243,6 +243,20 @@ TEST_F(BadCheckpoint, HeaderWithAnOverflowingNumberIsReported) {
   EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
 }
 
+TEST_F(BadCheckpoint, ShapeWhoseProductWrapsIsReported) {
+  write([](auto& tensors) {
+    for (auto& t : tensors) {
+      if (t.name == "model.norm.weight") {
+        t.shape = {std::int64_t{1} << 40, std::int64_t{1} << 40};  // 2^80 elements: 0 modulo 2^64
+        t.data.clear();
+      }
+    }
+  });
+  const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
+  EXPECT_NE(message.find("'model.norm.weight'"), std::string::npos) << message;
+  EXPECT_NE(message.find("more elements than the file has bytes"), std::string::npos) << message;
+}
+
 TEST_F(BadCheckpoint, UnsupportedDtypeNamesIt) {
   write([](auto& tensors) {
     for (auto& t : tensors) {
