@@ -34,7 +34,8 @@ int what_if(int argc, char** argv) {
   }
   if (argc == 3) {
     std::ifstream in(argv[2]);
-    if (!in) {
+    std::error_code ec;
+    if (!in || std::filesystem::is_directory(argv[2], ec)) {
       std::cerr << "what-if: cannot read '" << argv[2] << "'\n";
       return 2;
     }

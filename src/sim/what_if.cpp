@@ -22,6 +22,22 @@ struct LineError : std::runtime_error {
   std::string field;
 };
 
+// Bounds of one line: a swarm far beyond any model's blocks or a swarm's servers would keep a
+// single line busy for minutes (rule 2 is O(servers x blocks) per visited server).
+constexpr long kMaxBlocks = 100'000;
+constexpr std::size_t kMaxServers = 100'000;
+constexpr double kMaxThroughput = 1e15;
+
+// A value as an error message shows it: scalars as written (cut at 60 characters), arrays and
+// objects by kind only. dump() recurses, and a value nested 100,000 deep overflowed the stack.
+std::string brief(const json& v) {
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
 const json& member(const json& obj, const std::string& key, const std::string& path) {
   const auto it = obj.find(key);
   if (it == obj.end()) throw LineError(path + key, "missing");
@@ -30,30 +46,35 @@ const json& member(const json& obj, const std::string& key, const std::string& p
 
 long integer(const json& v, const std::string& field) {
   if (v.is_number_unsigned() && v.get<unsigned long>() > 1'000'000'000'000'000UL)
-    throw LineError(field, "out of range, got " + v.dump());
+    throw LineError(field, "out of range, got " + brief(v));
   if (v.is_number_integer()) return v.get<long>();
   if (v.is_number_float()) {
     const double d = v.get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e15) return static_cast<long>(d);
   }
-  throw LineError(field, "must be an integer, got " + v.dump());
+  throw LineError(field, "must be an integer, got " + brief(v));
 }
 
 double number(const json& v, const std::string& field) {
-  if (!v.is_number()) throw LineError(field, "must be a number, got " + v.dump());
+  if (!v.is_number()) throw LineError(field, "must be a number, got " + brief(v));
   return v.get<double>();
 }
 
 std::string text(const json& v, const std::string& field) {
-  if (!v.is_string()) throw LineError(field, "must be a string, got " + v.dump());
+  if (!v.is_string()) throw LineError(field, "must be a string, got " + brief(v));
   return v.get<std::string>();
 }
 
 Swarm parse_swarm(const json& line) {
   const long total = integer(member(line, "total_blocks", ""), "total_blocks");
-  if (total < 1 || total > 10'000'000) throw LineError("total_blocks", "must be >= 1, got " + std::to_string(total));
+  if (total < 1 || total > kMaxBlocks) {
+    throw LineError("total_blocks", "must be in 1.." + std::to_string(kMaxBlocks) + ", got " + std::to_string(total));
+  }
   const json& list = member(line, "servers", "");
   if (!list.is_array()) throw LineError("servers", "must be an array");
+  if (list.size() > kMaxServers) {
+    throw LineError("servers", "at most " + std::to_string(kMaxServers) + " servers, got " + std::to_string(list.size()));
+  }
   std::vector<Server> servers;
   std::set<std::string> ids;
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -62,7 +83,7 @@ Swarm parse_swarm(const json& line) {
     if (!s.is_object()) throw LineError("servers[" + std::to_string(i) + "]", "must be an object");
     Server server;
     server.id = text(member(s, "id", at), at + "id");
-    if (!ids.insert(server.id).second) throw LineError(at + "id", "duplicate server id '" + server.id + "'");
+    if (!ids.insert(server.id).second) throw LineError(at + "id", "duplicate server id " + brief(server.id));
     const long start = integer(member(s, "start", at), at + "start");
     const long end = integer(member(s, "end", at), at + "end");
     if (start < 0 || start > total) {
@@ -75,12 +96,13 @@ Swarm parse_swarm(const json& line) {
     }
     server.span = {static_cast<int>(start), static_cast<int>(end)};
     server.throughput = number(member(s, "throughput", at), at + "throughput");
-    if (!std::isfinite(server.throughput) || server.throughput < 0) {
-      throw LineError(at + "throughput", "must be finite and >= 0, got " + member(s, "throughput", at).dump());
+    // Bounded so that every sum over the servers stays finite (two of 1e308 summed to inf).
+    if (!(server.throughput >= 0 && server.throughput <= kMaxThroughput)) {
+      throw LineError(at + "throughput", "must be in [0, 1e15], got " + brief(member(s, "throughput", at)));
     }
     const std::string state = text(member(s, "state", at), at + "state");
     const auto parsed = parse_server_state(state);
-    if (!parsed) throw LineError(at + "state", "must be online, joining or offline, got '" + state + "'");
+    if (!parsed) throw LineError(at + "state", "must be online, joining or offline, got " + brief(state));
     server.state = *parsed;
     servers.push_back(std::move(server));
   }
@@ -112,7 +134,7 @@ json answer(const Swarm& swarm, const json& q, std::size_t index, Rng& rng) {
   } else if (op == "should_choose_other_blocks") {
     const std::string id = text(member(q, "server", at), at + "server");
     const auto i = swarm.find(id);
-    if (!i) throw LineError(at + "server", "unknown server '" + id + "'");
+    if (!i) throw LineError(at + "server", "unknown server " + brief(id));
     double quality_threshold = 0.75;  // Petals' default
     if (q.contains("balance_quality")) {
       quality_threshold = number(q["balance_quality"], at + "balance_quality");
@@ -125,8 +147,8 @@ json answer(const Swarm& swarm, const json& q, std::size_t index, Rng& rng) {
                                                "already_best", "no_improvement", "compared"};
     r["reason"] = kReasons[static_cast<int>(d.reason)];
   } else {
-    throw LineError(at + "op", "unknown op '" + op +
-                                   "' (block_throughputs, swarm_throughput, choose_best_blocks, "
+    throw LineError(at + "op", "unknown op " + brief(op) +
+                                   " (block_throughputs, swarm_throughput, choose_best_blocks, "
                                    "should_choose_other_blocks)");
   }
   return r;

@@ -107,6 +107,12 @@ def check_errors(binary):
         (json.dumps({**good, "queries": [{"op": "should_choose_other_blocks", "server": "zz"}]}), "queries[0].server"),
         (json.dumps({**good, "queries": [{"op": "choose_best_blocks", "num_blocks": 5}]}), "queries[0].num_blocks"),
         (json.dumps({**good, "servers": [{**good["servers"][0], "throughput": "fast"}]}), "servers[0].throughput"),
+        # Finite but so large that sums overflow to inf (answers would read null).
+        (json.dumps({**good, "servers": [{**good["servers"][0], "throughput": 1e308}]}), "servers[0].throughput"),
+        (json.dumps({**good, "total_blocks": 10_000_001}), "total_blocks"),
+        # Nested 100,000 deep where a number belongs: the message must not recurse through it.
+        (json.dumps(good).replace('"total_blocks": 4', '"total_blocks": ' + "[" * 100_000 + "]" * 100_000),
+         "total_blocks"),
     ]
     failures = 0
     for bad, field in cases:
