@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
                 << "Signals: the first SIGINT/SIGTERM stops at the end of the period (exit 3), a second at once.\n";
       return 0;
     }
+    if (pre.count("job") && pre["job"].as<std::string>().empty()) {
+      std::cerr << "swarm_sim: command line: --job is empty\n";
+      return 2;
+    }
     if (!pre.count("job") || !pre.count("trace")) {
       std::cerr << "swarm_sim: --job and --trace are required (see --help)\n";
       return 2;

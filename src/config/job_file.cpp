@@ -57,10 +57,12 @@ struct TableKey {
 std::optional<TableKey> table_key(const std::string& key, std::span<const std::string> tables) {
   const auto dot1 = key.find('.');
   const auto dot2 = dot1 == std::string::npos ? dot1 : key.find('.', dot1 + 1);
-  if (dot2 == std::string::npos || dot2 + 1 == key.size()) return std::nullopt;
+  if (dot2 == std::string::npos) return std::nullopt;
   const std::string prefix = key.substr(0, dot1);
   if (std::find(tables.begin(), tables.end(), prefix) == tables.end()) return std::nullopt;
-  return TableKey{prefix, key.substr(dot1 + 1, dot2 - dot1 - 1), key.substr(dot2 + 1)};
+  TableKey k{prefix, key.substr(dot1 + 1, dot2 - dot1 - 1), key.substr(dot2 + 1)};
+  if (k.name.empty() || k.field.empty()) throw ConfigError("key '" + key + "': a table key is " + prefix + ".NAME.KEY");
+  return k;
 }
 
 // Table keys on the command line (--class.big.span 3) are taken out before Boost sees them:
@@ -75,7 +77,13 @@ SplitArgs split_table_overrides(const std::vector<std::string>& args, std::span<
     const std::string& arg = args[i];
     const auto eq = arg.find('=');
     const std::string key = arg.rfind("--", 0) == 0 ? arg.substr(2, eq == std::string::npos ? eq : eq - 2) : "";
-    if (!table_key(key, tables)) {
+    bool is_table = false;
+    try {
+      is_table = table_key(key, tables).has_value();
+    } catch (const ConfigError& e) {
+      throw ConfigError(std::string("command line: ") + e.what());
+    }
+    if (!is_table) {
       out.schema_args.push_back(arg);
     } else if (eq != std::string::npos) {
       out.table_args.emplace_back(key, arg.substr(eq + 1));
@@ -110,8 +118,10 @@ JobFile::JobFile(std::filesystem::path path, const po::options_description& sche
 
   const auto [schema_args, table_args] = split_table_overrides(overrides, tables);
   for (const auto& [key, value] : table_args) {
+    if (!from_command_line_.insert(key).second) {
+      throw ConfigError("command line: option '--" + key + "' is given twice");
+    }
     table_entry(*table_key(key, tables)) = value;
-    from_command_line_.insert(key);
   }
   try {
     const po::parsed_options parsed = po::command_line_parser(schema_args).options(schema).run();
@@ -142,7 +152,12 @@ JobFile::JobFile(std::filesystem::path path, const po::options_description& sche
         if (!opt.unregistered) continue;
         const std::string& key = opt.string_key;
         const std::string value = opt.value.empty() ? "" : opt.value.front();
-        const auto table = table_key(key, tables);
+        std::optional<TableKey> table;
+        try {
+          table = table_key(key, tables);
+        } catch (const ConfigError& e) {
+          throw ConfigError(where() + ": " + e.what());
+        }
         if (!table) throw ConfigError(where() + ": unknown key '" + key + "' (value '" + value + "')");
         std::string& slot = table_entry(*table);
         if (!table_keys_in_file.insert(key).second) {

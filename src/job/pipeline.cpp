@@ -568,6 +568,7 @@ int run_swarm_pipe(int argc, char** argv) {
   std::optional<JobFile> file;
   std::optional<JobConfig> config;
   try {
+    if (pre.count("job") && pre["job"].as<std::string>().empty()) throw ConfigError("command line: --job is empty");
     file.emplace(pre.count("job") ? pre["job"].as<std::string>() : std::string(), all, tables, args);
     config.emplace(load_config(*file, comm.size()));
     file->refuse_as_output(config->trace, "--trace");

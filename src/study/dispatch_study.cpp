@@ -76,6 +76,10 @@ int run_dispatch_study(const std::vector<std::string>& args) {
       std::cout << all << "\n" << study::class_help();
       return 0;
     }
+    if (pre.count("job") && pre["job"].as<std::string>().empty()) {
+      std::cerr << "swarm_sim dispatch: command line: --job is empty\n";
+      return 2;
+    }
     if (!pre.count("job") || !pre.count("trace")) {
       std::cerr << "swarm_sim dispatch: --job and --trace are required (see --help)\n";
       return 2;
@@ -179,7 +183,8 @@ int run_dispatch_study(const std::vector<std::string>& args) {
     }
     if (stopped) std::printf("# stopped early by a signal after %zu of %zu policies\n", rows.size(), config.policies.size());
     std::printf("# %s: %s\n", all_done ? "PASS" : "INCOMPLETE",
-                all_done ? "every session completed exactly once under every policy"
+                all_done ? (stopped ? "every session completed exactly once under the policies run"
+                                    : "every session completed exactly once under every policy")
                          : "some sessions never completed (every route left?)");
     std::printf("# trace: %s\n", std::filesystem::absolute(trace_path).c_str());
     return stopped ? 3 : 0;

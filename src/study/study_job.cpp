@@ -50,10 +50,12 @@ constexpr DispatchKey kDispatchKeys[] = {
     {"diffusion.beta", DispatchKey::real},      {"choices.choices", DispatchKey::count},
 };
 
+constexpr long kMaxVirtualNodes = 10'000;
+
 }  // namespace
 
 const char* class_help() {
-  return "Server classes: one [class.NAME] section each (not overridable on the command line):\n"
+  return "Server classes: one [class.NAME] section each (on the command line: --class.NAME.key VALUE):\n"
          "  share (1)                   relative frequency among random servers\n"
          "  span (required)             blocks a server of this class holds\n"
          "  block_rps (1000)            tokens/s through one block (compute)\n"
@@ -83,8 +85,7 @@ po::typed_value<T>* value(T v) {
 po::options_description job_schema() {
   po::options_description d(
       "Job keys (sections [run], [model], [swarm], [churn], [workload], [engine], [dispatch], "
-      "[class.NAME]; any key but a class's can be overridden on the command line as "
-      "--section.key VALUE)");
+      "[class.NAME]; any key can be overridden on the command line as --section.key VALUE)");
   std::string all;
   for (dispatch::PolicyKind k : dispatch::all_policies()) {
     if (!all.empty()) all += ',';
@@ -111,7 +112,7 @@ po::options_description job_schema() {
       ("workload.new_tokens_max", po::value<long>()->default_value(256), "")
       ("workload.prompt_weight", po::value<double>()->default_value(1.0), "cost of a prompt token in generated tokens: work = prompt_weight * prompt + new")
       ("engine.rebuild_fraction", po::value<double>()->default_value(1.0), "share of an interrupted session's processed tokens recomputed to rebuild its KV cache, in [0, 1]")
-      ("engine.max_events", po::value<std::uint64_t>()->default_value(200000000), "guard against a policy that never lets a run end")
+      ("engine.max_events", po::value<long>()->default_value(200000000), "guard against a policy that never lets a run end")
       ("dispatch.policies", po::value<std::string>()->default_value(all), "policies to compare, in this order")
       ("dispatch.message_latency_s", value<double>(o.message_latency_s), "one-way latency of a control message (s)")
       ("dispatch.speed_smoothing", value<double>(o.speed_smoothing), "weight of the newest speed measurement, in (0, 1]")
@@ -154,7 +155,15 @@ StudyConfig load_config(const JobFile& job) {
   if (c.arrival_rate * c.horizon_s > 1e6) {
     job.fail("churn.arrival_rate", format_number(c.arrival_rate), "more than a million joins within run.horizon");
   }
-  for (const auto& t : job.tables("class")) c.classes.push_back(server_class(job, t, c.blocks));
+  for (const auto& t : job.tables("class")) {
+    c.classes.push_back(server_class(job, t, c.blocks));
+    const ServerClass& k = c.classes.back();
+    // Each server draws horizon / interval speed changes up front.
+    if (k.speed_sigma > 0 && c.horizon_s / k.speed_interval_s > 1e4) {
+      job.fail("class." + t.name + ".speed_interval_s", format_number(k.speed_interval_s),
+               "more than 10,000 speed changes per server within run.horizon (" + format_number(c.horizon_s) + " s)");
+    }
+  }
   if (c.classes.empty()) job.fail("class", "", "no [class.NAME] section: at least one server class is needed");
   double shares = 0;
   for (const auto& k : c.classes) shares += k.device.share;
@@ -177,6 +186,12 @@ StudyConfig load_config(const JobFile& job) {
 
   c.sessions = static_cast<std::size_t>(job.integer("workload.sessions", 1, 10000000));
   c.session_rate = job.non_negative("workload.arrival_rate");
+  // The last session would arrive after sessions / rate seconds; past ~3 years of simulated time
+  // (a rate of 1e-300 put it at 1e300 s) periodic policies spin until engine.max_events.
+  if (c.session_rate > 0 && static_cast<double>(c.sessions) / c.session_rate > 1e8) {
+    job.fail("workload.arrival_rate", format_number(c.session_rate),
+             "workload.sessions / arrival_rate is more than 1e8 s of arrivals");
+  }
   c.prompt_tokens_min = static_cast<int>(job.integer("workload.prompt_tokens_min", 0, 10000000));
   c.prompt_tokens_max = static_cast<int>(job.integer("workload.prompt_tokens_max", 0, 10000000));
   if (c.prompt_tokens_max < c.prompt_tokens_min) {
@@ -187,11 +202,10 @@ StudyConfig load_config(const JobFile& job) {
   if (c.new_tokens_max < c.new_tokens_min) {
     job.fail("workload.new_tokens_max", std::to_string(c.new_tokens_max), "below workload.new_tokens_min");
   }
-  c.prompt_weight = job.non_negative("workload.prompt_weight");
+  c.prompt_weight = job.in_range("workload.prompt_weight", 0, 1e6);
 
   c.engine.rebuild_fraction = job.in_range("engine.rebuild_fraction", 0.0, 1.0);
-  c.engine.max_events = job.get<std::uint64_t>("engine.max_events");
-  if (c.engine.max_events == 0) job.fail("engine.max_events", "0", "must be > 0");
+  c.engine.max_events = static_cast<std::uint64_t>(job.integer("engine.max_events", 1, 1'000'000'000'000L));
 
   const std::string names = job.get<std::string>("dispatch.policies");
   std::set<dispatch::PolicyKind> seen;
@@ -219,6 +233,10 @@ StudyConfig load_config(const JobFile& job) {
     if (k.type == DispatchKey::real) {
       real = job.get<double>(key);
       raw[name] = format_number(real);
+      // Simulated time still costs events: a latency of 1e300 s or a diffusion round every 1e-300 s
+      // only runs into engine.max_events. validate() judges the rest.
+      if (name == "message_latency_s" && std::isfinite(real) && real > 3600) job.fail(key, raw[name], "must be at most 3600 s");
+      if (name == "diffusion.period_s" && real > 0 && real < 1e-3) job.fail(key, raw[name], "must be at least 0.001 s");
     } else if (k.type == DispatchKey::count) {
       count = std::max(0L, job.get<long>(key));  // negative: reported as written below
       raw[name] = std::to_string(job.get<long>(key));
@@ -228,7 +246,7 @@ StudyConfig load_config(const JobFile& job) {
     }
     if (name == "message_latency_s") o.message_latency_s = real;
     else if (name == "speed_smoothing") o.speed_smoothing = real;
-    else if (name == "hash.virtual_nodes") o.hash.virtual_nodes = static_cast<int>(std::min(count, 1L << 20));
+    else if (name == "hash.virtual_nodes") o.hash.virtual_nodes = static_cast<int>(std::min(count, kMaxVirtualNodes + 1));
     else if (name == "hash.eps") o.hash.eps = real;
     else if (name == "self.chunk") o.self.chunk = static_cast<std::size_t>(count);
     else if (name == "self.min_chunk") o.self.min_chunk = static_cast<std::size_t>(count);
@@ -240,6 +258,11 @@ StudyConfig load_config(const JobFile& job) {
     else if (name == "diffusion.period_s") o.diffusion.period_s = real;
     else if (name == "diffusion.beta") o.diffusion.beta = real;
     else if (name == "choices.choices") o.choices.choices = static_cast<std::size_t>(count);
+  }
+  if (job.get<long>("dispatch.hash.virtual_nodes") > kMaxVirtualNodes) {
+    // The ring holds routes x virtual_nodes points: 10^6 each took 5.7 GB on a churning swarm.
+    job.fail("dispatch.hash.virtual_nodes", std::to_string(job.get<long>("dispatch.hash.virtual_nodes")),
+             "must be at most " + std::to_string(kMaxVirtualNodes));
   }
   const std::string alpha = job.get<std::string>("dispatch.diffusion.alpha");
   raw["diffusion.alpha"] = alpha;

@@ -272,6 +272,17 @@ def main():
     bad("override", JOB, "dispatch.self.chunk", "0", extra=("--dispatch.self.chunk", "0"),
         where="command line")  # a bad override is blamed on the command line, not the file
     bad("unknown_override", JOB, "dispatch.chunk", "--dispatch.chunk", extra=("--dispatch.chunk", "3"), where="command line")
+    # Amounts that only ran into the event guard (exit 1, a trace left) or exhausted memory.
+    for name, key, value in [("rate", "workload.arrival_rate", "1e-300"), ("weight", "workload.prompt_weight", "1e+300"),
+                             ("latency", "dispatch.message_latency_s", "1e+300"),
+                             ("period", "dispatch.diffusion.period_s", "1e-300"),
+                             ("vnodes", "dispatch.hash.virtual_nodes", "1000000"),
+                             ("events", "engine.max_events", "-1"),
+                             ("speeds", "class.big.speed_interval_s", "0.0001")]:
+        bad("huge_" + name, JOB, key, value, extra=("--" + key, value), where="command line")
+    bad("empty_class", JOB, "class..span", "", extra=("--class..span", "3"), where="command line")
+    bad("twice_class", JOB, "class.big.span", "twice", extra=("--class.big.span", "3", "--class.big.span", "4"),
+        where="command line")
     bad("no_route", JOB.replace("min_route_speed = 20", "min_route_speed = 1e9"), "churn.initial_servers", "40")
 
     # SIGTERM: the study stops after the running policy, with a complete trace, exit 3.
