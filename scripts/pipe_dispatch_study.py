@@ -30,6 +30,17 @@ def main():
     p.add_argument("--png", help="also plot the comparison (makespan, tokens/s, step p99, messages)")
     p.add_argument("extra", nargs="*")
     a = p.parse_args()
+    # Checked before any run, so that a typo costs no mpiexec and leaves no .partial file.
+    if not os.path.isfile(a.job):
+        p.error(f"job file {a.job!r} is not a readable file")
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    if not os.path.isdir(out_dir):
+        p.error(f"OUT {a.out!r}: no directory {out_dir!r}")
+    if a.ranks < 1:
+        p.error(f"--ranks {a.ranks}: must be >= 1")
+    unknown = [x for x in a.policies.split(",") if x not in ALL]
+    if unknown:
+        p.error(f"--policies: unknown {', '.join(unknown)} (one of {', '.join(ALL)})")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
     binary = os.path.join(a.build, "bin", "swarm_pipe")

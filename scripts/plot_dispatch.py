@@ -65,7 +65,7 @@ def main():
     out = sys.argv[2] if len(sys.argv) == 3 else os.path.splitext(trace)[0] + ".png"
     try:
         return plot(trace, out)
-    except (OSError, KeyError) as e:  # not HDF5, not a dispatch trace, an unwritable PNG
+    except (OSError, KeyError, ValueError) as e:  # not HDF5, not a dispatch trace, an unwritable PNG or format
         print(f"plot_dispatch.py: cannot plot {trace} into {out}: {e}", file=sys.stderr)
         return 1
 

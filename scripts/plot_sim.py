@@ -25,7 +25,7 @@ def main():
     path, out = sys.argv[1], sys.argv[2]
     try:
         return plot(path, out)
-    except (OSError, KeyError) as e:  # not HDF5, not a swarm_sim trace, an unwritable PNG
+    except (OSError, KeyError, ValueError) as e:  # not HDF5, not a swarm_sim trace, an unwritable PNG or format
         print(f"plot_sim.py: cannot plot {path} into {out}: {e}", file=sys.stderr)
         return 1
 

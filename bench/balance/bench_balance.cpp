@@ -5,10 +5,13 @@
 // `bench_balance --write-swarm N L FILE` writes the benchmark swarm as a what-if JSON line.
 #include <benchmark/benchmark.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "swarm_fixture.hpp"
 
@@ -71,13 +74,38 @@ int write_swarm(int n, int l, const char* path) {
   return out ? 0 : 1;
 }
 
+// A whole number in lo..hi, or nothing.
+std::optional<int> whole(const char* text, int lo, int hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return std::nullopt;
+  return static_cast<int>(v);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 5 && std::strcmp(argv[1], "--write-swarm") == 0) {
-    return write_swarm(std::atoi(argv[2]), std::atoi(argv[3]), argv[4]);
+  if (argc >= 2 && std::strcmp(argv[1], "--write-swarm") == 0) {
+    const auto n = argc == 5 ? whole(argv[2], 1, 1'000'000) : std::nullopt;
+    const auto l = argc == 5 ? whole(argv[3], 1, 100'000) : std::nullopt;
+    if (!n || !l) {
+      std::fprintf(stderr, "usage: bench_balance --write-swarm SERVERS(1..1000000) BLOCKS(1..100000) FILE\n");
+      return 2;
+    }
+    try {
+      if (write_swarm(*n, *l, argv[4]) != 0) {
+        std::fprintf(stderr, "bench_balance: cannot write '%s'\n", argv[4]);
+        return 1;
+      }
+    } catch (const std::exception& e) {  // a swarm the fixture cannot build on so few blocks
+      std::fprintf(stderr, "bench_balance: %s\n", e.what());
+      return 2;
+    }
+    return 0;
   }
   benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -215,7 +215,11 @@ int main(int argc, char** argv) {
       "scaling", "decide the hard single targets with 1, 2, 4, ... workers up to --threads (see the file's comment)");
   po::variables_map args;
   try {
-    po::store(po::parse_command_line(argc, argv, program), args);
+    const po::parsed_options parsed = po::parse_command_line(argc, argv, program);
+    for (const auto& o : parsed.options) {
+      if (o.position_key >= 0) throw std::invalid_argument("unexpected argument '" + o.value.front() + "'");
+    }
+    po::store(parsed, args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_placement: %s\n", e.what());
     return 2;
@@ -226,10 +230,13 @@ int main(int argc, char** argv) {
   }
   const int n = args["servers"].as<int>();
   const double limit = args["time-limit"].as<double>();
-  if (n < 1 || args["swarms"].as<int>() < 0 || args["classes"].as<int>() < 0 || !(limit > 0) ||
-      args["threads"].as<int>() < 0) {
+  // Bounds of a benchmark, not of the method: they keep a typo from exhausting memory or threads.
+  if (n < 1 || n > 100'000 || args["swarms"].as<int>() < 0 || args["classes"].as<int>() < 0 ||
+      !(limit > 0 && limit <= 1e6) || args["threads"].as<int>() < 0 || args["threads"].as<int>() > 1024 ||
+      args["blocks"].as<int>() > 100'000) {
     std::fprintf(stderr,
-                 "bench_placement: need --servers >= 1, --swarms >= 0, --classes >= 0, --time-limit > 0, --threads >= 0\n");
+                 "bench_placement: need --servers in 1..100000, --swarms >= 0, --classes >= 0, --time-limit in "
+                 "(0, 1e6], --threads in 0..1024, --blocks <= 100000\n");
     return 2;
   }
 
