@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <optional>
-#include <fstream>
 #include <sstream>
 
 namespace po = boost::program_options;
