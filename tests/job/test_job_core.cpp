@@ -1,5 +1,6 @@
 // The job's pure pieces: routes, the boundary decisions, the configuration.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -142,7 +143,8 @@ TEST(Balancer, UpperBoundReportsItsPlacement) {
 }
 
 std::string config_error(const std::string& text, std::vector<std::string> args = {}, int world = 4) {
-  const auto path = std::filesystem::temp_directory_path() / "swarm_job_test.ini";
+  // Tests run as parallel processes: the pid keeps their files apart.
+  const auto path = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_swarm_job_test.ini");
   std::ofstream(path) << text;
   const std::string tables[] = {"class"};
   try {

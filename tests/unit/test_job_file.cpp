@@ -1,6 +1,8 @@
 // Job files: typed keys, command-line overrides, tables, and messages naming file, key, value.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -9,8 +11,10 @@
 namespace swarm::sim {
 namespace {
 
+// ctest runs each test in its own process, several at once: the pid keeps their files apart.
 std::filesystem::path write(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / ("swarm_test_" + name + ".ini");
+  const auto path =
+      std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_swarm_test_" + name + ".ini");
   std::ofstream(path) << text;
   return path;
 }
