@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -215,7 +216,7 @@ double JobFile::in_range(const std::string& key, double lo, double hi) const {
   const double v = get<double>(key);
   if (!(v >= lo && v <= hi)) {
     std::ostringstream r;
-    r << "must be in [" << lo << ", " << hi << "]";
+    r << std::setprecision(15) << "must be in [" << lo << ", " << hi << "]";
     fail(key, format_value(values_[key]), r.str());
   }
   return v;

@@ -3,10 +3,16 @@
 #include <algorithm>
 #include <tuple>
 
+#include "swarm/model/executor.hpp"
+
 namespace swarm::job {
 
 Client::Client(const model::ClientModel& model, const JobConfig& config, int world_size)
-    : model_(model), config_(config), rng_(derive_seed(config.seed, "workload")), world_(world_size) {
+    : model_(model),
+      config_(config),
+      rng_(derive_seed(config.seed, "workload")),
+      world_(world_size),
+      ledger_(static_cast<std::uint64_t>(config.max_cache_mb * 1024 * 1024), world_size) {
   if (config.dispatch_policy) {
     dispatcher_ = std::make_unique<Dispatcher>(*config.dispatch_policy, config.dispatch_options,
                                                derive_seed(config.seed, "dispatch"));
@@ -82,9 +88,20 @@ std::vector<Message> Client::tick(double now, bool admit_new) {
     apply_dispatch(now, out);
   }
   if (!admit_new) return out;  // draining: steps in flight finish, nothing new starts
+  // First come, first served for KV-cache room: once a session finds none, later sessions that
+  // need a new route wait behind it (so that long replays are not starved by short sessions).
+  bool no_room = false;
   for (Session& s : sessions_) {
     if (s.in_flight || !s.running) continue;
-    if (auto m = step(s, now)) out.push_back(std::move(*m));
+    if (no_room && s.route.empty()) {
+      s.waiting_for_cache = s.waited_for_cache = true;
+      continue;
+    }
+    if (auto m = step(s, now)) {
+      out.push_back(std::move(*m));
+    } else if (s.waiting_for_cache && s.route.empty()) {
+      no_room = true;
+    }
   }
   return out;
 }
@@ -100,6 +117,7 @@ void Client::apply_dispatch(double now, std::vector<Message>& out) {
       continue;
     }
     for (auto& m : drops(*s)) out.push_back(std::move(m));
+    release_cache(*s);
     if (s->fed > 0) stats_.replay_tokens += static_cast<double>(s->batch) * s->fed;
     s->fed = 0;
     s->running = false;
@@ -117,6 +135,7 @@ void Client::apply_dispatch(double now, std::vector<Message>& out) {
       ++stats_.sessions_rerouted;
       s->fed = 0;
     }
+    if (s->route != start.route) release_cache(*s);
     s->route = std::move(start.route);
     s->running = true;
     s->preempted = false;
@@ -130,8 +149,22 @@ std::optional<Message> Client::step(Session& s, double now) {
   const int len = static_cast<int>(s.sequences.front().size());
   if (s.route.empty()) {
     const int tokens = len - s.fed;
-    auto route = shortest_route(model_.config().num_hidden_layers, servers_, tokens);
-    if (!route) return std::nullopt;  // disjoint: wait for a boundary to mend it
+    std::optional<std::vector<Hop>> route;
+    if (ledger_.limited()) {
+      // Only through servers with room for the session's cache on their whole span (a hop runs
+      // to the end of its server's span, so that is enough for any hop).
+      const std::uint64_t per_block = cache_per_block(s);
+      std::vector<RouteServer> roomy = servers_;
+      for (RouteServer& srv : roomy) {
+        srv.online = srv.online && ledger_.fits(srv.rank, per_block * static_cast<std::uint64_t>(srv.span.length()));
+      }
+      route = shortest_route(model_.config().num_hidden_layers, roomy, tokens);
+      s.waiting_for_cache = !route && shortest_route(model_.config().num_hidden_layers, servers_, tokens);
+      s.waited_for_cache = s.waited_for_cache || s.waiting_for_cache;
+    } else {
+      route = shortest_route(model_.config().num_hidden_layers, servers_, tokens);
+    }
+    if (!route) return std::nullopt;  // disjoint, or no room yet: wait for a boundary or a drop
     s.route = std::move(*route);
     for (const Hop& h : s.route) {
       for (auto& srv : servers_) {
@@ -140,6 +173,7 @@ std::optional<Message> Client::step(Session& s, double now) {
     }
   }
   if (static_cast<int>(s.route.size()) > kMaxHops) return std::nullopt;
+  if (!hold_cache(s)) return std::nullopt;  // a dispatch route without room: wait for a drop
   Message m;
   m.peer = s.route.front().rank;
   StepHeader& h = m.header;
@@ -196,6 +230,7 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
   stats_.tokens_generated += s.batch;
   if (s.generated >= s.target_new) {
     for (auto& m : drops(s)) out.push_back(std::move(m));
+    release_cache(s);
     for (const Hop& h : s.route) {
       for (auto& srv : servers_) {
         if (srv.rank == h.rank && srv.sessions > 0) --srv.sessions;
@@ -214,6 +249,7 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
     if (s.preempted || (s.next_route && *s.next_route != s.route)) {
       // Taken away while this step was in flight: now its caches go.
       for (auto& m : drops(s)) out.push_back(std::move(m));
+      release_cache(s);
       stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
       s.fed = 0;
       s.running = false;
@@ -226,6 +262,41 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
       s.run_started = now;
     }
   }
+}
+
+std::uint64_t Client::cache_per_block(const Session& s) const {
+  // A (re)start feeds the whole sequence so far; the last step feeds position prompt + new - 1.
+  const int len = static_cast<int>(s.sequences.front().size());
+  const int total = len - s.generated + s.target_new - 1;
+  return model::session_kv_bytes_per_block(model_.config(), s.batch, len, std::max(len, total));
+}
+
+// Before a session's first step on its route (no caches there yet), its caches' final size is
+// reserved on every hop; without room it waits.
+bool Client::hold_cache(Session& s) {
+  if (!ledger_.limited() || s.cache_per_block > 0 || s.fed > 0) return true;
+  const std::uint64_t per_block = cache_per_block(s);
+  if (!ledger_.reserve(s.route, per_block)) {
+    s.waiting_for_cache = s.waited_for_cache = true;
+    return false;
+  }
+  s.cache_route = s.route;
+  s.cache_per_block = per_block;
+  if (s.waited_for_cache) ++stats_.cache_waits;
+  s.waiting_for_cache = s.waited_for_cache = false;
+  return true;
+}
+
+// The session's caches are dropped (or gone with a reloaded rank): its room is free again.
+void Client::release_cache(Session& s) {
+  if (s.cache_per_block == 0) return;
+  ledger_.release(s.cache_route, s.cache_per_block);
+  s.cache_route.clear();
+  s.cache_per_block = 0;
+}
+
+int Client::waiting_for_cache() const {
+  return static_cast<int>(std::count_if(sessions_.begin(), sessions_.end(), [](const Session& s) { return s.waiting_for_cache; }));
 }
 
 std::vector<Message> Client::drops(const Session& s, std::span<const int> except) {
@@ -265,6 +336,7 @@ std::vector<Message> Client::reroute(const std::set<int>& changed) {
     if (!broken) continue;
     const std::vector<int> gone(changed.begin(), changed.end());  // reloaded or offline: caches already gone
     for (auto& m : drops(s, gone)) out.push_back(std::move(m));
+    release_cache(s);
     stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
     ++stats_.sessions_rerouted;
     s.fed = 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "exchange.hpp"
+#include "swarm/job/admission.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/dispatcher.hpp"
 #include "swarm/job/routing.hpp"
@@ -29,6 +30,10 @@ struct Session {
   bool running = true;  // dispatch: the policy started it on `route` (else it waits)
   bool preempted = false;  // dispatch: taken away while a step was in flight
   std::optional<std::vector<Hop>> next_route;  // dispatch: started elsewhere while a step was in flight
+  std::vector<Hop> cache_route;   // hops whose KV-cache room this session holds (servers.max_cache_mb)
+  std::uint64_t cache_per_block = 0;  // bytes held per block of cache_route (0: none)
+  bool waiting_for_cache = false;     // its last start found a hop without room
+  bool waited_for_cache = false;      // since its last (re)start: counted once it gets room
   double started = 0, step_sent = 0, run_started = 0;
   std::vector<float> logits;  // kept in generation mode: [steps, batch * vocab]
 };
@@ -39,6 +44,7 @@ struct ClientStats {
   double tokens_fed = 0;       // tokens through the whole pipeline (prompts, decodes, replays)
   double tokens_generated = 0;
   double replay_tokens = 0;    // re-fed after a reroute (the KV-cache rebuild work)
+  long cache_waits = 0;        // (re)starts that waited for KV-cache room, counted when they got it
   std::vector<double> step_latency, session_latency;
   double makespan = -1;  // batch workload: first arrival to last completion, in the epoch it ended
   Dispatcher::Stats dispatch;
@@ -62,6 +68,8 @@ class Client {
   [[nodiscard]] std::vector<Message> reroute(const std::set<int>& changed);
   [[nodiscard]] bool idle() const { return in_flight_ == 0; }
   [[nodiscard]] int active() const { return static_cast<int>(sessions_.size()); }
+  /// Sessions waiting now for KV-cache room on their route.
+  [[nodiscard]] int waiting_for_cache() const;
   /// Batch workload: every session has arrived and finished.
   [[nodiscard]] bool batch_done() const { return batch_started_ && sessions_.empty(); }
   [[nodiscard]] std::size_t routes() const { return dispatcher_ ? dispatcher_->routes() : 0; }
@@ -80,6 +88,9 @@ class Client {
   void apply_dispatch(double now, std::vector<Message>& out);
   [[nodiscard]] Session* find(std::uint64_t id);
   void admit(Session s, double now);
+  [[nodiscard]] bool hold_cache(Session& s);
+  void release_cache(Session& s);
+  [[nodiscard]] std::uint64_t cache_per_block(const Session& s) const;
 
   const model::ClientModel& model_;
   const JobConfig& config_;
@@ -96,6 +107,7 @@ class Client {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::vector<std::tuple<int, int, int, bool>> route_shape_;  // servers the routes were split from
   int world_ = 1;
+  CacheLedger ledger_;
   ClientStats stats_;
 };
 

@@ -219,8 +219,9 @@ JobConfig load_config(const JobFile& job, int world) {
     const bool known = std::any_of(c.classes.begin(), c.classes.end(), [&](const DeviceClass& d) { return d.name == name; });
     if (!known) job.fail("servers.classes", job.get<std::string>("servers.classes"), "no [class." + name + "] section");
   }
-  c.max_cache_mb = job.non_negative("servers.max_cache_mb");
-  c.memory_mb = job.non_negative("servers.memory_mb");
+  // At most 2^40 MiB (an exabyte): byte counts stay exact in 64 bits.
+  c.max_cache_mb = job.in_range("servers.max_cache_mb", 0.0, 1099511627776.0);
+  c.memory_mb = job.in_range("servers.memory_mb", 0.0, 1099511627776.0);
 
   c.workload.prompt_tokens = static_cast<int>(job.integer("workload.prompt_tokens", 1, 1 << 20));
   c.workload.new_tokens = static_cast<int>(job.integer("workload.new_tokens", 1, 1 << 20));

@@ -25,6 +25,8 @@ const Column kColumns[] = {
     {"sessions_rerouted", "sessions", [](const EpochRecord& r) { return static_cast<double>(r.sessions_rerouted); }},
     {"sessions_active", "sessions (at the end of the epoch)", [](const EpochRecord& r) { return static_cast<double>(r.sessions_active); }},
     {"replay_tokens", "tokens (KV-cache rebuild after reroutes)", [](const EpochRecord& r) { return r.replay_tokens; }},
+    {"cache_waits", "session (re)starts that waited for KV-cache room (servers.max_cache_mb)", [](const EpochRecord& r) { return static_cast<double>(r.cache_waits); }},
+    {"sessions_waiting_for_cache", "sessions (at the end of the epoch) waiting for KV-cache room", [](const EpochRecord& r) { return static_cast<double>(r.sessions_waiting_for_cache); }},
     {"step_latency_p50", "s", [](const EpochRecord& r) { return r.step_p50; }},
     {"step_latency_p95", "s", [](const EpochRecord& r) { return r.step_p95; }},
     {"step_latency_p99", "s", [](const EpochRecord& r) { return r.step_p99; }},

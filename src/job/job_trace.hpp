@@ -20,6 +20,7 @@ struct EpochRecord {
   int moves = 0, joined = 0, left = 0;
   long sessions_started = 0, sessions_completed = 0, sessions_rerouted = 0, sessions_active = 0;
   double replay_tokens = 0;
+  long cache_waits = 0, sessions_waiting_for_cache = 0;  // KV-cache admission (servers.max_cache_mb)
   double step_p50 = 0, step_p95 = 0, step_p99 = 0, session_p50 = 0, session_p99 = 0;
   double upper_bound = 0;        // upper_bound strategy: the placement's value (else 0)
   double makespan = -1;          // batch workload: set in the epoch the batch finished

@@ -1,5 +1,7 @@
 #include "executor_common.hpp"
 
+#include <algorithm>
+
 #include "memory.hpp"
 #include "swarm/model/errors.hpp"
 
@@ -35,11 +37,32 @@ void check_span(const ModelConfig& config, const Span& span, const std::string& 
 
 namespace swarm::model {
 
-std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens) {
+namespace {
+// Positions a cache started at `prompt_tokens` holds once grown one position at a time to
+// `total_tokens` (grown_kv_capacity, a step at a time, in O(log) doublings).
+int grown_capacity(int prompt_tokens, int total_tokens) {
   int capacity = grown_kv_capacity(0, prompt_tokens);
-  for (int needed = prompt_tokens + 1; needed <= total_tokens; ++needed) capacity = grown_kv_capacity(capacity, needed);
+  while (capacity < total_tokens) capacity = grown_kv_capacity(capacity, capacity + 1);
+  return capacity;
+}
+
+std::uint64_t cache_bytes(const ModelConfig& config, int batch, int capacity) {
   return 2ULL * static_cast<std::uint64_t>(batch) * static_cast<std::uint64_t>(capacity) *
          static_cast<std::uint64_t>(config.kv_dim()) * sizeof(float);
+}
+}  // namespace
+
+std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens) {
+  return cache_bytes(config, batch, grown_capacity(prompt_tokens, total_tokens));
+}
+
+std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
+                                               int total_tokens) {
+  int worst = 0;
+  for (int start = prompt_tokens; start <= std::max(prompt_tokens, total_tokens); ++start) {
+    worst = std::max(worst, grown_capacity(start, total_tokens));
+  }
+  return cache_bytes(config, batch, worst);
 }
 
 }  // namespace swarm::model

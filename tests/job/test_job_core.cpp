@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "swarm/job/admission.hpp"
 #include "swarm/job/balancer.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/dispatcher.hpp"
@@ -173,6 +174,9 @@ TEST(JobConfig, RejectsBadValuesNamingKeyAndValue) {
   expect(config_error("[churn]\nleaves = 2 9\n"), {"churn.leaves", "2 9"});
   expect(config_error("[churn]\nleaves = 1 0\n"), {"churn.leaves", "1 0"});
   expect(config_error("[workload]\narrival = bursty\n"), {"workload.arrival", "bursty"});
+  // Byte counts of the cache and memory budgets must stay exact in 64 bits.
+  expect(config_error("[servers]\nmax_cache_mb = 1e300\n"), {"servers.max_cache_mb", "1e+300", "[0, 1099511627776]"});
+  expect(config_error("[servers]\nmemory_mb = -1\n"), {"servers.memory_mb", "-1"});
   EXPECT_NE(config_error("", {"--prompt-tokens", "1,x"}).find("prompt-tokens"), std::string::npos);
   EXPECT_EQ(config_error("[run]\nepochs = 3\n"), "");
 }
@@ -250,6 +254,48 @@ TEST(CapacityRoutes, SplitTheSwarmIntoChainsWithinEachServersCapacity) {
   for (double u : used) EXPECT_LE(u, 1.0 + 1e-9);  // no server gives more than all of its time
   EXPECT_DOUBLE_EQ(routes.front().speed, 100.0);  // 400/4 on both hops
   EXPECT_NE(routes[0].key(), routes[1].key());
+}
+
+}  // namespace
+}  // namespace swarm::job
+
+namespace swarm::job {
+namespace {
+
+TEST(CacheLedger, ReservesOnEveryHopOrNone) {
+  CacheLedger ledger(100, 3);
+  const std::vector<Hop> route = {{0, 0, 2}, {2, 2, 4}};
+  ASSERT_TRUE(ledger.reserve(route, 20));  // 40 bytes on ranks 0 and 2
+  EXPECT_EQ(ledger.reserved(0), 40U);
+  EXPECT_EQ(ledger.reserved(1), 0U);
+  EXPECT_EQ(ledger.reserved(2), 40U);
+  const std::vector<Hop> other = {{1, 0, 3}, {2, 3, 4}};
+  EXPECT_FALSE(ledger.reserve(other, 35));  // rank 1 would hold 105; rank 2 (75) would fit
+  EXPECT_EQ(ledger.reserved(1), 0U);
+  EXPECT_EQ(ledger.reserved(2), 40U) << "all or nothing";
+  EXPECT_TRUE(ledger.reserve(other, 20));  // rank 1: 60, rank 2: 60
+  EXPECT_FALSE(ledger.fits(2, 41));
+  EXPECT_TRUE(ledger.fits(2, 40));
+  ledger.release(route, 20);
+  EXPECT_EQ(ledger.reserved(0), 0U);
+  EXPECT_EQ(ledger.reserved(2), 20U);
+  EXPECT_THROW(ledger.release(route, 20), std::logic_error) << "released twice";
+  EXPECT_THROW((void)ledger.reserved(3), std::out_of_range);
+}
+
+TEST(CacheLedger, NoBudgetFitsEverything) {
+  CacheLedger ledger(0, 2);
+  EXPECT_FALSE(ledger.limited());
+  EXPECT_TRUE(ledger.fits(1, ~0ULL));
+  EXPECT_TRUE(ledger.reserve(std::vector<Hop>{{1, 0, 8}}, 1ULL << 40));
+}
+
+TEST(CacheLedger, ARankOnSeveralHopsIsCountedOnce) {
+  CacheLedger ledger(100, 2);
+  // Both hops on rank 0: 2 x 30 = 60 blocks' worth checked together, not 30 twice.
+  EXPECT_FALSE(ledger.reserve(std::vector<Hop>{{0, 0, 2}, {0, 2, 4}}, 30));
+  EXPECT_TRUE(ledger.reserve(std::vector<Hop>{{0, 0, 2}, {0, 2, 3}}, 30));
+  EXPECT_EQ(ledger.reserved(0), 90U);
 }
 
 }  // namespace

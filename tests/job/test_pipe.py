@@ -14,6 +14,9 @@
               outright brings the job down promptly and the trace stays incomplete
   dispatch    dispatch policies over capacity routes: a batch completes, every session exactly
               once, also when a rank leaves mid-run; bad policy parameters are rejected
+  admission   a KV-cache budget below the sessions in flight: they wait for room (with and
+              without a dispatch policy, across a leave), all complete; a budget below one
+              restarted session is refused up front
 
 usage: test_pipe.py CASE --binary swarm_pipe --mpiexec mpiexec --source SRC --work DIR
 """
@@ -350,6 +353,57 @@ def case_dispatch(r):
         check(p.returncode != 0 and all(w in p.stderr for w in words), f"bad dispatch {args}: rejected naming {words}")
 
 
+def case_admission(r):
+    # The tiny model's KV cache: 2 (K, V) x 32 (kv_dim) x 4 bytes = 256 bytes a position a block.
+    # A session of 8 + 12 tokens holds 19 positions: 32 after the cache's doubling (36 when
+    # restarted late after a reroute), so 32 KiB on a span of 4 blocks, 36 KiB at worst. A budget
+    # of 0.07 MiB (71.7 KiB) holds two sessions a rank, 0.04 MiB one: a batch of 40 must queue.
+    batch = "[workload]\narrival = batch\nsessions = 40\n"
+    job = r.write("admission.ini", tiny(epochs=3000, seconds=0.02, strategy="new_only", span=4, new=12,
+                                        extra=batch + "[churn]\nleaves = 2 3\njoins = 4 3\n"))
+    # One fast rank on blocks 0-3 feeds two slow ones on 4-7: two dispatch routes share rank 0.
+    shared = r.write("admission_shared.ini", tiny(epochs=3000, seconds=0.02, strategy="new_only", span=4, new=12,
+                                                  extra=batch + "[servers]\nclasses = fast, slow, slow\n"
+                                                        "[class.fast]\nspan = 4\n"
+                                                        "[class.slow]\ncompute_factor = 3\nspan = 4\n"))
+    runs = [("plain", 4, job, "0.07", [], True),
+            ("round_robin", 4, job, "0.07", ["--dispatch.policy", "round_robin"], False),
+            ("shared route, round_robin", 3, shared, "0.04", ["--dispatch.policy", "round_robin"], True),
+            ("shared route, self_gss", 3, shared, "0.04", ["--dispatch.policy", "self_gss"], True)]
+    for name, ranks, path, budget, extra, must_wait in runs:
+        trace = r.path(f"admission_{len(name)}_{ranks}.h5")
+        p = r.run(ranks, "--job", path, "--trace", trace, "--servers.max_cache_mb", budget, "--run.seed", "5", *extra)
+        check(p.returncode == 0, f"{name}: a batch beyond the cache budget runs to the end ({p.stderr[-400:]})")
+        if p.returncode != 0:
+            continue
+        check("# KV-cache admission:" in p.stdout, f"{name}: the summary reports the admission waits")
+        with h5py.File(trace, "r") as h:
+            e = h["epochs"]
+            issued, done = e["sessions_issued"][:].sum(), e["sessions_completed"][:].sum()
+            check(issued == 40 and done == 40, f"{name}: all 40 sessions completed once ({issued} issued, {done} done)")
+            waits = e["cache_waits"][:].sum()
+            check(waits > 0 or not must_wait, f"{name}: sessions waited for cache room ({waits})")
+            check(e["sessions_waiting_for_cache"][-1] == 0, f"{name}: nobody left waiting")
+            if ranks == 4:
+                check(e["left"][:].sum() >= 1 and e["joined"][:].sum() >= 1 and e["sessions_rerouted"][:].sum() > 0,
+                      f"{name}: rank 3 left and came back, sessions were rerouted (their room released)")
+    # A closed loop of 8 sessions in flight, beyond the budget: they take turns.
+    closed = r.write("admission_closed.ini", tiny(epochs=4, seconds=0.4, new=12))
+    trace = r.path("admission_closed.h5")
+    p = r.run(4, "--job", closed, "--trace", trace, "--servers.max_cache_mb", "0.07", "--workload.concurrency", "8")
+    check(p.returncode == 0, f"closed loop beyond the budget runs ({p.stderr[-400:]})")
+    if p.returncode == 0:
+        with h5py.File(trace, "r") as h:
+            e = h["epochs"]
+            check(e["cache_waits"][:].sum() > 0 and np.all(e["sessions_completed"][:] > 0),
+                  "closed loop: sessions waited and completed in every epoch")
+    # Room for a fresh session (32 KiB) but not for one restarted after a reroute (36 KiB): it
+    # could wait for ever, so the job is refused before any traffic.
+    p = r.run(4, "--job", job, "--trace", r.path("admission_tight.h5"), "--servers.max_cache_mb", "0.033", timeout=60)
+    check(p.returncode == 2 and "servers.max_cache_mb" in p.stderr and "restarted after a reroute" in p.stderr,
+          f"a budget below one restarted session is refused (exit {p.returncode}: {p.stderr[-300:]})")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("case")
@@ -360,7 +414,8 @@ def main():
     args = parser.parse_args()
     r = Runner(args)
     {"generation": case_generation, "epochs": case_epochs, "churn": case_churn, "bad_input": case_bad_input,
-     "signals": case_signals, "dispatch": case_dispatch}[args.case](r)
+     "signals": case_signals, "dispatch": case_dispatch,
+     "admission": case_admission}[args.case](r)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

@@ -213,6 +213,35 @@ TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsTo) {
   }
 }
 
+// Admission control reserves for a session restarted anywhere (a replay after a reroute feeds
+// its whole sequence as one prompt): the worst case is the largest restart, and it can exceed a
+// fresh start's by a doubling.
+TEST_F(Executor, WorstSessionCacheCoversEveryRestart) {
+  for (const auto& [batch, prompt, total] : {std::tuple{1, 5, 40}, std::tuple{2, 16, 17}, std::tuple{1, 20, 20},
+                                             std::tuple{3, 33, 70}, std::tuple{1, 1, 1}}) {
+    std::uint64_t brute = 0;
+    for (int start = prompt; start <= total; ++start) {
+      brute = std::max(brute, session_kv_bytes_per_block(config_, batch, start, total));
+    }
+    const std::uint64_t worst = worst_session_kv_bytes_per_block(config_, batch, prompt, total);
+    EXPECT_EQ(worst, brute) << batch << " x " << prompt << ".." << total;
+    ExecutorOptions options;
+    options.max_cache_bytes = static_cast<std::size_t>(2 * worst);
+    auto executor = make_executor(Backend::cpu, options);
+    executor->load(weights_, {0, 2});
+    for (int start = prompt; start <= total; ++start) {
+      auto x = random_hidden(batch * start, config_.hidden_size, 3);
+      EXPECT_NO_THROW({
+        executor->forward(1, 0, 2, x.data(), batch, start);
+        for (int t = start; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
+      }) << "restart at " << start;
+      executor->drop_session(1);
+    }
+  }
+  // 40 positions from a prompt of 5: 16 -> 32 -> 64; restarted at 39: 39 -> 78.
+  EXPECT_GT(worst_session_kv_bytes_per_block(config_, 1, 5, 40), session_kv_bytes_per_block(config_, 1, 5, 40));
+}
+
 TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {
   ModelConfig huge = tiny_config();
   huge.hidden_size = 65536;

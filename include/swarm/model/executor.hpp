@@ -60,6 +60,12 @@ struct ExecutorOptions {
 [[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
                                                        int total_tokens);
 
+/// The most session_kv_bytes_per_block can be for a session that ends at `total_tokens` positions
+/// and (re)starts anywhere from `prompt_tokens` on: a session replayed after a reroute feeds its
+/// whole sequence as one longer prompt, and the cache can then double once more.
+[[nodiscard]] std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
+                                                             int total_tokens);
+
 /// Runs a contiguous span of decoder blocks. Not thread-safe: one caller thread per executor.
 class SpanExecutor {
  public:
