@@ -28,8 +28,12 @@ def main():
     p.add_argument("--policies", default=",".join(ALL))
     p.add_argument("--build", default="build")
     p.add_argument("--png", help="also plot the comparison (makespan, tokens/s, step p99, messages)")
-    p.add_argument("extra", nargs="*")
-    a = p.parse_args()
+    # Everything after "--" goes to swarm_pipe unparsed (argparse's own "--" handling drops
+    # options that follow it once the positionals are filled).
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    a.extra = extra
     # Checked before any run, so that a typo costs no mpiexec and leaves no .partial file.
     if not os.path.isfile(a.job):
         p.error(f"job file {a.job!r} is not a readable file")
