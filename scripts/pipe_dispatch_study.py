@@ -68,7 +68,7 @@ def main():
                 for k, v in t.attrs.items():
                     g.attrs[k] = v
                 e = t["epochs"]
-                makespan = e["makespan"][:].max()
+                makespan = e["makespan"][:].max()  # -1: the batch did not finish within the run
                 tokens = (e["tokens_per_s"][:] * e["traffic_seconds"][:]).sum()
                 seconds = e["traffic_seconds"][:].sum()
                 imb = e["route_imbalance"][:]
@@ -86,7 +86,8 @@ def main():
     print(f"# {'':<24} {'(s)':>9} {'':>10} {'(max/mean)':>10} {'(ms)':>9} {'(ms)':>9} {'':>10} {'(tokens)':>8} "
           f"{'':>9} {'(done)':>9}")
     for r in rows:
-        print(f"  {r[0]:<24} {r[1]:9.3f} {r[2]:10.1f} {r[3]:10.2f} {r[4]:9.2f} {r[5]:9.2f} {r[6]:10d} {r[7]:8d} "
+        span = f"{r[1]:9.3f}" if r[1] >= 0 else f"{'not done':>9}"
+        print(f"  {r[0]:<24} {span} {r[2]:10.1f} {r[3]:10.2f} {r[4]:9.2f} {r[5]:9.2f} {r[6]:10d} {r[7]:8d} "
               f"{r[8]:9d} {r[9]:9d}")
     print(f"# trace: {os.path.abspath(a.out)} (one group per policy)")
     if a.png:
@@ -103,8 +104,14 @@ def plot(rows, path, ranks):
               ("step latency p99 (ms)", [r[5] for r in rows]), ("control messages", [r[8] for r in rows])]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, (title, values) in zip(axes.flat, panels):
-        ax.barh(names, values, color="tab:blue")
+        # A makespan of -1 means the batch did not finish: no bar, a word instead.
+        unfinished = [title.startswith("makespan") and v < 0 for v in values]
+        ax.barh(names, [0 if u else v for u, v in zip(unfinished, values)], color="tab:blue")
+        for i, u in enumerate(unfinished):
+            if u:
+                ax.text(0, i, " batch unfinished", va="center", color="tab:red")
         ax.set_title(title)
+        ax.set_xlim(left=0)
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"Request dispatch in swarm_pipe ({ranks} ranks, real timings)")

@@ -86,7 +86,7 @@ def main():
             cmd = [sim, "--job", rel, "--trace", trace, *extra, *SHORTER[kind]]
         else:
             cmd = [sys.executable, "scripts/pipe_dispatch_study.py", rel, trace, "--ranks", ranks, *extra,
-                   "--build", a.build, "--policies", "round_robin,self_gss", "--",
+                   "--build", a.build, "--policies", "round_robin,self_gss", "--png", trace + ".png", "--",
                    "--run.epochs", "3", "--run.epoch_seconds", "0.1"]
         p = subprocess.run(cmd, cwd=a.source, env=env, capture_output=True, text=True, timeout=300)
         ok = p.returncode == 0 and os.path.isfile(trace)
@@ -97,6 +97,18 @@ def main():
         if not ok:
             failures.append(f"{rel}: exit {p.returncode}, trace complete: no\n{p.stderr[-1500:]}")
             print(failures[-1], flush=True)
+            continue
+        # The figure each kind of trace documents (README): a PNG of some substance.
+        plot = {"sim": "scripts/plot_sim.py", "dispatch": "scripts/plot_dispatch.py"}.get(kind)
+        png = trace + ".png"
+        if plot:
+            p = subprocess.run([sys.executable, plot, trace, png], cwd=a.source, capture_output=True, text=True,
+                               timeout=120)
+        if plot or kind == "study":
+            drawn = p.returncode == 0 and os.path.isfile(png) and os.path.getsize(png) > 10000
+            print("ok  " if drawn else "FAIL", f"{rel}: its figure {os.path.basename(png)}", flush=True)
+            if not drawn:
+                failures.append(f"{rel}: no figure (exit {p.returncode}): {p.stderr[-800:]}")
     print(f"{len(failures)} failures ({len(jobs)} job files)")
     return 1 if failures else 0
 
