@@ -395,8 +395,9 @@ def case_admission(r):
     if p.returncode == 0:
         with h5py.File(trace, "r") as h:
             e = h["epochs"]
-            check(e["cache_waits"][:].sum() > 0 and np.all(e["sessions_completed"][:] > 0),
-                  "closed loop: sessions waited and completed in every epoch")
+            done = e["sessions_completed"][:].sum()
+            check(e["cache_waits"][:].sum() > 0 and done > 8,
+                  f"closed loop: sessions waited and took turns ({done} completed, 8 in flight)")
     # Room for a fresh session (32 KiB) but not for one restarted after a reroute (36 KiB): it
     # could wait for ever, so the job is refused before any traffic.
     p = r.run(4, "--job", job, "--trace", r.path("admission_tight.h5"), "--servers.max_cache_mb", "0.033", timeout=60)

@@ -1,8 +1,9 @@
 #pragma once
-// Admission control for KV caches. Like a Petals server that refuses a session whose cache it
-// cannot allocate (the client waits and retries), the client reserves, on every hop of a route,
-// the cache the session will grow to before its first step there, and a session waits while a
-// hop lacks room. A reservation lasts until the client drops the session's caches. Pure.
+// Admission control for KV caches. A Petals server allocates a session's cache for its whole
+// length up front and waits until enough is freed (petals/server/memory_cache.py); here the
+// client, which sees every rank, reserves on every hop of a route the cache the session will
+// grow to before its first step there, and the session waits while a hop lacks room. A
+// reservation lasts until the client drops the session's caches. Pure.
 #include <cstdint>
 #include <span>
 #include <vector>
