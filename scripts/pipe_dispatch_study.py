@@ -20,36 +20,8 @@ ALL = ["shortest", "static", "round_robin", "consistent_hash", "bounded_hash", "
        "power_of_two"]
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("job")
-    p.add_argument("out")
-    p.add_argument("--ranks", type=int, default=4)
-    p.add_argument("--policies", default=",".join(ALL))
-    p.add_argument("--build", default="build")
-    p.add_argument("--png", help="also plot the comparison (makespan, tokens/s, step p99, messages)")
-    # Everything after "--" goes to swarm_pipe unparsed (argparse's own "--" handling drops
-    # options that follow it once the positionals are filled).
-    argv = sys.argv[1:]
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    a.extra = extra
-    # Checked before any run, so that a typo costs no mpiexec and leaves no .partial file.
-    if not os.path.isfile(a.job):
-        p.error(f"job file {a.job!r} is not a readable file")
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    if not os.path.isdir(out_dir):
-        p.error(f"OUT {a.out!r}: no directory {out_dir!r}")
-    if a.ranks < 1:
-        p.error(f"--ranks {a.ranks}: must be >= 1")
-    unknown = [x for x in a.policies.split(",") if x not in ALL]
-    if unknown:
-        p.error(f"--policies: unknown {', '.join(unknown)} (one of {', '.join(ALL)})")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
-    binary = os.path.join(a.build, "bin", "swarm_pipe")
-    work = tempfile.mkdtemp()
-    rows = []
+def run_policies(a, binary, env, work, rows):
+    """Runs swarm_pipe once per policy into WORK and merges the traces into OUT.partial."""
     with h5py.File(a.out + ".partial", "w") as out:
         out.attrs["complete"] = 0
         out.attrs["program"] = "scripts/pipe_dispatch_study.py"
@@ -80,6 +52,43 @@ def main():
                 g.attrs["makespan"] = makespan
             out.flush()
         out.attrs["complete"] = 1
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("job")
+    p.add_argument("out")
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--policies", default=",".join(ALL))
+    p.add_argument("--build", default="build")
+    p.add_argument("--png", help="also plot the comparison (makespan, tokens/s, step p99, messages)")
+    # Everything after "--" goes to swarm_pipe unparsed (argparse's own "--" handling drops
+    # options that follow it once the positionals are filled).
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    a.extra = extra
+    # Checked before any run, so that a typo costs no mpiexec and leaves no .partial file.
+    if not os.path.isfile(a.job):
+        p.error(f"job file {a.job!r} is not a readable file")
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    if not os.path.isdir(out_dir):
+        p.error(f"OUT {a.out!r}: no directory {out_dir!r}")
+    if a.ranks < 1:
+        p.error(f"--ranks {a.ranks}: must be >= 1")
+    unknown = [x for x in a.policies.split(",") if x not in ALL]
+    if unknown:
+        p.error(f"--policies: unknown {', '.join(unknown)} (one of {', '.join(ALL)})")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
+    binary = os.path.join(a.build, "bin", "swarm_pipe")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:  # the per-policy traces, merged into OUT
+        status = run_policies(a, binary, env, work, rows)
+    if status != 0:
+        os.remove(a.out + ".partial")  # half a study is not passed off as one
+        return status
     os.replace(a.out + ".partial", a.out)
     print(f"# {'policy':<24} {'makespan':>9} {'tokens/s':>10} {'imbalance':>10} {'step_p50':>9} {'step_p99':>9} "
           f"{'migrations':>10} {'rebuild':>8} {'messages':>9} {'sessions':>9}")

@@ -98,6 +98,17 @@ def main():
             failures.append(f"{rel}: exit {p.returncode}, trace complete: no\n{p.stderr[-1500:]}")
             print(failures[-1], flush=True)
             continue
+        if kind == "study":
+            # A run that fails leaves neither the study nor its .partial behind.
+            bad = os.path.join(a.work, "bad_study.h5")
+            q = subprocess.run([sys.executable, "scripts/pipe_dispatch_study.py", rel, bad, "--ranks", ranks,
+                                "--build", a.build, "--policies", "round_robin", "--", "--run.epochs", "0"],
+                               cwd=a.source, env=env, capture_output=True, text=True, timeout=120)
+            clean = q.returncode == 1 and "run.epochs" in q.stderr and not os.path.exists(bad) \
+                and not os.path.exists(bad + ".partial")
+            print("ok  " if clean else "FAIL", f"{rel}: a failed study exits 1 and leaves no file", flush=True)
+            if not clean:
+                failures.append(f"{rel}: failed study: exit {q.returncode}, {q.stderr[-500:]}")
         # The figure each kind of trace documents (README): a PNG of some substance.
         plot = {"sim": "scripts/plot_sim.py", "dispatch": "scripts/plot_dispatch.py"}.get(kind)
         png = trace + ".png"
