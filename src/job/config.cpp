@@ -122,7 +122,7 @@ po::options_description schema() {
       ("run.trace", po::value<std::string>()->default_value(""), "HDF5 trace (rank 0)")
       ("servers.span", po::value<long>()->default_value(0), "blocks per server (0: ceil(2 * layers / ranks), two replicas per block)")
       ("servers.classes", po::value<std::string>()->default_value(""), "device class per rank, e.g. 'fast, fast, slow' (cycled over ranks)")
-      ("servers.max_cache_mb", po::value<double>()->default_value(0.0), "KV-cache budget per rank in MiB (0: none)")
+      ("servers.max_cache_mb", po::value<double>()->default_value(0.0), "KV-cache budget per rank in MiB (0: none); sessions beyond it wait for room")
       ("servers.memory_mb", po::value<double>()->default_value(0.0), "memory per rank for weights in MiB (0: unchecked); a span that does not fit is rejected")
       ("workload.prompt_tokens", po::value<long>()->default_value(16), "prompt length")
       ("workload.new_tokens", po::value<long>()->default_value(8), "tokens generated per session")
