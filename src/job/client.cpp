@@ -12,7 +12,7 @@ Client::Client(const model::ClientModel& model, const JobConfig& config, int wor
       config_(config),
       rng_(derive_seed(config.seed, "workload")),
       world_(world_size),
-      ledger_(static_cast<std::uint64_t>(config.max_cache_mb * 1024 * 1024), world_size) {
+      ledger_(config.max_cache_bytes(), world_size) {
   if (config.dispatch_policy) {
     dispatcher_ = std::make_unique<Dispatcher>(*config.dispatch_policy, config.dispatch_options,
                                                derive_seed(config.seed, "dispatch"));

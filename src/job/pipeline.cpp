@@ -187,7 +187,7 @@ bool Job::setup() {
           const double needed =
               static_cast<double>(model::worst_session_kv_bytes_per_block(mc, batch, prompt, std::max(prompt, total))) *
               longest;
-          const auto budget = static_cast<double>(static_cast<std::uint64_t>(config_.max_cache_mb * 1024 * 1024));
+          const auto budget = static_cast<double>(config_.max_cache_bytes());
           if (needed > budget) {
             file_.fail("servers.max_cache_mb", format_number(config_.max_cache_mb),
                        "a span of " + std::to_string(longest) + " blocks needs " + format_number(needed / (1024.0 * 1024.0)) +
@@ -271,7 +271,7 @@ bool Job::setup() {
   Measurement first;
   if (!all_ok(comm_, [&] {
         server_ = std::make_unique<SpanServer>(*source_, backend_, config_.class_of(rank_), rank_,
-                                               static_cast<std::size_t>(config_.max_cache_mb * 1024 * 1024), device);
+                                               static_cast<std::size_t>(config_.max_cache_bytes()), device);
         (void)server_->benchmark(std::max(1, config_.workload.prompt_tokens * config_.workload.batch));
         first = measure();
       })) {

@@ -82,6 +82,11 @@ struct JobConfig {
   std::vector<std::string> rank_classes;  // class name per rank, cycled
   std::vector<DeviceClass> classes;
   double max_cache_mb = 0.0;
+  /// The KV-cache budget per rank in bytes (0: none), as the executors, the client's admission
+  /// and the start-up check all count it.
+  [[nodiscard]] std::uint64_t max_cache_bytes() const {
+    return static_cast<std::uint64_t>(max_cache_mb * 1024.0 * 1024.0);
+  }
   double memory_mb = 0.0;          // per-rank memory budget for weights + cache, 0 = unchecked
   Workload workload;
   Churn churn;
