@@ -70,6 +70,8 @@ class Client {
   [[nodiscard]] int active() const { return static_cast<int>(sessions_.size()); }
   /// Sessions waiting now for KV-cache room on their route.
   [[nodiscard]] int waiting_for_cache() const;
+  /// KV-cache bytes reserved on `rank` now (servers.max_cache_mb; 0 without a budget).
+  [[nodiscard]] std::uint64_t cache_reserved(int rank) const { return ledger_.reserved(rank); }
   /// Batch workload: every session has arrived and finished.
   [[nodiscard]] bool batch_done() const { return batch_started_ && sessions_.empty(); }
   [[nodiscard]] std::size_t routes() const { return dispatcher_ ? dispatcher_->routes() : 0; }
