@@ -156,8 +156,10 @@ def case_epochs(r):
               "every rank loaded what rank 0 broadcast")
         check(np.all(e["throughput"][:] > 0) and np.all(e["compute_throughput"][:] > 0),
               "measurements of every rank reached rank 0")
-        thr = e["compute_throughput"][:]
-        check(np.all(thr[:, 3] < thr[:, :3].min(axis=1)), "the slow class measures slower")
+        # Per rank, the median over the epochs: on a loaded machine one epoch of a starved rank
+        # can measure anything, a compute factor of 4 shows in most epochs.
+        med = np.median(e["compute_throughput"][:], axis=0)
+        check(med[3] < med[:3].min(), f"the slow class measures slower (median tokens/s per rank {med.round()})")
         check(np.all(e["tokens_per_s"][:] > 0) and np.all(e["swarm_throughput"][:] > 0), "throughput recorded")
         check(np.all(e["sessions_completed"][:] > 0), "sessions complete in every epoch")
         for key in ["job_text", "effective_config", "model", "version", "strategy"]:
@@ -381,8 +383,11 @@ def case_admission(r):
             e = h["epochs"]
             issued, done = e["sessions_issued"][:].sum(), e["sessions_completed"][:].sum()
             check(issued == 40 and done == 40, f"{name}: all 40 sessions completed once ({issued} issued, {done} done)")
-            waits = e["cache_waits"][:].sum()
-            check(waits > 0 or not must_wait, f"{name}: sessions waited for cache room ({waits})")
+            waits, routes = e["cache_waits"][:].sum(), e["routes"][:].max()
+            # A policy's routes come from measured capacity: on a loaded machine a slow rank can
+            # measure so slow that one route remains, and one route never runs two sessions at once.
+            must_wait = must_wait and (not extra or routes >= 2)
+            check(waits > 0 or not must_wait, f"{name}: sessions waited for cache room ({waits}, {routes} routes)")
             check(e["sessions_waiting_for_cache"][-1] == 0, f"{name}: nobody left waiting")
             if ranks == 4:
                 # Whether the leave catches a session on rank 3 is timing: sessions on a route run in
