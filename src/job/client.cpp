@@ -116,8 +116,7 @@ void Client::apply_dispatch(double now, std::vector<Message>& out) {
       s->preempted = true;
       continue;
     }
-    for (auto& m : drops(*s)) out.push_back(std::move(m));
-    release_cache(*s);
+    drop_caches(*s, out);
     if (s->fed > 0) stats_.replay_tokens += static_cast<double>(s->batch) * s->fed;
     s->fed = 0;
     s->running = false;
@@ -130,12 +129,12 @@ void Client::apply_dispatch(double now, std::vector<Message>& out) {
       continue;
     }
     if (s->route != start.route && s->fed > 0) {
-      for (auto& m : drops(*s)) out.push_back(std::move(m));
+      drop_caches(*s, out);
       stats_.replay_tokens += static_cast<double>(s->batch) * s->fed;
       ++stats_.sessions_rerouted;
       s->fed = 0;
     }
-    if (s->route != start.route) release_cache(*s);
+    if (s->route != start.route) release_cache(*s);  // room held before any step (no-op after drop_caches)
     s->route = std::move(start.route);
     s->running = true;
     s->preempted = false;
@@ -229,8 +228,7 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
   ++s.generated;
   stats_.tokens_generated += s.batch;
   if (s.generated >= s.target_new) {
-    for (auto& m : drops(s)) out.push_back(std::move(m));
-    release_cache(s);
+    drop_caches(s, out);
     for (const Hop& h : s.route) {
       for (auto& srv : servers_) {
         if (srv.rank == h.rank && srv.sessions > 0) --srv.sessions;
@@ -248,8 +246,7 @@ void Client::on_result(const Message& result, double now, std::vector<Message>& 
   } else {
     if (s.preempted || (s.next_route && *s.next_route != s.route)) {
       // Taken away while this step was in flight: now its caches go.
-      for (auto& m : drops(s)) out.push_back(std::move(m));
-      release_cache(s);
+      drop_caches(s, out);
       stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
       s.fed = 0;
       s.running = false;
@@ -299,17 +296,19 @@ int Client::waiting_for_cache() const {
   return static_cast<int>(std::count_if(sessions_.begin(), sessions_.end(), [](const Session& s) { return s.waiting_for_cache; }));
 }
 
-std::vector<Message> Client::drops(const Session& s, std::span<const int> except) {
-  std::vector<Message> out;
+// The session's caches go: a drop message to every hop of its route (but the ranks in `gone`,
+// whose caches went with them), and their room is free again. One place, so that no drop site
+// can forget the room.
+void Client::drop_caches(Session& s, std::vector<Message>& out, std::span<const int> gone) {
   for (const Hop& h : s.route) {
-    if (std::find(except.begin(), except.end(), h.rank) != except.end()) continue;
+    if (std::find(gone.begin(), gone.end(), h.rank) != gone.end()) continue;
     Message m;
     m.peer = h.rank;
     m.header.session = s.id;
     m.header.kind = MessageKind::drop;
     out.push_back(std::move(m));
   }
-  return out;
+  release_cache(s);
 }
 
 std::vector<Message> Client::redispatch(double now) {
@@ -335,8 +334,7 @@ std::vector<Message> Client::reroute(const std::set<int>& changed) {
     const bool broken = std::any_of(s.route.begin(), s.route.end(), [&](const Hop& h) { return changed.count(h.rank) > 0; });
     if (!broken) continue;
     const std::vector<int> gone(changed.begin(), changed.end());  // reloaded or offline: caches already gone
-    for (auto& m : drops(s, gone)) out.push_back(std::move(m));
-    release_cache(s);
+    drop_caches(s, out, gone);
     stats_.replay_tokens += static_cast<double>(s.batch) * s.fed;
     ++stats_.sessions_rerouted;
     s.fed = 0;

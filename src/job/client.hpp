@@ -86,7 +86,7 @@ class Client {
  private:
   [[nodiscard]] std::optional<Message> step(Session& s, double now);
   [[nodiscard]] Session make_session(double now);
-  [[nodiscard]] static std::vector<Message> drops(const Session& s, std::span<const int> except = {});
+  void drop_caches(Session& s, std::vector<Message>& out, std::span<const int> gone = {});
   void apply_dispatch(double now, std::vector<Message>& out);
   [[nodiscard]] Session* find(std::uint64_t id);
   void admit(Session s, double now);
