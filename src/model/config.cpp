@@ -85,6 +85,24 @@ void parse_rope(std::string_view origin, const json& doc, ModelConfig& config) {
   }
 }
 
+void parse_eos(std::string_view origin, const json& doc, std::vector<std::int32_t>& out) {
+  const json* value = find(doc, "eos_token_id");
+  if (value == nullptr) return;
+  const auto one = [&](const json& v) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > INT32_MAX) {
+      fail(origin, "key 'eos_token_id' = " + show(*value) + " must be a token id or a list of token ids");
+    }
+    return v.get<std::int32_t>();
+  };
+  std::vector<std::int32_t> ids;
+  if (value->is_array()) {
+    for (const json& v : *value) ids.push_back(one(v));
+  } else {
+    ids.push_back(one(*value));
+  }
+  out = std::move(ids);
+}
+
 ModelConfig parse(std::string_view origin, const json& doc) {
   if (!doc.is_object()) fail(origin, "the top level must be a JSON object");
   require_string(origin, doc, "model_type", "llama");
@@ -111,6 +129,7 @@ ModelConfig parse(std::string_view origin, const json& doc) {
   optional_bool(origin, doc, "tie_word_embeddings", config.tie_word_embeddings);
   optional_bool(origin, doc, "attention_bias", config.attention_bias);
   optional_bool(origin, doc, "mlp_bias", config.mlp_bias);
+  parse_eos(origin, doc, config.eos_token_ids);
   config.validate(origin);
   return config;
 }
@@ -135,8 +154,19 @@ ModelConfig ModelConfig::from_hf_json(const std::filesystem::path& config_json) 
   return parse_hf_json(text.str(), config_json.string());
 }
 
+void ModelConfig::read_eos(std::string_view json_text, std::string_view origin) {
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::exception& e) {
+    fail(origin, std::string("not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) fail(origin, "the top level must be a JSON object");
+  parse_eos(origin, doc, eos_token_ids);
+}
+
 std::string ModelConfig::to_hf_json() const {
-  const json doc = {{"architectures", {"LlamaForCausalLM"}},
+  json doc = {{"architectures", {"LlamaForCausalLM"}},
                     {"model_type", "llama"},
                     {"hidden_act", "silu"},
                     {"vocab_size", vocab_size},
@@ -154,6 +184,8 @@ std::string ModelConfig::to_hf_json() const {
                     {"attention_bias", attention_bias},
                     {"mlp_bias", mlp_bias},
                     {"torch_dtype", "float32"}};
+  if (eos_token_ids.size() == 1) doc["eos_token_id"] = eos_token_ids.front();
+  if (eos_token_ids.size() > 1) doc["eos_token_id"] = eos_token_ids;
   return doc.dump(2);
 }
 
@@ -176,6 +208,12 @@ void ModelConfig::validate(std::string_view origin) const {
   if (head_dim % 2 != 0) fail(origin, "key 'head_dim' = " + std::to_string(head_dim) + " must be even (rotate-half RoPE)");
   if (!(rms_norm_eps > 0.0)) fail(origin, "key 'rms_norm_eps' = " + std::to_string(rms_norm_eps) + " must be positive");
   if (!(rope_theta > 0.0)) fail(origin, "key 'rope_theta' = " + std::to_string(rope_theta) + " must be positive");
+  for (const std::int32_t id : eos_token_ids) {
+    if (id >= vocab_size) {
+      fail(origin, "key 'eos_token_id' = " + std::to_string(id) + " is outside the vocabulary of " +
+                       std::to_string(vocab_size));
+    }
+  }
 }
 
 std::int64_t ModelConfig::block_parameters() const {

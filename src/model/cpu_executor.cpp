@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -65,19 +66,32 @@ class CpuExecutor final : public SpanExecutor {
     loaded_ = true;
   }
 
-  void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens) override {
-    check_forward(span_, loaded_, first_block, last_block, batch, tokens, hidden);
-    if (tokens == 0 || first_block == last_block) return;
-    Session& state = sessions_.get(session, batch, span_.size());
-    for (int block = first_block; block < last_block; ++block) {
-      KvCache& cache = state.blocks[static_cast<std::size_t>(block - span_.start)];
-      reserve(cache, session, batch, cache.length + tokens);
-      run_block(blocks_[static_cast<std::size_t>(block - span_.start)], cache, hidden, batch, tokens);
+  using SpanExecutor::forward;
+
+  void forward(std::span<const Segment> segments, int first_block, int last_block, float* rows,
+               Memory memory) override {
+    if (memory == Memory::device) throw UsageError("forward() with device rows needs the cuda backend; this executor is cpu");
+    const auto began = std::chrono::steady_clock::now();
+    const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
+    if (total > 0 && first_block < last_block) {
+      std::vector<Session*> states = sessions_.prepare(segments, span_, first_block, last_block);
+      grow_caches(segments, states, first_block, last_block);
+      for (int block = first_block; block < last_block; ++block) {
+        const auto index = static_cast<std::size_t>(block - span_.start);
+        run_block(blocks_[index], segments, states, index, rows, total);
+      }
     }
+    last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   }
 
-  void forward_device(SessionId, int, int, float*, int, int, void*) override {
-    throw UsageError("forward_device() needs the cuda backend; this executor is cpu");
+  [[nodiscard]] bool idle() override { return true; }
+  void synchronize() override {}
+  [[nodiscard]] double last_forward_seconds() const override { return last_seconds_; }
+  void upload(std::span<const float>, float*) override {
+    throw UsageError("upload() to device memory needs the cuda backend; this executor is cpu");
+  }
+  void download_rows(const float*, std::span<const std::int64_t>, std::span<float>) override {
+    throw UsageError("download_rows() from device memory needs the cuda backend; this executor is cpu");
   }
 
   void drop_session(SessionId session) override { sessions_.drop(session); }
@@ -96,13 +110,36 @@ class CpuExecutor final : public SpanExecutor {
 
  private:
 
-  // Grows the cache to hold `needed` positions per sequence (capacity doubles: amortised O(1)).
+  // Grows every block's cache of every segment to hold its new tokens (capacity doubles:
+  // amortised O(1) copies a token). The whole batch's growth is checked against the budget
+  // first, so a refused batch leaves every cache as it was.
+  void grow_caches(std::span<const Segment> segments, const std::vector<Session*>& states, int first_block,
+                   int last_block) {
+    const auto row = static_cast<std::uint64_t>(config_.kv_dim());
+    std::uint64_t extra = 0;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const Segment& seg = segments[i];
+      for (int block = first_block; block < last_block; ++block) {
+        const KvCache& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
+        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens);
+        extra += 2ULL * static_cast<std::uint64_t>(seg.batch) * static_cast<std::uint64_t>(capacity - cache.capacity) *
+                 row * sizeof(float);
+      }
+    }
+    if (extra > 0) check_cache_budget(options_, cache_bytes(), extra, segments.front().session);
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      for (int block = first_block; block < last_block; ++block) {
+        KvCache& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
+        reserve(cache, segments[i].session, segments[i].batch, cache.length + segments[i].tokens);
+      }
+    }
+  }
+
   void reserve(KvCache& cache, SessionId session, int batch, int needed) {
     if (needed <= cache.capacity) return;
     const int capacity = grown_kv_capacity(cache.capacity, needed);
     const auto row = static_cast<std::size_t>(config_.kv_dim());
     const std::uint64_t new_bytes = 2ULL * batch * capacity * row * sizeof(float);
-    check_cache_budget(options_, cache_bytes(), new_bytes - cache.bytes(), session);
     try {
       for (auto* data : {&cache.k, &cache.v}) {
         std::vector<float> grown(static_cast<std::size_t>(batch) * capacity * row);
@@ -119,11 +156,13 @@ class CpuExecutor final : public SpanExecutor {
     cache.capacity = capacity;
   }
 
-  void run_block(const BlockWeights& w, KvCache& cache, float* x, int batch, int tokens) {
+  // One block over the whole batch: the projections and the MLP as one GEMM each over all rows;
+  // RoPE, the cache append and attention per segment (each over its own cache).
+  void run_block(const BlockWeights& w, std::span<const Segment> segments, const std::vector<Session*>& states,
+                 std::size_t index, float* x, std::int64_t rows) {
     const ModelConfig& c = config_;
     const int h = c.hidden_size, inter = c.intermediate_size;
     const auto q_dim = static_cast<int>(c.q_dim()), kv_dim = static_cast<int>(c.kv_dim());
-    const std::int64_t rows = std::int64_t{batch} * tokens;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     ws_.norm.resize(static_cast<std::size_t>(rows * h));
     ws_.q.resize(static_cast<std::size_t>(rows * q_dim));
@@ -137,9 +176,14 @@ class CpuExecutor final : public SpanExecutor {
     linear(ws_.norm.data(), rows, h, w.q.data(), q_dim, bias_or_null(w.q_bias), ws_.q.data());
     linear(ws_.norm.data(), rows, h, w.k.data(), kv_dim, bias_or_null(w.k_bias), ws_.k.data());
     linear(ws_.norm.data(), rows, h, w.v.data(), kv_dim, bias_or_null(w.v_bias), ws_.v.data());
-    rotate_and_cache(cache, batch, tokens);
-    attention(cache, batch, tokens);
-    cache.length += tokens;
+    std::int64_t first_row = 0;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      KvCache& cache = states[i]->blocks[index];
+      rotate_and_cache(cache, segments[i], first_row);
+      attention(cache, segments[i], first_row);
+      cache.length += segments[i].tokens;
+      first_row += segments[i].rows();
+    }
     linear(ws_.attn.data(), rows, q_dim, w.o.data(), h, nullptr, ws_.delta.data());
     residual_add(x, ws_.delta.data(), bias_or_null(w.o_bias), rows, h);
 
@@ -154,17 +198,18 @@ class CpuExecutor final : public SpanExecutor {
     residual_add(x, ws_.delta.data(), bias_or_null(w.down_bias), rows, h);
   }
 
-  // RoPE on q and k at positions cache.length + t, then append k and v to the cache.
-  void rotate_and_cache(KvCache& cache, int batch, int tokens) {
+  // RoPE on the segment's q and k rows at positions cache.length + t, then append k and v to
+  // its cache.
+  void rotate_and_cache(KvCache& cache, const Segment& seg, std::int64_t first_row) {
     const ModelConfig& c = config_;
     const int half = c.head_dim / 2;
     const auto q_dim = c.q_dim(), kv_dim = c.kv_dim();
     ws_.cos.resize(static_cast<std::size_t>(half));
     ws_.sin.resize(static_cast<std::size_t>(half));
-    for (int t = 0; t < tokens; ++t) {
+    for (int t = 0; t < seg.tokens; ++t) {
       rope_cos_sin(cache.length + t, inv_freq_, ws_.cos.data(), ws_.sin.data());
-      for (int b = 0; b < batch; ++b) {
-        const std::int64_t row = std::int64_t{b} * tokens + t;
+      for (int b = 0; b < seg.batch; ++b) {
+        const std::int64_t row = first_row + std::int64_t{b} * seg.tokens + t;
         apply_rope(ws_.q.data() + row * q_dim, c.num_attention_heads, half, ws_.cos.data(), ws_.sin.data());
         apply_rope(ws_.k.data() + row * kv_dim, c.num_key_value_heads, half, ws_.cos.data(), ws_.sin.data());
         const std::size_t slot = (static_cast<std::size_t>(b) * cache.capacity + cache.length + t) * kv_dim;
@@ -174,15 +219,15 @@ class CpuExecutor final : public SpanExecutor {
     }
   }
 
-  // softmax(q k^T / sqrt(head_dim), causal) v per (sequence, query head); query head h reads kv
-  // head h / (heads / kv_heads). New tokens go in tiles of kQueryTile rows, each scoring only
-  // the keys its last row can see, so a prefill skips most of the masked upper triangle.
-  void attention(const KvCache& cache, int batch, int tokens) {
+  // softmax(q k^T / sqrt(head_dim), causal) v per (sequence, query head) of the segment; query
+  // head h reads kv head h / (heads / kv_heads). New tokens go in tiles of kQueryTile rows, each
+  // scoring only the keys its last row can see, so a prefill skips most of the masked triangle.
+  void attention(const KvCache& cache, const Segment& seg, std::int64_t segment_row) {
     constexpr int kQueryTile = 64;
     const ModelConfig& c = config_;
     const int d = c.head_dim, heads = c.num_attention_heads, group = heads / c.num_key_value_heads;
     const auto q_dim = static_cast<int>(c.q_dim()), kv_dim = static_cast<int>(c.kv_dim());
-    const int past = cache.length;
+    const int past = cache.length, tokens = seg.tokens;
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // head_dim**-0.5
     ws_.scores.resize(static_cast<std::size_t>(std::min(tokens, kQueryTile)) * (past + tokens));
     ws_.valid.resize(static_cast<std::size_t>(kQueryTile));
@@ -190,10 +235,10 @@ class CpuExecutor final : public SpanExecutor {
       const int rows = std::min(kQueryTile, tokens - t0);
       const int keys = past + t0 + rows;  // visible to the tile's last row
       for (int r = 0; r < rows; ++r) ws_.valid[static_cast<std::size_t>(r)] = past + t0 + r + 1;
-      for (int b = 0; b < batch; ++b) {
+      for (int b = 0; b < seg.batch; ++b) {
         const float* k_seq = cache.k.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
         const float* v_seq = cache.v.data() + static_cast<std::size_t>(b) * cache.capacity * kv_dim;
-        const std::int64_t first_row = std::int64_t{b} * tokens + t0;
+        const std::int64_t first_row = segment_row + std::int64_t{b} * tokens + t0;
         for (int head = 0; head < heads; ++head) {
           const int kv_head = head / group;
           const float* q = ws_.q.data() + first_row * q_dim + std::int64_t{head} * d;
@@ -216,6 +261,7 @@ class CpuExecutor final : public SpanExecutor {
   std::vector<float> inv_freq_;
   detail::SessionTable<KvCache> sessions_;
   Workspace ws_;
+  double last_seconds_ = 0;
 };
 
 }  // namespace

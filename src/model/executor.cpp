@@ -11,6 +11,17 @@
 
 namespace swarm::model {
 
+std::int64_t batch_rows(std::span<const Segment> segments) {
+  std::int64_t rows = 0;
+  for (const Segment& s : segments) rows += s.rows();
+  return rows;
+}
+
+void SpanExecutor::forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens) {
+  const Segment segment{session, batch, tokens, cached_tokens(session, first_block)};
+  forward(std::span(&segment, 1), first_block, last_block, hidden, Memory::host);
+}
+
 std::string_view to_string(Backend backend) { return backend == Backend::cuda ? "cuda" : "cpu"; }
 
 Backend parse_backend(std::string_view text) {

@@ -26,6 +26,38 @@ void check_forward(const Span& loaded, bool is_loaded, int first, int last, int 
   if (hidden == nullptr && tokens > 0) throw UsageError("forward() with a null hidden-state pointer");
 }
 
+std::int64_t check_batch(const Span& loaded, bool is_loaded, std::span<const Segment> segments, int first, int last,
+                         const void* rows) {
+  if (!is_loaded) throw UsageError("forward() before load(): the executor holds no blocks");
+  if (!loaded.contains(first, last)) {
+    throw UsageError("forward() over blocks " + span_string({first, last}) + " outside the loaded span " +
+                     span_string(loaded));
+  }
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const Segment& seg = segments[i];
+    if (seg.batch < 1 || seg.tokens < 0 || seg.position < 0) {
+      throw UsageError("forward() with batch " + std::to_string(seg.batch) + ", tokens " + std::to_string(seg.tokens) +
+                       " and position " + std::to_string(seg.position) + " for session " + std::to_string(seg.session) +
+                       ": need batch >= 1, tokens >= 0, position >= 0");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (segments[j].session == seg.session) {
+        throw UsageError("forward() with session " + std::to_string(seg.session) + " twice in one batch");
+      }
+    }
+    total += seg.rows();
+  }
+  if (rows == nullptr && total > 0) throw UsageError("forward() with a null hidden-state pointer");
+  return total;
+}
+
+void throw_position_mismatch(SessionId id, int block, int cached, int position) {
+  throw UsageError("session " + std::to_string(id) + " continues at position " + std::to_string(position) +
+                   " but its cache in block " + std::to_string(block) + " holds " + std::to_string(cached) +
+                   " tokens");
+}
+
 void check_span(const ModelConfig& config, const Span& span, const std::string& source) {
   if (span.start < 0 || span.start >= span.end || span.end > config.num_hidden_layers) {
     throw UsageError("span " + span_string(span) + " is not a non-empty range of the " +
@@ -38,10 +70,14 @@ void check_span(const ModelConfig& config, const Span& span, const std::string& 
 namespace swarm::model {
 
 namespace {
-// Positions a cache started at `prompt_tokens` holds once grown one position at a time to
-// `total_tokens` (grown_kv_capacity, a step at a time, in O(log) doublings).
-int grown_capacity(int prompt_tokens, int total_tokens) {
-  int capacity = grown_kv_capacity(0, prompt_tokens);
+// Positions a cache holds once it was fed `prompt_tokens` in chunks of at most `chunk` and then
+// one position at a time up to `total_tokens` (grown_kv_capacity at every forward).
+int grown_capacity(int prompt_tokens, int total_tokens, int chunk) {
+  int capacity = 0, position = 0;
+  while (position < prompt_tokens) {
+    position += std::min(chunk, prompt_tokens - position);
+    capacity = grown_kv_capacity(capacity, position);
+  }
   while (capacity < total_tokens) capacity = grown_kv_capacity(capacity, capacity + 1);
   return capacity;
 }
@@ -52,15 +88,16 @@ std::uint64_t cache_bytes(const ModelConfig& config, int batch, int capacity) {
 }
 }  // namespace
 
-std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens) {
-  return cache_bytes(config, batch, grown_capacity(prompt_tokens, total_tokens));
+std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens,
+                                         int chunk) {
+  return cache_bytes(config, batch, grown_capacity(prompt_tokens, total_tokens, std::max(1, chunk)));
 }
 
 std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                               int total_tokens) {
+                                               int total_tokens, int chunk) {
   int worst = 0;
   for (int start = prompt_tokens; start <= std::max(prompt_tokens, total_tokens); ++start) {
-    worst = std::max(worst, grown_capacity(start, total_tokens));
+    worst = std::max(worst, grown_capacity(start, total_tokens, std::max(1, chunk)));
   }
   return cache_bytes(config, batch, worst);
 }

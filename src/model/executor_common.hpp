@@ -1,6 +1,7 @@
 #pragma once
 // Internal: argument checks and load-time accounting shared by the CPU and CUDA executors.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -9,8 +10,14 @@
 
 namespace swarm::model::detail {
 
-/// UsageError unless [first, last) lies in the loaded span and batch >= 1, tokens >= 0.
-void check_forward(const Span& loaded, bool is_loaded, int first, int last, int batch, int tokens, const void* hidden);
+/// UsageError unless [first, last) lies in the loaded span, every segment has batch >= 1,
+/// tokens >= 0, position >= 0, no session appears twice, and `rows` is not null when there are
+/// rows. Returns the batch's rows.
+[[nodiscard]] std::int64_t check_batch(const Span& loaded, bool is_loaded, std::span<const Segment> segments, int first,
+                                       int last, const void* rows);
+
+/// UsageError: a segment continues at another position than its cache holds.
+[[noreturn]] void throw_position_mismatch(SessionId id, int block, int cached, int position);
 
 /// UsageError unless 0 <= span.start < span.end <= config.num_hidden_layers.
 void check_span(const ModelConfig& config, const Span& span, const std::string& source);
@@ -33,6 +40,28 @@ class SessionTable {
     int batch = 0;
     std::vector<Cache> blocks;  // index: block - span.start
   };
+
+  /// The sessions of a batch over blocks [first, last) of `span`, in segment order, created empty
+  /// on first use. Checks every segment first (batch size, position equal to each block's cache
+  /// length), so a refused batch creates or changes nothing.
+  std::vector<Session*> prepare(std::span<const Segment> segments, const Span& span, int first, int last) {
+    for (const Segment& seg : segments) {
+      const auto it = sessions_.find(seg.session);
+      if (it == sessions_.end()) {
+        if (seg.position != 0) throw_position_mismatch(seg.session, first, 0, seg.position);
+        continue;
+      }
+      if (it->second.batch != seg.batch) throw_batch_mismatch(seg.session, it->second.batch, seg.batch);
+      for (int block = first; block < last; ++block) {
+        const int cached = it->second.blocks[static_cast<std::size_t>(block - span.start)].length;
+        if (cached != seg.position) throw_position_mismatch(seg.session, block, cached, seg.position);
+      }
+    }
+    std::vector<Session*> states;
+    states.reserve(segments.size());
+    for (const Segment& seg : segments) states.push_back(&get(seg.session, seg.batch, span.size()));
+    return states;
+  }
 
   /// The session's caches, created empty for `span_blocks` blocks on first use.
   Session& get(SessionId id, int batch, int span_blocks) {

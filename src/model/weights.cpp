@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -217,6 +218,15 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory)
     throw CheckpointError(directory_.string() + ": checkpoint directory does not exist");
   }
   config_ = ModelConfig::from_hf_json(directory_ / "config.json");
+  // transformers' generate() stops at generation_config.json's eos_token_id when the file exists.
+  if (const auto generation = directory_ / "generation_config.json"; std::filesystem::exists(generation)) {
+    std::ifstream in(generation, std::ios::binary);
+    if (!in) throw CheckpointError(generation.string() + ": cannot open");
+    std::ostringstream text;
+    text << in.rdbuf();
+    config_.read_eos(text.str(), generation.string());
+    config_.validate(generation.string());
+  }
   std::unordered_map<std::string, std::string> weight_map;
   for (const auto& path : checkpoint_files(directory_, weight_map)) {
     if (!std::filesystem::exists(path)) throw CheckpointError(path.string() + ": listed in model.safetensors.index.json but missing");

@@ -5,6 +5,11 @@
 // fixtures, whose top-1 margins are >= 2e-3). cuBLAS and the CUDA kernels sum in other orders
 // than OpenBLAS and use FMA; fp32 over a few blocks stays ~1e-6 relative, the bound leaves room
 // for long contexts and bigger heads.
+#include <array>
+#include <chrono>
+#include <numeric>
+#include <thread>
+
 #include "model_test_util.hpp"
 
 #ifdef SWARM_MODEL_TEST_CUDA
@@ -81,29 +86,167 @@ TEST_F(Cuda, HiddenStatesMatchCpuOverLongContexts) {
   }
 }
 
-TEST_F(Cuda, DeviceEntryPointEqualsHostEntryPoint) {
+// Histories of three sessions, then one batch of every kind of step (a new session's prefill,
+// decodes, a batch-of-2 decode, an append): each session's rows as if it had run alone (up to
+// the rounding of GEMMs of other shapes), and as on the CPU backend.
+TEST_F(Cuda, ABatchOfSessionsEqualsEachAlone) {
+  const ModelConfig c = tiny_config();
+  const RandomWeights weights(c, 42);
+  const int h = c.hidden_size, layers = c.num_hidden_layers;
+  auto batched = make_executor(Backend::cuda);
+  auto alone = make_executor(Backend::cuda);
+  auto cpu = make_executor(Backend::cpu);
+  for (auto* executor : {batched.get(), alone.get(), cpu.get()}) executor->load(weights, {0, layers});
+  const std::vector<std::pair<SessionId, std::array<int, 2>>> history = {{10, {1, 5}}, {11, {2, 3}}, {12, {1, 9}}};
+  for (const auto& [id, shape] : history) {
+    const auto x = random_hidden(shape[0] * shape[1], h, static_cast<unsigned>(id));
+    for (auto* executor : {batched.get(), alone.get(), cpu.get()}) {
+      auto y = x;
+      executor->forward(id, 0, layers, y.data(), shape[0], shape[1]);
+    }
+  }
+  const std::vector<Segment> segments = {{13, 1, 4, 0}, {10, 1, 1, 5}, {11, 2, 1, 3}, {12, 1, 3, 9}};
+  const auto input = random_hidden(batch_rows(segments), h, 99);
+  std::vector<float> expected;
+  std::size_t offset = 0;
+  for (const Segment& s : segments) {
+    std::vector<float> part(input.begin() + static_cast<std::ptrdiff_t>(offset),
+                            input.begin() + static_cast<std::ptrdiff_t>(offset + s.rows() * h));
+    alone->forward(s.session, 0, layers, part.data(), s.batch, s.tokens);
+    expected.insert(expected.end(), part.begin(), part.end());
+    offset += static_cast<std::size_t>(s.rows() * h);
+  }
+  auto rows = input, rows_cpu = input;
+  batched->forward(segments, 0, layers, rows.data());
+  cpu->forward(segments, 0, layers, rows_cpu.data());
+  EXPECT_LE(max_abs_diff(rows, expected), 1e-5F * max_abs(expected));
+  EXPECT_LE(max_abs_diff(rows, rows_cpu), kTolerance * max_abs(rows_cpu));
+  for (const Segment& s : segments) EXPECT_EQ(batched->cached_tokens(s.session, layers - 1), s.position + s.tokens);
+  EXPECT_EQ(batched->cache_bytes(), cpu->cache_bytes());
+}
+
+// A batch that cannot run is refused whole, before any cache changes; the sessions then go on
+// as if it had never been tried.
+TEST_F(Cuda, ARefusedBatchChangesNoCache) {
+  const ModelConfig c = tiny_config();
+  const RandomWeights weights(c, 42);
+  const int h = c.hidden_size;
+  auto executor = make_executor(Backend::cuda);
+  auto cpu = make_executor(Backend::cpu);
+  executor->load(weights, {0, 2});
+  cpu->load(weights, {0, 2});
+  const auto x = random_hidden(3, h, 1);
+  for (auto* e : {executor.get(), cpu.get()}) {
+    auto y = x;
+    e->forward(5, 0, 2, y.data(), 1, 3);
+  }
+  const std::size_t bytes = executor->cache_bytes();
+  auto rows = random_hidden(8, h, 2);
+  const auto untouched = rows;
+  const std::vector<Segment> stale = {{6, 1, 2, 0}, {5, 1, 1, 2}};  // session 5 holds 3 tokens, not 2
+  const std::string message = message_of<UsageError>([&] { executor->forward(stale, 0, 2, rows.data()); });
+  EXPECT_NE(message.find("session 5 continues at position 2 but its cache in block 0 holds 3"), std::string::npos)
+      << message;
+  EXPECT_EQ(executor->cached_tokens(6, 0), 0) << "the new session of the refused batch was not created";
+  const std::vector<Segment> twice = {{5, 1, 1, 3}, {5, 1, 1, 3}};
+  EXPECT_NE(message_of<UsageError>([&] { executor->forward(twice, 0, 2, rows.data()); }).find("twice"),
+            std::string::npos);
+  EXPECT_EQ(rows, untouched);
+  EXPECT_EQ(executor->cache_bytes(), bytes);
+
+  ExecutorOptions options;
+  options.max_cache_bytes = static_cast<std::size_t>(2 * 16 * c.kv_bytes_per_token());  // 16 positions, 2 blocks
+  auto tight = make_executor(Backend::cuda, options);
+  tight->load(weights, {0, 2});
+  const std::vector<Segment> over = {{1, 1, 4, 0}, {2, 1, 4, 0}};  // each fits alone, not both
+  const std::string budget = message_of<CacheBudgetError>([&] { tight->forward(over, 0, 2, rows.data()); });
+  EXPECT_NE(budget.find("beyond the cache budget"), std::string::npos) << budget;
+  EXPECT_EQ(tight->cache_bytes(), 0U);
+  EXPECT_EQ(tight->cached_tokens(1, 0), 0);
+  EXPECT_EQ(rows, untouched);
+
+  // Session 5 continues at 3 exactly as on the CPU backend.
+  auto next = random_hidden(2, h, 3), next_cpu = next;
+  executor->forward(5, 0, 2, next.data(), 1, 2);
+  cpu->forward(5, 0, 2, next_cpu.data(), 1, 2);
+  EXPECT_LE(max_abs_diff(next, next_cpu), kTolerance * max_abs(next_cpu));
+  EXPECT_EQ(executor->cached_tokens(5, 1), 5);
+}
+
+#ifdef SWARM_MODEL_TEST_CUDA
+// Device memory for rows, as the job's transport holds them.
+class DeviceRows {
+ public:
+  explicit DeviceRows(std::size_t floats) {
+    if (cudaMalloc(reinterpret_cast<void**>(&data_), floats * sizeof(float)) != cudaSuccess) data_ = nullptr;
+  }
+  ~DeviceRows() { (void)cudaFree(data_); }
+  DeviceRows(const DeviceRows&) = delete;
+  DeviceRows& operator=(const DeviceRows&) = delete;
+  [[nodiscard]] float* get() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
+};
+#endif
+
+// upload(), forward() on device rows and download_rows() give the host-rows path's results
+// bit for bit (same kernels, same GEMM shapes). Two batches are queued back to back on two
+// buffers before anything is waited for: uploads, cache growth and metadata staging must be
+// ordered on the device, not by the caller.
+TEST_F(Cuda, DeviceRowsEqualHostRows) {
 #ifdef SWARM_MODEL_TEST_CUDA
   const ModelConfig c = tiny_config();
   const RandomWeights weights(c, 9);
+  const int h = c.hidden_size, layers = c.num_hidden_layers;
   auto host_path = make_executor(Backend::cuda);
   auto device_path = make_executor(Backend::cuda);
-  host_path->load(weights, {0, c.num_hidden_layers});
-  device_path->load(weights, {0, c.num_hidden_layers});
-  cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
-  for (const int tokens : {5, 1, 1}) {
-    auto x = random_hidden(tokens, c.hidden_size, static_cast<unsigned>(tokens));
-    auto y = x;
-    host_path->forward(1, 0, c.num_hidden_layers, x.data(), 1, tokens);
-    float* device = nullptr;
-    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&device), y.size() * sizeof(float)), cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(device, y.data(), y.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
-    device_path->forward_device(1, 0, c.num_hidden_layers, device, 1, tokens, stream);
-    ASSERT_EQ(cudaMemcpy(y.data(), device, y.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-    cudaFree(device);
-    EXPECT_EQ(x, y);
+  host_path->load(weights, {0, layers});
+  device_path->load(weights, {0, layers});
+  EXPECT_TRUE(device_path->idle());
+  // Prefills (session 2 of batch 2), then decodes that grow the caches past 16 positions.
+  std::vector<std::vector<Segment>> steps = {{{1, 1, 5, 0}, {2, 2, 3, 0}}, {{1, 1, 1, 5}, {2, 2, 14, 3}}};
+  for (int step = 0; step < 4; ++step) steps.push_back({{2, 2, 1, 17 + step}, {1, 1, 1, 6 + step}});
+  const DeviceRows a(std::size_t{64} * h), b(std::size_t{64} * h);
+  ASSERT_NE(a.get(), nullptr);
+  ASSERT_NE(b.get(), nullptr);
+  for (std::size_t step = 0; step + 1 < steps.size(); step += 2) {
+    float* const buffers[] = {a.get(), b.get()};
+    std::vector<float> expected[2];
+    for (int i = 0; i < 2; ++i) {
+      const auto& segments = steps[step + static_cast<std::size_t>(i)];
+      expected[i] = random_hidden(batch_rows(segments), h, static_cast<unsigned>(step) + i);
+      device_path->upload(expected[i], buffers[i]);
+      device_path->forward(segments, 0, layers, buffers[i], Memory::device);
+      host_path->forward(segments, 0, layers, expected[i].data());
+    }
+    if (step == 0) {
+      device_path->synchronize();
+    } else {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!device_path->idle() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
+    ASSERT_TRUE(device_path->idle());
+    EXPECT_GT(device_path->last_forward_seconds(), 0.0);
+    for (int i = 0; i < 2; ++i) {
+      const auto rows = static_cast<std::int64_t>(expected[i].size() / static_cast<std::size_t>(h));
+      std::vector<std::int64_t> all(static_cast<std::size_t>(rows));
+      std::iota(all.begin(), all.end(), 0);
+      std::vector<float> got(expected[i].size());
+      device_path->download_rows(buffers[i], all, got);
+      EXPECT_EQ(got, expected[i]) << "step " << step + static_cast<std::size_t>(i);
+      // A gather of scattered rows, e.g. the last row of each sequence for the client's head.
+      const std::vector<std::int64_t> picked = {rows - 1, 0, rows - 1};
+      std::vector<float> some(picked.size() * static_cast<std::size_t>(h));
+      device_path->download_rows(buffers[i], picked, some);
+      for (std::size_t r = 0; r < picked.size(); ++r) {
+        const auto first = expected[i].begin() + picked[r] * h;
+        EXPECT_TRUE(std::equal(first, first + h, some.begin() + static_cast<std::ptrdiff_t>(r) * h)) << r;
+      }
+    }
   }
-  cudaStreamDestroy(stream);
+  for (int block = 0; block < layers; ++block) EXPECT_EQ(device_path->cached_tokens(2, block), 21);
+  EXPECT_EQ(device_path->cache_bytes(), host_path->cache_bytes());
 #else
   GTEST_SKIP() << "built without the CUDA runtime";
 #endif

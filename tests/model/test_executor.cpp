@@ -1,5 +1,7 @@
 // SpanExecutor (CPU): KV cache semantics, independence from how blocks are split over
 // executors, sessions, reloading on a move, and usage / memory errors.
+#include <array>
+
 #include "model_test_util.hpp"
 
 namespace swarm::model::test {
@@ -96,6 +98,65 @@ TEST_F(Executor, BatchedSequencesMatchSeparateRuns) {
   EXPECT_LE(max_abs_diff(batch, separate), 1e-5F * max_abs(separate));
 }
 
+// The job's batched hop: sessions at different positions (a prefill, decode steps, a batch of
+// two sequences, a multi-token append) in one forward give what each gives alone.
+TEST_F(Executor, ABatchOfSessionsEqualsEachAlone) {
+  const int h = config_.hidden_size;
+  auto batched = loaded({0, layers_});
+  auto alone = loaded({0, layers_});
+  // Histories first, one session at a time, in both executors.
+  const std::vector<std::pair<SessionId, std::array<int, 2>>> history = {{10, {1, 5}}, {11, {2, 3}}, {12, {1, 9}}};
+  for (const auto& [id, shape] : history) {
+    auto x = random_hidden(shape[0] * shape[1], h, static_cast<std::uint64_t>(id));
+    auto y = x;
+    batched->forward(id, 0, layers_, x.data(), shape[0], shape[1]);
+    alone->forward(id, 0, layers_, y.data(), shape[0], shape[1]);
+  }
+  // One step of every kind together: new session 13 (prefill of 4), 10 and 11 decode one token,
+  // 12 appends 3.
+  const std::vector<Segment> segments = {{13, 1, 4, 0}, {10, 1, 1, 5}, {11, 2, 1, 3}, {12, 1, 3, 9}};
+  auto rows = random_hidden(static_cast<int>(batch_rows(segments)), h, 99);
+  std::vector<float> expected;
+  std::size_t offset = 0;
+  for (const Segment& s : segments) {
+    std::vector<float> part(rows.begin() + static_cast<std::ptrdiff_t>(offset),
+                            rows.begin() + static_cast<std::ptrdiff_t>(offset + s.rows() * h));
+    alone->forward(s.session, 0, layers_, part.data(), s.batch, s.tokens);
+    expected.insert(expected.end(), part.begin(), part.end());
+    offset += static_cast<std::size_t>(s.rows() * h);
+  }
+  batched->forward(segments, 0, layers_, rows.data());
+  // Same math in other GEMM shapes: equal up to fp32 re-association.
+  EXPECT_LE(max_abs_diff(rows, expected), 1e-5F * max_abs(expected));
+  for (const Segment& s : segments) EXPECT_EQ(batched->cached_tokens(s.session, layers_ - 1), s.position + s.tokens);
+}
+
+// A batch that cannot run is refused whole, before any cache changes.
+TEST_F(Executor, ARefusedBatchChangesNoCache) {
+  const int h = config_.hidden_size;
+  auto executor = loaded({0, 2});
+  auto x = random_hidden(3, h, 1);
+  executor->forward(5, 0, 2, x.data(), 1, 3);
+  auto rows = random_hidden(8, h, 2);
+  const std::vector<Segment> stale = {{6, 1, 2, 0}, {5, 1, 1, 2}};  // session 5 holds 3 tokens, not 2
+  const std::string message = message_of<UsageError>([&] { executor->forward(stale, 0, 2, rows.data()); });
+  EXPECT_NE(message.find("session 5 continues at position 2 but its cache in block 0 holds 3"), std::string::npos)
+      << message;
+  EXPECT_EQ(executor->cached_tokens(6, 0), 0) << "the new session of the refused batch was not created";
+  const std::vector<Segment> twice = {{5, 1, 1, 3}, {5, 1, 1, 3}};
+  EXPECT_NE(message_of<UsageError>([&] { executor->forward(twice, 0, 2, rows.data()); }).find("twice"),
+            std::string::npos);
+  ExecutorOptions options;
+  options.max_cache_bytes = static_cast<std::size_t>(2 * 16 * config_.kv_bytes_per_token());  // 16 positions
+  auto tight = make_executor(Backend::cpu, options);
+  tight->load(weights_, {0, 2});
+  const std::vector<Segment> over = {{1, 1, 4, 0}, {2, 1, 4, 0}};  // each fits alone, not both
+  EXPECT_THROW(tight->forward(over, 0, 2, rows.data()), CacheBudgetError);
+  EXPECT_EQ(tight->cache_bytes(), 0U);
+  EXPECT_EQ(tight->cached_tokens(1, 0), 0);
+  EXPECT_EQ(executor->cached_tokens(5, 1), 3);
+}
+
 TEST_F(Executor, SessionsAreIndependentAndDroppable) {
   const int h = config_.hidden_size;
   auto executor = loaded({0, layers_});
@@ -170,7 +231,9 @@ TEST_F(Executor, UsageErrorsAreReported) {
   EXPECT_NE(message_of<UsageError>([&] { executor->forward(1, 1, 3, x.data(), 1, 1); }).find("started with batch 2"),
             std::string::npos);
   EXPECT_NE(message_of<UsageError>([&] { executor->load(weights_, {3, 9}); }).find("[3, 9)"), std::string::npos);
-  EXPECT_FALSE(message_of<UsageError>([&] { executor->forward_device(1, 1, 3, x.data(), 1, 1, nullptr); }).empty());
+  const Segment one{1, 2, 1, 1};
+  EXPECT_NE(message_of<UsageError>([&] { executor->forward({&one, 1}, 1, 3, x.data(), Memory::device); }).find("cuda"),
+            std::string::npos);
   EXPECT_FALSE(message_of<UsageError>([] { (void)parse_backend("tpu"); }).empty());
   EXPECT_EQ(parse_backend("cuda"), Backend::cuda);
   EXPECT_EQ(to_string(Backend::cpu), "cpu");

@@ -7,6 +7,9 @@
 #include "cuda/kernels_device.cuh"
 // clang-format on
 
+#include <limits>
+#include <span>
+
 #include "cpu_ops.hpp"
 #include "model_test_util.hpp"
 
@@ -25,38 +28,157 @@ TEST(EmulatedKernels, RmsNormMatchesCpu) {
   EXPECT_LE(max_abs_diff(gpu, cpu), 1e-6F * max_abs(cpu));
 }
 
-TEST(EmulatedKernels, RopeAndCacheMatchCpuBitwise) {
-  const int batch = 2, tokens = 3, past = 5, q_heads = 4, kv_heads = 2, head_dim = 16, capacity = 12;
-  const int q_dim = q_heads * head_dim, kv_dim = kv_heads * head_dim, rows = batch * tokens;
-  auto q = random_hidden(rows, q_dim, 3), k_new = random_hidden(rows, kv_dim, 4);
-  const auto v = random_hidden(rows, kv_dim, 5);
+// One session's rows in a test batch (Segment without the id).
+struct TestSegment {
+  int batch, tokens, position;
+};
+
+// The rows' metadata as the executor lays a batch out: the segments' rows one after another,
+// each segment sequence-major (sequence b, token t at b * tokens + t), at position + t.
+std::vector<cuda::RowInfo> row_info_of(std::span<const TestSegment> segments) {
+  std::vector<cuda::RowInfo> rows;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    for (int b = 0; b < segments[i].batch; ++b) {
+      for (int t = 0; t < segments[i].tokens; ++t) rows.push_back({int(i), b, segments[i].position + t});
+    }
+  }
+  return rows;
+}
+
+// One cache per segment, [batch][kv_heads][capacity][head_dim], each with its own capacity.
+struct TestCaches {
+  std::vector<std::vector<float>> k, v;
+  std::vector<int> capacity;
+  std::vector<cuda::CacheView> views;
+
+  TestCaches(std::span<const TestSegment> segments, int kv_heads, int head_dim, float fill) {
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const int cap = segments[i].position + segments[i].tokens + 3 + int(i);  // slack differs per segment
+      const auto count = std::size_t(segments[i].batch) * kv_heads * cap * head_dim;
+      capacity.push_back(cap);
+      k.emplace_back(count, fill);
+      v.emplace_back(count, fill);
+    }
+    for (std::size_t i = 0; i < segments.size(); ++i) views.push_back({k[i].data(), v[i].data(), capacity[i]});
+  }
+
+  [[nodiscard]] std::size_t slot(std::size_t segment, int b, int kv_heads, int head, int position, int head_dim) const {
+    return ((std::size_t(b) * kv_heads + head) * capacity[segment] + position) * head_dim;
+  }
+};
+
+// rope_and_cache_kernel over a batch of segments against the CPU ops, bitwise: q and k rotated
+// at each row's position, k and v stored at that position of the row's own sequence's cache, and
+// no other cache slot written (sentinel scan).
+void expect_rope_and_cache_match_cpu(std::span<const TestSegment> segments, int q_heads, int kv_heads, int head_dim) {
+  const auto rows = row_info_of(segments);
+  const int n = int(rows.size()), q_dim = q_heads * head_dim, kv_dim = kv_heads * head_dim;
+  auto q = random_hidden(n, q_dim, 3), k_new = random_hidden(n, kv_dim, 4);
+  const auto v = random_hidden(n, kv_dim, 5);
   const auto inv_freq = detail::rope_inv_freq(head_dim, 500000.0);
   const float sentinel = -1234.5F;
-  std::vector<float> k_cache(static_cast<std::size_t>(batch) * kv_heads * capacity * head_dim, sentinel);
-  std::vector<float> v_cache = k_cache;
+  TestCaches caches(segments, kv_heads, head_dim, sentinel);
   auto q_cpu = q, k_cpu = k_new;
-  emu::launch({static_cast<unsigned>(rows)}, k::kThreads, sizeof(float) * head_dim, [&] {
-    k::rope_and_cache_kernel(q.data(), k_new.data(), v.data(), inv_freq.data(), k_cache.data(), v_cache.data(),
-                             tokens, q_heads, kv_heads, head_dim, past, capacity);
+  emu::launch({unsigned(n)}, k::kThreads, sizeof(float) * head_dim, [&] {
+    k::rope_and_cache_kernel(q.data(), k_new.data(), v.data(), inv_freq.data(), rows.data(), caches.views.data(),
+                             q_heads, kv_heads, head_dim);
   });
   std::vector<float> cos(head_dim / 2), sin(head_dim / 2);
-  for (int row = 0; row < rows; ++row) {
-    const int b = row / tokens, position = past + row % tokens;
+  for (int row = 0; row < n; ++row) {
+    const auto [segment, b, position] = rows[std::size_t(row)];
     detail::rope_cos_sin(position, inv_freq, cos.data(), sin.data());
     detail::apply_rope(q_cpu.data() + row * q_dim, q_heads, head_dim / 2, cos.data(), sin.data());
     detail::apply_rope(k_cpu.data() + row * kv_dim, kv_heads, head_dim / 2, cos.data(), sin.data());
     for (int h = 0; h < kv_heads; ++h) {
+      const std::size_t base = caches.slot(std::size_t(segment), b, kv_heads, h, position, head_dim);
       for (int d = 0; d < head_dim; ++d) {
-        const std::size_t slot = ((std::size_t(b) * kv_heads + h) * capacity + position) * head_dim + d;
-        EXPECT_EQ(k_cache[slot], k_cpu[row * kv_dim + h * head_dim + d]);
-        EXPECT_EQ(v_cache[slot], v[row * kv_dim + h * head_dim + d]);
-        k_cache[slot] = v_cache[slot] = sentinel;  // checked: restore for the untouched-slot scan
+        float& k_slot = caches.k[std::size_t(segment)][base + d];
+        float& v_slot = caches.v[std::size_t(segment)][base + d];
+        EXPECT_EQ(k_slot, k_cpu[row * kv_dim + h * head_dim + d]) << "row " << row;
+        EXPECT_EQ(v_slot, v[row * kv_dim + h * head_dim + d]) << "row " << row;
+        k_slot = v_slot = sentinel;  // checked: restore for the untouched-slot scan
       }
     }
   }
   EXPECT_EQ(q, q_cpu);
-  EXPECT_TRUE(std::all_of(k_cache.begin(), k_cache.end(), [&](float f) { return f == sentinel; }));
-  EXPECT_TRUE(std::all_of(v_cache.begin(), v_cache.end(), [&](float f) { return f == sentinel; }));
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto untouched = [&](float f) { return f == sentinel; };
+    EXPECT_TRUE(std::all_of(caches.k[i].begin(), caches.k[i].end(), untouched)) << "segment " << i;
+    EXPECT_TRUE(std::all_of(caches.v[i].begin(), caches.v[i].end(), untouched)) << "segment " << i;
+  }
+}
+
+TEST(EmulatedKernels, RopeAndCacheMatchCpuBitwise) {
+  const TestSegment one[] = {{2, 3, 5}};  // batch 2, 3 tokens after 5 cached
+  expect_rope_and_cache_match_cpu(one, 4, 2, 16);
+}
+
+// Every kind of segment in one launch: a new session's prefill of 4, a decode, a batch-of-2
+// decode and an append of 3, each at its own position in its own cache.
+constexpr TestSegment kMixed[] = {{1, 4, 0}, {1, 1, 7}, {2, 1, 3}, {1, 3, 9}};
+
+TEST(EmulatedKernels, RopeAndCacheOfMixedSegmentsMatchCpuBitwise) {
+  expect_rope_and_cache_match_cpu(kMixed, 4, 2, 16);
+  expect_rope_and_cache_match_cpu(kMixed, 3, 3, 64);  // more dims than threads per head row
+}
+
+// attention_kernel over a batch of segments against a direct double-precision evaluation of
+// softmax(q k^T * scale, causal) v, row by row over its own sequence's keys 0..position. Slots
+// past a segment's new tokens hold NaN, so reading beyond the causal window shows. Returns the
+// largest absolute error (infinity when any output is NaN or unwritten).
+float attention_error(std::span<const TestSegment> segments, int q_heads, int kv_heads, int head_dim) {
+  const auto rows = row_info_of(segments);
+  const int n = int(rows.size()), q_dim = q_heads * head_dim;
+  const auto q = random_hidden(n, q_dim, 6);
+  TestCaches caches(segments, kv_heads, head_dim, std::nanf(""));
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto keys = random_hidden(std::int64_t{segments[i].batch} * kv_heads * caches.capacity[i], head_dim,
+                                    7 + unsigned(i));
+    const auto values = random_hidden(std::int64_t{segments[i].batch} * kv_heads * caches.capacity[i], head_dim,
+                                      70 + unsigned(i));
+    for (int b = 0; b < segments[i].batch; ++b) {
+      for (int h = 0; h < kv_heads; ++h) {
+        const std::size_t first = caches.slot(i, b, kv_heads, h, 0, head_dim);
+        const std::size_t end = caches.slot(i, b, kv_heads, h, segments[i].position + segments[i].tokens, head_dim);
+        std::copy(keys.data() + first, keys.data() + end, caches.k[i].data() + first);
+        std::copy(values.data() + first, values.data() + end, caches.v[i].data() + first);
+      }
+    }
+  }
+  const float scale = 1.0F / std::sqrt(float(head_dim));
+  std::vector<float> out(q.size(), std::nanf(""));
+  const std::size_t shared = sizeof(float) * (head_dim + k::kAttentionThreads + 32);
+  emu::launch({unsigned(n), unsigned(q_heads)}, k::kAttentionThreads, shared, [&] {
+    k::attention_kernel(q.data(), rows.data(), caches.views.data(), out.data(), q_heads, kv_heads, head_dim, scale);
+  });
+  const int group = q_heads / kv_heads;
+  float worst = 0.0F;
+  for (int row = 0; row < n; ++row) {
+    const auto [segment, b, position] = rows[std::size_t(row)];
+    for (int h = 0; h < q_heads; ++h) {
+      const float* qr = q.data() + std::size_t(row) * q_dim + h * head_dim;
+      const std::size_t base = caches.slot(std::size_t(segment), b, kv_heads, h / group, 0, head_dim);
+      const float* keys = caches.k[std::size_t(segment)].data() + base;
+      const float* values = caches.v[std::size_t(segment)].data() + base;
+      const int count = position + 1;
+      std::vector<double> p(static_cast<std::size_t>(count));
+      double peak = -1e300, sum = 0;
+      for (int j = 0; j < count; ++j) {
+        double dot = 0;
+        for (int d = 0; d < head_dim; ++d) dot += double(qr[d]) * keys[std::size_t(j) * head_dim + d];
+        p[std::size_t(j)] = dot * scale;
+        peak = std::max(peak, p[std::size_t(j)]);
+      }
+      for (auto& x : p) sum += (x = std::exp(x - peak));
+      for (int d = 0; d < head_dim; ++d) {
+        double o = 0;
+        for (int j = 0; j < count; ++j) o += p[std::size_t(j)] / sum * values[std::size_t(j) * head_dim + d];
+        const float error = float(std::abs(out[std::size_t(row) * q_dim + h * head_dim + d] - o));
+        worst = std::isnan(error) ? std::numeric_limits<float>::infinity() : std::max(worst, error);
+      }
+    }
+  }
+  return worst;
 }
 
 struct AttentionCase {
@@ -70,47 +192,11 @@ void PrintTo(const AttentionCase& c, std::ostream* os) {
 
 class EmulatedAttention : public ::testing::TestWithParam<AttentionCase> {};
 
-// Against a direct double-precision evaluation of softmax(q k^T * scale, causal) v.
+// One segment of each shape.
 TEST_P(EmulatedAttention, MatchesDirectEvaluation) {
   const auto [batch, tokens, past, q_heads, kv_heads, head_dim] = GetParam();
-  const int capacity = past + tokens + 3, q_dim = q_heads * head_dim, rows = batch * tokens;
-  const auto q = random_hidden(rows, q_dim, 6);
-  const auto k_cache = random_hidden(std::int64_t{batch} * kv_heads * capacity, head_dim, 7);
-  const auto v_cache = random_hidden(std::int64_t{batch} * kv_heads * capacity, head_dim, 8);
-  const float scale = 1.0F / std::sqrt(float(head_dim));
-  std::vector<float> out(q.size(), std::nanf(""));
-  const std::size_t shared = sizeof(float) * (head_dim + k::kAttentionThreads + 32);
-  emu::launch({unsigned(tokens), unsigned(q_heads), unsigned(batch)}, k::kAttentionThreads, shared, [&] {
-    k::attention_kernel(q.data(), k_cache.data(), v_cache.data(), out.data(), tokens, q_heads, kv_heads, head_dim,
-                        past, capacity, scale);
-  });
-  const int group = q_heads / kv_heads;
-  float worst = 0.0F;
-  for (int b = 0; b < batch; ++b) {
-    for (int t = 0; t < tokens; ++t) {
-      for (int h = 0; h < q_heads; ++h) {
-        const float* qr = q.data() + (std::size_t(b) * tokens + t) * q_dim + h * head_dim;
-        const std::size_t base = (std::size_t(b) * kv_heads + h / group) * capacity * head_dim;
-        const int keys = past + t + 1;
-        std::vector<double> p(keys);
-        double peak = -1e300, sum = 0;
-        for (int j = 0; j < keys; ++j) {
-          double dot = 0;
-          for (int d = 0; d < head_dim; ++d) dot += double(qr[d]) * k_cache[base + std::size_t(j) * head_dim + d];
-          p[j] = dot * scale;
-          peak = std::max(peak, p[j]);
-        }
-        for (auto& x : p) sum += (x = std::exp(x - peak));
-        for (int d = 0; d < head_dim; ++d) {
-          double o = 0;
-          for (int j = 0; j < keys; ++j) o += p[j] / sum * v_cache[base + std::size_t(j) * head_dim + d];
-          const float got = out[(std::size_t(b) * tokens + t) * q_dim + h * head_dim + d];
-          worst = std::max(worst, float(std::abs(got - o)));
-        }
-      }
-    }
-  }
-  EXPECT_LE(worst, 1e-5F);
+  const TestSegment one[] = {{batch, tokens, past}};
+  EXPECT_LE(attention_error(one, q_heads, kv_heads, head_dim), 1e-5F);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedAttention,
@@ -118,6 +204,27 @@ INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedAttention,
                                            AttentionCase{1, 2, 200, 2, 1, 64},     // > 1 chunk of 128 keys
                                            AttentionCase{1, 1, 130, 2, 2, 256},    // 2 dims per thread
                                            AttentionCase{2, 1, 20, 3, 1, 320}));  // 3 dims per thread, MQA
+
+struct HeadShape {
+  int q_heads, kv_heads, head_dim;
+};
+
+void PrintTo(const HeadShape& c, std::ostream* os) {
+  *os << "heads " << c.q_heads << "/" << c.kv_heads << " head_dim " << c.head_dim;
+}
+
+class EmulatedMixedAttention : public ::testing::TestWithParam<HeadShape> {};
+
+// Mixed segments in one launch, one of them decoding past the first chunk of 128 keys: each row
+// sees exactly its own sequence's keys up to its own position.
+TEST_P(EmulatedMixedAttention, EachRowMatchesDirectEvaluation) {
+  const auto [q_heads, kv_heads, head_dim] = GetParam();
+  const TestSegment mixed[] = {{1, 4, 0}, {1, 1, 150}, {2, 1, 3}, {1, 3, 9}};
+  EXPECT_LE(attention_error(mixed, q_heads, kv_heads, head_dim), 1e-5F);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedMixedAttention,
+                         ::testing::Values(HeadShape{4, 2, 8}, HeadShape{2, 1, 64}, HeadShape{3, 1, 320}));
 
 TEST(EmulatedKernels, ElementwiseKernelsMatchCpu) {
   const int rows = 3, dim = 700;  // n > one block of threads: exercises the grid-stride loops

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace swarm::model {
 
@@ -23,6 +24,10 @@ struct ModelConfig {
   bool tie_word_embeddings = false;    ///< lm_head reuses embed_tokens when lm_head.weight is absent
   bool attention_bias = false;         ///< q/k/v/o projections carry a bias
   bool mlp_bias = false;               ///< gate/up/down projections carry a bias
+  /// Tokens that end a sequence (config.json's eos_token_id: an integer or a list; empty when
+  /// absent or null). A checkpoint's generation_config.json, when present, wins, as in
+  /// transformers' generate().
+  std::vector<std::int32_t> eos_token_ids;
 
   /// Reads a Hugging Face config.json. Throws ConfigError naming the file, key and value for a
   /// missing or mistyped key, a non-Llama architecture, rope_scaling other than null/default, or
@@ -32,6 +37,10 @@ struct ModelConfig {
   /// Same as from_hf_json on JSON text already in memory (e.g. the "model" object of a job file);
   /// `origin` names where the text came from, for messages.
   [[nodiscard]] static ModelConfig parse_hf_json(std::string_view json_text, std::string_view origin);
+
+  /// Reads eos_token_id from a JSON object (`origin` names it for messages): an integer, a list
+  /// of integers, or null/absent (then `eos_token_ids` is left as it is).
+  void read_eos(std::string_view json_text, std::string_view origin);
 
   /// Serialises to Hugging Face config.json form (model_type llama); parse_hf_json round-trips it.
   [[nodiscard]] std::string to_hf_json() const;

@@ -2,9 +2,11 @@
 // A server's share of the model: decoder blocks [start, end) on one backend, with a KV cache per
 // session. Pure compute: no MPI, no files beyond the WeightSource it is loaded from.
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "swarm/model/config.hpp"
@@ -12,8 +14,12 @@
 
 namespace swarm::model {
 
-/// Where a SpanExecutor computes. Both take and return host fp32 data through forward().
+/// Where a SpanExecutor computes.
 enum class Backend { cpu, cuda };
+
+/// Where the rows of a forward live: host memory (any backend; the cuda backend copies them in
+/// and out on its stream) or device memory of the executor's GPU (cuda only: no copies).
+enum class Memory { host, device };
 
 /// "cpu" / "cuda".
 [[nodiscard]] std::string_view to_string(Backend backend);
@@ -40,8 +46,27 @@ struct Span {
   bool operator==(const Span&) const = default;
 };
 
-/// Identifies one inference session (a batch of sequences decoded in lockstep).
+/// Identifies one session's KV caches on a server (a batch of sequences decoded in lockstep).
+/// The job gives a session a fresh id whenever it restarts on a new route, so a late drop of its
+/// old caches can never touch the new ones.
 using SessionId = std::uint64_t;
+
+/// One session's rows in a batched forward: `batch` sequences of `tokens` new tokens each, rows
+/// sequence-major (sequence b, token t at row offset b * tokens + t), at positions
+/// position .. position + tokens - 1. `position` is the number of tokens the session's caches
+/// hold in every block of the forward (0 for a new session).
+struct Segment {
+  SessionId session = 0;
+  std::int32_t batch = 1;
+  std::int32_t tokens = 0;
+  std::int32_t position = 0;
+
+  [[nodiscard]] std::int64_t rows() const { return std::int64_t{batch} * tokens; }
+  bool operator==(const Segment&) const = default;
+};
+
+/// Rows of a batch: the sum of the segments' rows.
+[[nodiscard]] std::int64_t batch_rows(std::span<const Segment> segments);
 
 struct ExecutorOptions {
   int device = 0;                  ///< CUDA device ordinal (cuda backend only)
@@ -55,16 +80,17 @@ struct ExecutorOptions {
 }
 
 /// Bytes of one block's KV cache for a session of `batch` sequences that processes a prompt of
-/// `prompt_tokens` and then up to `total_tokens` positions one at a time: what a cache budget
-/// (ExecutorOptions::max_cache_bytes) must hold for it, block by block.
+/// `prompt_tokens` (in forwards of at most `chunk` tokens) and then up to `total_tokens`
+/// positions one at a time: what a cache budget (ExecutorOptions::max_cache_bytes) must hold
+/// for it, block by block.
 [[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                                       int total_tokens);
+                                                       int total_tokens, int chunk = INT_MAX);
 
 /// The most session_kv_bytes_per_block can be for a session that ends at `total_tokens` positions
 /// and (re)starts anywhere from `prompt_tokens` on: a session replayed after a reroute feeds its
 /// whole sequence as one longer prompt, and the cache can then double once more.
 [[nodiscard]] std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                                             int total_tokens);
+                                                             int total_tokens, int chunk = INT_MAX);
 
 /// Runs a contiguous span of decoder blocks. Not thread-safe: one caller thread per executor.
 class SpanExecutor {
@@ -77,19 +103,38 @@ class SpanExecutor {
   /// source, UsageError for a span outside [0, num_hidden_layers).
   virtual void load(const WeightSource& source, Span span) = 0;
 
-  /// Runs blocks first..last-1 (inside the loaded span) in place on `hidden`, host memory,
-  /// [batch * tokens, hidden_size] row-major (sequence-major: row b*tokens + t). Each block's
-  /// KV cache for `session` is created on first use and extended by `tokens`; positions continue
-  /// from that block's cache length. Throws UsageError on a batch size differing from the
-  /// session's, OutOfMemoryError past max_cache_bytes.
-  virtual void forward(SessionId session, int first_block, int last_block, float* hidden, int batch,
-                       int tokens) = 0;
+  /// Runs blocks first..last-1 (inside the loaded span) in place on `rows`
+  /// ([batch_rows(segments), hidden_size] row-major, the segments' rows one after the other) as
+  /// one batched forward: one GEMM per projection over all rows, RoPE at each row's position,
+  /// and attention of each sequence over its own KV cache only, so a session's result does not
+  /// depend on what it is batched with (up to the rounding of the GEMMs). Each block's cache for
+  /// a session is created on first use and extended by its tokens.
+  /// Host rows: returns when done. Device rows (cuda only): the work is enqueued on the
+  /// executor's stream and the call returns; idle() tells when it has finished.
+  /// Throws UsageError on a segment whose position differs from its caches' length, a batch size
+  /// differing from the session's, device rows on the cpu backend; OutOfMemoryError past
+  /// max_cache_bytes (checked before any work, so a refused batch changes no cache).
+  virtual void forward(std::span<const Segment> segments, int first_block, int last_block, float* rows,
+                       Memory memory = Memory::host) = 0;
 
-  /// As forward() but `device_hidden` is a device pointer and `stream` a cudaStream_t (passed as
-  /// void* so callers need no CUDA headers); work is enqueued on that stream and the call returns
-  /// when it is complete. cuda backend only (UsageError on cpu).
-  virtual void forward_device(SessionId session, int first_block, int last_block, float* device_hidden,
-                              int batch, int tokens, void* stream) = 0;
+  /// One session alone, continuing its caches: forward({{session, batch, tokens, cached}}, ...).
+  void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens);
+
+  /// Whether the device work enqueued so far (forwards, uploads) has finished. cpu: always.
+  [[nodiscard]] virtual bool idle() = 0;
+  /// Waits until idle().
+  virtual void synchronize() = 0;
+  /// Seconds the last finished forward took on the device (cuda: between events on its stream;
+  /// cpu: wall time). Valid once idle().
+  [[nodiscard]] virtual double last_forward_seconds() const = 0;
+
+  /// Copies host rows into device memory of this executor's GPU, ordered before every later
+  /// forward; returns at once (the host memory must stay untouched until idle()). cuda only.
+  virtual void upload(std::span<const float> host, float* device) = 0;
+  /// Copies rows `rows[i]` of device memory ([*, hidden_size] row-major) to host row i; returns
+  /// when they are there. The rows must have been written by finished work (after idle(), or a
+  /// transfer the caller saw complete). cuda only (the client's head reads the last rows).
+  virtual void download_rows(const float* device, std::span<const std::int64_t> rows, std::span<float> host) = 0;
 
   /// Frees the session's KV caches (no-op for an unknown id).
   virtual void drop_session(SessionId session) = 0;

@@ -30,27 +30,26 @@ cudaError_t add_bias(float* y, const float* bias, int rows, int cols, cudaStream
   return cudaGetLastError();
 }
 
-cudaError_t rope_and_cache(float* q, float* k, const float* v, const float* inv_freq, float* k_cache,
-                           float* v_cache, int batch, int tokens, int q_heads, int kv_heads, int head_dim, int past,
-                           int capacity, cudaStream_t stream) {
-  const int rows = batch * tokens;
+cudaError_t rope_and_cache(float* q, float* k, const float* v, const float* inv_freq, const RowInfo* row_info,
+                           const CacheView* caches, int rows, int q_heads, int kv_heads, int head_dim,
+                           cudaStream_t stream) {
   const size_t shared = sizeof(float) * static_cast<size_t>(head_dim);
   if (rows > 0) {
-    rope_and_cache_kernel<<<rows, kThreads, shared, stream>>>(q, k, v, inv_freq, k_cache, v_cache, tokens, q_heads,
-                                                               kv_heads, head_dim, past, capacity);
+    rope_and_cache_kernel<<<static_cast<unsigned>(rows), kThreads, shared, stream>>>(q, k, v, inv_freq, row_info,
+                                                                                     caches, q_heads, kv_heads,
+                                                                                     head_dim);
   }
   return cudaGetLastError();
 }
 
-cudaError_t attention(const float* q, const float* k_cache, const float* v_cache, float* out, int batch, int tokens,
-                      int q_heads, int kv_heads, int head_dim, int past, int capacity, float scale,
-                      cudaStream_t stream) {
+cudaError_t attention(const float* q, const RowInfo* row_info, const CacheView* caches, float* out, int rows,
+                      int q_heads, int kv_heads, int head_dim, float scale, cudaStream_t stream) {
   if (head_dim > kMaxHeadDim) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(q_heads), static_cast<unsigned>(batch));
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(q_heads));
   const size_t shared = sizeof(float) * static_cast<size_t>(head_dim + kAttentionThreads + 32);
-  if (tokens > 0 && batch > 0) {
-    attention_kernel<<<grid, kAttentionThreads, shared, stream>>>(q, k_cache, v_cache, out, tokens, q_heads,
-                                                                  kv_heads, head_dim, past, capacity, scale);
+  if (rows > 0) {
+    attention_kernel<<<grid, kAttentionThreads, shared, stream>>>(q, row_info, caches, out, q_heads, kv_heads,
+                                                                  head_dim, scale);
   }
   return cudaGetLastError();
 }

@@ -5,6 +5,10 @@
 // is tested on machines without a GPU. Keep to CUDA features that emulation provides.
 #include <cstdint>
 
+#define SWARM_CUDA_KERNEL_TYPES_ONLY
+#include "kernels.hpp"  // RowInfo, CacheView only
+#undef SWARM_CUDA_KERNEL_TYPES_ONLY
+
 #ifndef SWARM_DYNAMIC_SHARED
 #define SWARM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
@@ -64,58 +68,61 @@ __device__ void rotate(float* x, int heads, int half, const float* c, const floa
   }
 }
 
-// One block per token row; cos/sin in shared memory (head_dim floats).
-__global__ void rope_and_cache_kernel(float* q, float* k, const float* v, const float* inv_freq, float* k_cache,
-                                      float* v_cache, int tokens, int q_heads, int kv_heads, int head_dim, int past,
-                                      int capacity) {
+// One block per row; cos/sin of the row's position in shared memory (head_dim floats).
+__global__ void rope_and_cache_kernel(float* q, float* k, const float* v, const float* inv_freq,
+                                      const RowInfo* row_info, const CacheView* caches, int q_heads, int kv_heads,
+                                      int head_dim) {
   SWARM_DYNAMIC_SHARED(float, table);
   const int half = head_dim / 2;
   float* c = table;
   float* s = table + half;
-  const int row = blockIdx.x;
-  const int b = row / tokens;
-  const int position = past + row % tokens;
+  const std::int64_t row = blockIdx.x;
+  const RowInfo info = row_info[row];
+  const CacheView cache = caches[info.segment];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float angle = __fmul_rn(static_cast<float>(position), inv_freq[i]);  // fp32 product, as torch
+    const float angle = __fmul_rn(static_cast<float>(info.position), inv_freq[i]);  // fp32 product, as torch
     c[i] = static_cast<float>(cos(static_cast<double>(angle)));
     s[i] = static_cast<float>(sin(static_cast<double>(angle)));
   }
   __syncthreads();
   const int kv_dim = kv_heads * head_dim;
-  float* q_row = q + static_cast<std::int64_t>(row) * q_heads * head_dim;
-  float* k_row = k + static_cast<std::int64_t>(row) * kv_dim;
+  float* q_row = q + row * q_heads * head_dim;
+  float* k_row = k + row * kv_dim;
   rotate(q_row, q_heads, half, c, s);
   rotate(k_row, kv_heads, half, c, s);
   __syncthreads();
-  const float* v_row = v + static_cast<std::int64_t>(row) * kv_dim;
+  const float* v_row = v + row * kv_dim;
   for (int idx = threadIdx.x; idx < kv_dim; idx += blockDim.x) {
     const int head = idx / head_dim;
     const std::int64_t slot =
-        ((static_cast<std::int64_t>(b) * kv_heads + head) * capacity + position) * head_dim + idx % head_dim;
-    k_cache[slot] = k_row[idx];
-    v_cache[slot] = v_row[idx];
+        ((static_cast<std::int64_t>(info.sequence) * kv_heads + head) * cache.capacity + info.position) * head_dim +
+        idx % head_dim;
+    cache.k[slot] = k_row[idx];
+    cache.v[slot] = v_row[idx];
   }
 }
 
-// One block per (token, query head, sequence). Keys are visited in chunks of 128: each thread
-// scores one key, then the chunk is folded into a running (max, sum, output) online softmax, so
-// no score matrix is stored and any cache length works.
-__global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache, float* out, int tokens,
-                                 int q_heads, int kv_heads, int head_dim, int past, int capacity, float scale) {
+// One block per (row, query head). Keys are visited in chunks of 128: each thread scores one
+// key, then the chunk is folded into a running (max, sum, output) online softmax, so no score
+// matrix is stored and any cache length works. Rows of different sessions and positions share a
+// launch: each reads its own sequence's cache up to its own position (causal).
+__global__ void attention_kernel(const float* q, const RowInfo* row_info, const CacheView* caches, float* out,
+                                 int q_heads, int kv_heads, int head_dim, float scale) {
   SWARM_DYNAMIC_SHARED(float, shared);
   float* q_s = shared;                        // head_dim
   float* p_s = shared + head_dim;             // kAttentionThreads
   float* red = p_s + kAttentionThreads;       // 32
-  const int t = blockIdx.x;
+  const std::int64_t row = blockIdx.x;
   const int head = blockIdx.y;
-  const int b = blockIdx.z;
+  const RowInfo info = row_info[row];
+  const CacheView cache = caches[info.segment];
   const int kv_head = head / (q_heads / kv_heads);
-  const std::int64_t row = static_cast<std::int64_t>(b) * tokens + t;
   const float* q_row = q + (row * q_heads + head) * head_dim;
-  const std::int64_t kv_offset = (static_cast<std::int64_t>(b) * kv_heads + kv_head) * capacity * head_dim;
-  const float* keys_base = k_cache + kv_offset;
-  const float* values_base = v_cache + kv_offset;
-  const int keys = past + t + 1;  // causal: this token sees positions 0..past+t
+  const std::int64_t kv_offset =
+      (static_cast<std::int64_t>(info.sequence) * kv_heads + kv_head) * cache.capacity * head_dim;
+  const float* keys_base = cache.k + kv_offset;
+  const float* values_base = cache.v + kv_offset;
+  const int keys = info.position + 1;  // causal: this row sees positions 0..position
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = q_row[d];
   __syncthreads();
 
