@@ -17,13 +17,10 @@
 
 #include "swarm/comm/errors.hpp"
 #include "swarm/comm/mpi_world.hpp"
+#include "swarm/comm/pod.hpp"
 #include "swarm/comm/tags.hpp"
 
 namespace swarm::comm {
-
-/// What may travel as a control message: copied byte for byte between ranks of one build.
-template <typename T>
-concept Pod = std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T>;
 
 namespace detail {
 void send_bytes(const Communicator& comm, int dest, Tag tag, std::span<const std::byte> bytes);

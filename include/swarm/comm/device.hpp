@@ -15,6 +15,13 @@ namespace swarm::comm {
 /// cudaSetDevice; throws DeviceError (with rank and CUDA's message) on failure.
 void set_device(int device);
 
+namespace detail {
+/// Raw fp32 device memory on the current device (the activation pool's allocator): throws
+/// DeviceError with the size and CUDA's message, or without CUDA.
+[[nodiscard]] float* device_allocate(std::size_t elements);
+void device_free(float* data) noexcept;
+}  // namespace detail
+
 /// fp32 device memory on the current device; move-only, freed on destruction.
 class DeviceBuffer {
  public:

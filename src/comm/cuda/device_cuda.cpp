@@ -24,17 +24,33 @@ int device_count() noexcept {
 
 void set_device(int device) { SWARM_CUDA_CHECK(cudaSetDevice(device)); }
 
-DeviceBuffer::DeviceBuffer(std::size_t elements) : size_(elements) {
-  if (elements == 0) return;
+namespace detail {
+
+float* device_allocate(std::size_t elements) {
   void* memory = nullptr;
   const cudaError_t status = cudaMalloc(&memory, elements * sizeof(float));
   if (status != cudaSuccess) {
-    size_ = 0;
     (void)cudaGetLastError();
-    throw DeviceError(detail::device_prefix() + "cannot allocate " + detail::format_bytes(elements * sizeof(float)) +
+    throw DeviceError(device_prefix() + "cannot allocate " + format_bytes(elements * sizeof(float)) +
                       " of device memory: " + cudaGetErrorString(status));
   }
-  data_ = static_cast<float*>(memory);
+  return static_cast<float*>(memory);
+}
+
+void device_free(float* data) noexcept {
+  if (data != nullptr) cudaFree(data);  // no way to report from here; the context may be going away
+}
+
+}  // namespace detail
+
+DeviceBuffer::DeviceBuffer(std::size_t elements) : size_(elements) {
+  if (elements == 0) return;
+  try {
+    data_ = detail::device_allocate(elements);
+  } catch (...) {
+    size_ = 0;
+    throw;
+  }
 }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept

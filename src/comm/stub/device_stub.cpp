@@ -12,6 +12,11 @@ namespace {
 }
 }  // namespace
 
+namespace detail {
+float* device_allocate(std::size_t) { no_cuda("device memory"); }
+void device_free(float*) noexcept {}
+}  // namespace detail
+
 bool cuda_built() noexcept { return false; }
 int device_count() noexcept { return 0; }
 void set_device(int) { no_cuda("set_device"); }
