@@ -106,10 +106,11 @@ po::options_description schema() {
       ("model.max_position", po::value<long>()->default_value(4096), "random weights: max positions")
       ("model.rope_theta", po::value<double>()->default_value(10000.0), "random weights: RoPE base")
       ("model.rms_norm_eps", po::value<double>()->default_value(1e-5), "random weights: RMSNorm epsilon")
+      ("model.eos_token_id", po::value<long>()->default_value(-1), "random weights: end-of-sequence token for stop_at_eos (-1: none)")
       ("model.seed", po::value<std::uint64_t>()->default_value(1), "random weights: seed (block i's weights depend only on it)")
       ("model.backend", po::value<std::string>()->default_value("auto"), "auto (cuda when every rank has a GPU), cpu, cuda")
       ("model.threads", po::value<long>()->default_value(1), "OpenBLAS threads per rank (results do not depend on it)")
-      ("run.epochs", po::value<long>()->default_value(4), "epochs")
+      ("run.epochs", po::value<long>()->default_value(4), "epochs (with workload.prompts, unless given: until every prompt is answered)")
       ("run.epoch_seconds", po::value<double>()->default_value(1.0), "seconds of traffic per epoch")
       ("run.strategy", po::value<std::string>()->default_value("full"), "balancing: none, new_only, full, upper_bound")
       ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold (Petals' default 0.75; paper 0.99)")
@@ -122,6 +123,7 @@ po::options_description schema() {
       ("run.trace", po::value<std::string>()->default_value(""), "HDF5 trace (rank 0)")
       ("servers.span", po::value<long>()->default_value(0), "blocks per server (0: ceil(2 * layers / ranks), two replicas per block)")
       ("servers.classes", po::value<std::string>()->default_value(""), "device class per rank, e.g. 'fast, fast, slow' (cycled over ranks)")
+      ("servers.max_batch_tokens", po::value<long>()->default_value(2048), "tokens of one forward at most: micro-batches are cut to it, longer prompts are prefilled in chunks (Petals' max_batch_size default, 2048)")
       ("servers.max_cache_mb", po::value<double>()->default_value(0.0), "KV-cache budget per rank in MiB (0: none); sessions beyond it wait for room")
       ("servers.memory_mb", po::value<double>()->default_value(0.0), "memory per rank for weights in MiB (0: unchecked); a span that does not fit is rejected")
       ("workload.prompt_tokens", po::value<long>()->default_value(16), "prompt length")
@@ -131,6 +133,8 @@ po::options_description schema() {
       ("workload.arrival", po::value<std::string>()->default_value("closed"), "closed (keep concurrency sessions in flight), poisson, or batch (workload.sessions at the start; the job ends when all are done)")
       ("workload.rate", po::value<double>()->default_value(2.0), "poisson: new sessions per second")
       ("workload.sessions", po::value<long>()->default_value(64), "batch: sessions")
+      ("workload.prompts", po::value<std::string>()->default_value(""), "batch inference: JSON Lines file, one {\"id\", \"tokens\", \"max_new_tokens\"[, \"stop_at_eos\"]} a line; workload.concurrency of them in flight")
+      ("workload.outputs", po::value<std::string>()->default_value(""), "with workload.prompts: JSON Lines answers {\"id\", \"tokens\"} in input order, written whole at the end or not at all")
       ("dispatch.policy", po::value<std::string>()->default_value("shortest"), "shortest (each session takes the shortest-latency route, as Petals' clients) or a dispatch policy over capacity routes: static, round_robin, consistent_hash, bounded_hash, self_fixed, self_gss, self_factoring, self_weighted_factoring, self_tapering, work_stealing, diffusion1, diffusion2, power_of_two")
       ("dispatch.max_routes", po::value<long>()->default_value(0), "routes (workers) the capacity is split into at most (0: 2 x ranks)")
       ("dispatch.hash.virtual_nodes", po::value<long>()->default_value(100), "points per route on the consistent-hashing ring")
@@ -176,11 +180,15 @@ JobConfig load_config(const JobFile& job, int world) {
     job.fail("model.head_dim", std::to_string(c.head_dim), "the head dimension must be even (rotary embeddings)");
   }
   c.weights_seed = job.seed("model.seed");
+  c.eos_token_id = static_cast<int>(job.integer("model.eos_token_id", -1, c.vocab_size - 1));
   c.backend = job.get<std::string>("model.backend");
   if (c.backend != "auto" && c.backend != "cpu" && c.backend != "cuda") job.fail("model.backend", c.backend, "must be auto, cpu or cuda");
   c.threads = static_cast<int>(job.integer("model.threads", 1, 1024));
 
   c.epochs = static_cast<int>(job.integer("run.epochs", 1, 1000000));
+  c.workload.prompts = job.get<std::string>("workload.prompts");
+  c.workload.outputs = job.get<std::string>("workload.outputs");
+  if (!c.workload.prompts.empty() && job.defaulted("run.epochs")) c.epochs = JobConfig::kUntilDone;
   c.epoch_seconds = job.positive("run.epoch_seconds");
   const std::string strategy = job.get<std::string>("run.strategy");
   const auto kind = parse_strategy(strategy);
@@ -221,6 +229,7 @@ JobConfig load_config(const JobFile& job, int world) {
   }
   // At most 2^40 MiB (an exabyte): byte counts stay exact in 64 bits.
   c.max_cache_mb = job.in_range("servers.max_cache_mb", 0.0, 1099511627776.0);
+  c.max_batch_tokens = static_cast<int>(job.integer("servers.max_batch_tokens", 1, 1 << 20));
   c.memory_mb = job.in_range("servers.memory_mb", 0.0, 1099511627776.0);
 
   c.workload.prompt_tokens = static_cast<int>(job.integer("workload.prompt_tokens", 1, 1 << 20));
@@ -271,6 +280,26 @@ JobConfig load_config(const JobFile& job, int world) {
              "prompt_tokens + new_tokens exceed model.max_position (" + std::to_string(c.max_position) + ")");
   }
 
+  if (c.max_batch_tokens < c.workload.batch) {
+    job.fail("servers.max_batch_tokens", std::to_string(c.max_batch_tokens),
+             "below workload.batch (" + std::to_string(c.workload.batch) +
+                 "): a session's sequences run in one forward, one token each at least");
+  }
+  if (!c.workload.prompts.empty()) {
+    if (c.workload.outputs.empty()) {
+      job.fail("workload.outputs", "", "a prompts file (workload.prompts) needs a file for its answers");
+    }
+    std::error_code same_error;
+    if (std::filesystem::equivalent(c.workload.prompts, c.workload.outputs, same_error)) {
+      job.fail("workload.outputs", c.workload.outputs.string(), "is the prompts file: writing it would destroy it");
+    }
+    job.refuse_as_output(c.workload.outputs, "workload.outputs");
+    if (c.workload.batch != 1) {
+      job.fail("workload.batch", std::to_string(c.workload.batch), "must be 1 with a prompts file (each prompt is a session)");
+    }
+  } else if (!c.workload.outputs.empty()) {
+    job.fail("workload.outputs", c.workload.outputs.string(), "needs workload.prompts");
+  }
   c.churn.leaves = events(job, "churn.leaves", c.epochs, world);
   c.churn.joins = events(job, "churn.joins", c.epochs, world);
   c.churn.leave_probability = job.in_range("churn.leave_probability", 0, 1);
@@ -291,6 +320,9 @@ JobConfig load_config(const JobFile& job, int world) {
     if (g.prompt.empty()) job.fail("prompt-tokens", list, "no tokens");
     g.max_new_tokens = static_cast<int>(job.integer("max-new-tokens", 1, 1 << 20));
     if (job.has("dump-output")) g.dump_output = job.get<std::string>("dump-output");
+    if (!c.workload.prompts.empty()) {
+      job.fail("workload.prompts", c.workload.prompts.string(), "cannot be combined with --prompt-tokens (generation mode)");
+    }
     c.generate = std::move(g);
   } else if (job.has("dump-output")) {
     job.fail("dump-output", job.get<std::string>("dump-output"), "needs --prompt-tokens");

@@ -1,6 +1,5 @@
 #include "job_trace.hpp"
 
-
 namespace swarm::job {
 
 namespace {
@@ -15,7 +14,9 @@ const Column kColumns[] = {
     {"traffic_seconds", "s", [](const EpochRecord& r) { return r.traffic_seconds; }},
     {"boundary_seconds", "s", [](const EpochRecord& r) { return r.boundary_seconds; }},
     {"swarm_throughput", "tokens/s (announced, min over blocks)", [](const EpochRecord& r) { return r.swarm_throughput; }},
+    {"predicted_throughput", "tokens/s (what the job should realise: docs/job.md)", [](const EpochRecord& r) { return r.predicted; }},
     {"tokens_per_s", "tokens/s (realised, through the whole pipeline)", [](const EpochRecord& r) { return r.tokens_per_s; }},
+    {"batches", "micro-batches sent", [](const EpochRecord& r) { return static_cast<double>(r.batches); }},
     {"generated_tokens_per_s", "tokens/s", [](const EpochRecord& r) { return r.generated_per_s; }},
     {"moves", "servers", [](const EpochRecord& r) { return static_cast<double>(r.moves); }},
     {"joined", "servers", [](const EpochRecord& r) { return static_cast<double>(r.joined); }},

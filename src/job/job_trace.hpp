@@ -14,9 +14,11 @@ struct EpochRecord {
   double time = 0;               // s since the start, end of the epoch's traffic
   double traffic_seconds = 0;
   double boundary_seconds = 0;   // gather, decide, broadcast, reload (the previous boundary)
-  double swarm_throughput = 0;   // announced, min over blocks (online)
+  double swarm_throughput = 0;   // announced (Petals' formula), min over blocks (online)
+  double predicted = 0;          // what the job should realise (Balancer::predicted)
   double tokens_per_s = 0;       // realised: tokens through the whole pipeline per second
   double generated_per_s = 0;
+  long batches = 0;              // micro-batches the client sent
   int moves = 0, joined = 0, left = 0;
   long sessions_started = 0, sessions_completed = 0, sessions_rerouted = 0, sessions_active = 0;
   double replay_tokens = 0;

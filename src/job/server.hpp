@@ -1,10 +1,14 @@
 #pragma once
-// One rank's server: its span of blocks on a backend, the emulation of its device class (slower
-// compute, capped links) and the measurements it reports at each epoch boundary.
+// Every rank's server: its span of blocks on a backend (SpanServer: the executor, the emulation
+// of its device class, its measurements) and the loop that serves packets as they arrive
+// (HopRunner: batches queue in arrival order, one forward at a time runs on the device, each
+// finished batch is posted on to its next hop without waiting for anybody).
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <set>
 
+#include "swarm/comm/fabric.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/protocol.hpp"
 #include "swarm/model/executor.hpp"
@@ -23,27 +27,38 @@ class SpanServer {
   void go_offline();
   [[nodiscard]] RankState state() const { return state_; }
   void set_online() { state_ = RankState::online; }
+  [[nodiscard]] model::Span span() const { return span_; }
 
-  /// Tokens/s through one block, measured Petals-style before the server chooses its blocks: a
-  /// forward pass of `tokens` tokens through one block of the model's dimensions (random
-  /// weights: no checkpoint tensor is read), best of three, compute emulation included.
-  double benchmark(int tokens);
+  /// Tokens/s through one block, measured before the server chooses its blocks on the kind of
+  /// work it will do: a batch of `sequences` sequences prefilled with `prompt_tokens` tokens,
+  /// then decoded one token at a time, through one block of the model's dimensions (random
+  /// weights: no checkpoint tensor is read); best of three, weighted as a session's
+  /// prompt_tokens + new_tokens - 1 tokens are, compute emulation included.
+  double benchmark(int sequences, int prompt_tokens, int new_tokens);
 
-  /// Runs the header's hop on `hidden` in place (host memory), emulating the class's compute.
-  void forward(const StepHeader& header, float* hidden);
-  void drop(std::uint64_t session);
+  /// Starts hop `header.hop` of a batch on `rows` (in place; host or device memory as the
+  /// backend computes), or a probe: the batch through the span's first block, its caches
+  /// dropped afterwards.
+  void start(const Header& header, comm::Activations& rows);
+  /// Whether the forward started last has finished, the class's slower compute included.
+  [[nodiscard]] bool finished();
+  [[nodiscard]] bool busy() const { return running_; }
+  void drop(std::span<const model::Segment> sessions);
 
-  /// Activation bytes received and the seconds they took (transport time plus the emulated link
-  /// cap and latency); returns the extra seconds to sleep for the emulation.
-  [[nodiscard]] double emulated_link_delay(double bytes) const;
+  /// Extra seconds the class's link adds to a transfer of `bytes` (cap and latency).
+  [[nodiscard]] double emulated_link_seconds(double bytes) const;
+  [[nodiscard]] double latency_seconds() const { return device_.latency_ms / 1000.0; }
   void record_link(double bytes, double seconds);
 
   /// The device's changing speed: compute is slowed by `factor` (>= 1) on top of the class's
   /// compute_factor until the next call (drawn per rank and epoch from the class's slowdown_sigma).
   void set_slowdown(double factor) { slowdown_ = factor; }
 
-  /// This epoch's measurements (and resets the epoch counters).
-  [[nodiscard]] Measurement report(int hidden_size);
+  [[nodiscard]] model::SpanExecutor& executor() { return *executor_; }
+
+  /// This epoch's measurements (and resets the epoch counters). `fabric`: the data plane's own
+  /// counts of this epoch; `client_seconds`: time this rank spent as the client.
+  [[nodiscard]] Measurement report(int hidden_size, const comm::FabricStats& fabric, double client_seconds);
 
  private:
   const model::WeightSource& source_;
@@ -54,11 +69,44 @@ class SpanServer {
   int rank_;
   RankState state_ = RankState::offline;
   double slowdown_ = 1.0;
-  std::set<std::uint64_t> sessions_;  // sessions with caches here
+  std::set<model::SessionId> sessions_;  // sessions with caches here
   model::Span span_{};
+  // The forward in progress.
+  bool running_ = false;
+  double done_at_ = -1;  // end of the emulated slower compute, once the device finished
+  double rows_blocks_ = 0;
+  std::vector<model::Segment> probe_;  // a probe's sessions, dropped once it finished
+  int forwards_ = 0;
   double block_tps_ = 0;  // last measured compute
   double net_tps_ = 0;    // last measured link, tokens/s
   double compute_seconds_ = 0, block_tokens_ = 0, bytes_ = 0, link_seconds_ = 0, reload_seconds_ = 0;
+};
+
+/// The serving loop's state: packets accepted in arrival order (after the class's emulated
+/// link), one forward at a time, each finished batch posted to its next hop (or back to rank 0).
+class HopRunner {
+ public:
+  HopRunner(SpanServer& span, comm::Fabric& fabric) : span_(span), fabric_(fabric) {}
+
+  /// A packet for this rank's server: a batch at one of its hops, a probe, a drop.
+  void accept(Header header, comm::Activations rows, int source);
+  /// Starts the next forward when the device is free and posts finished ones; returns whether
+  /// anything happened.
+  bool step();
+  /// Nothing queued and nothing running.
+  [[nodiscard]] bool idle() const { return queue_.empty() && !span_.busy(); }
+
+ private:
+  struct Work {
+    double ready_at = 0;  // when the emulated link has delivered it
+    Header header;
+    comm::Activations rows;
+  };
+  SpanServer& span_;
+  comm::Fabric& fabric_;
+  std::deque<Work> queue_;
+  std::optional<Work> running_;
+  double link_free_at_ = 0;
 };
 
 }  // namespace swarm::job

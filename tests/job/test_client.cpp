@@ -1,5 +1,6 @@
-// Rank 0's client without MPI: its messages are answered here as the last hop would answer them,
-// so that the order of events (a leave between two steps) is chosen, not left to timing.
+// Rank 0's client without MPI: its batches are answered here as the last hop would answer them,
+// so that the order of events (a leave between two steps, which batch returns first) is chosen,
+// not left to timing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -34,47 +35,52 @@ RouteServer server(int rank, int start, int end) {
   return s;
 }
 
-// The last hop's answer to a forward step: hidden rows of the step's size (their values only
-// pick the greedy token, which does not matter here).
-Message answer(const Message& step, int hidden) {
-  Message r;
-  r.peer = step.header.rank[static_cast<std::size_t>(step.header.hops - 1)];
-  r.header = step.header;
-  r.header.hop = step.header.hops;
-  r.payload.assign(step.header.payload_floats(hidden), 0.5f);
-  return r;
+bool crosses(const Outgoing& m, int rank) {
+  return std::any_of(m.header.route.begin(), m.header.route.end(), [&](const Hop& h) { return h.rank == rank; });
 }
 
-bool crosses(const Message& m, int rank) {
-  const auto* end = m.header.rank.begin() + m.header.hops;
-  return std::find(m.header.rank.begin(), end, rank) != end;
+// What the last hop sends back: the batch's header at hop == hops; the client is given the
+// rows its head needs (their values only pick the greedy token, which does not matter here).
+std::vector<Outgoing> answer(Client& c, const Outgoing& batch, double now, float value = 0.5f) {
+  Header result = batch.header;
+  result.hop = static_cast<std::int32_t>(result.route.size());
+  const std::vector<float> last(c.head_rows(result).size() * 64, value);
+  std::vector<Outgoing> more;
+  c.on_result(result, last, now, more);
+  return more;
 }
 
-class ClientAdmission : public ::testing::Test {
+std::vector<Outgoing> answer_all(Client& c, const std::vector<Outgoing>& out, double now) {
+  std::vector<Outgoing> more;
+  for (const Outgoing& o : out) {
+    if (o.header.kind != PacketKind::batch) continue;
+    for (Outgoing& m : answer(c, o, now)) more.push_back(std::move(m));
+  }
+  return more;
+}
+
+class ClientTest : public ::testing::Test {
  protected:
-  ClientAdmission() : weights_(tiny_model(), 3), model_(weights_) {
+  ClientTest() : weights_(tiny_model(), 3), model_(weights_) {
     config_.workload.arrival = Arrival::batch;
-    config_.workload.sessions = 3;
     config_.workload.prompt_tokens = 8;
     config_.workload.new_tokens = 12;
-    // A session's cache on 4 blocks: 256 bytes a position a block x 32 positions (19 used, then
-    // the cache's doubling) x 4 blocks = 32 KiB, 36 KiB when restarted late. 0.04 MiB holds one.
-    config_.max_cache_mb = 0.04;
-    servers_ = {server(0, 0, 4), server(1, 0, 4), server(2, 4, 8), server(3, 4, 8)};
-  }
-
-  // Answers every forward step of `out` and returns the messages the answers produced.
-  std::vector<Message> answer_all(Client& c, const std::vector<Message>& out, double now) {
-    std::vector<Message> more;
-    for (const Message& m : out) {
-      if (m.header.kind == MessageKind::forward) c.on_result(answer(m, 64), now, more);
-    }
-    return more;
   }
 
   model::RandomWeights weights_;
   model::ClientModel model_;
   JobConfig config_;
+};
+
+class ClientAdmission : public ClientTest {
+ protected:
+  ClientAdmission() {
+    config_.workload.sessions = 3;
+    // A session's cache on 4 blocks: 256 bytes a position a block x 32 positions (19 used, then
+    // the cache's doubling) x 4 blocks = 32 KiB, 36 KiB when restarted late. 0.04 MiB holds one.
+    config_.max_cache_mb = 0.04;
+    servers_ = {server(0, 0, 4), server(1, 0, 4), server(2, 4, 8), server(3, 4, 8)};
+  }
   std::vector<RouteServer> servers_;
 };
 
@@ -85,27 +91,27 @@ class ClientAdmission : public ::testing::Test {
 TEST_F(ClientAdmission, ALeaveReleasesTheRoomOfTheSessionsRoutedThroughIt) {
   Client c(model_, config_, 4);
   c.set_servers(servers_);
-  std::vector<Message> out = c.tick(0.0, true);
-  ASSERT_EQ(out.size(), 2u) << "one session a rank: two routes, two sessions";
+  std::vector<Outgoing> out = c.step(0.0, true);
+  ASSERT_EQ(out.size(), 2u) << "one session a rank: two routes, one batch each";
   EXPECT_EQ(c.waiting_for_cache(), 1);
   for (int r = 0; r < 4; ++r) EXPECT_GT(c.cache_reserved(r), 0u) << "rank " << r;
-  const auto through3 = std::find_if(out.begin(), out.end(), [](const Message& m) { return crosses(m, 3); });
+  const auto through3 = std::find_if(out.begin(), out.end(), [](const Outgoing& m) { return crosses(m, 3); });
   ASSERT_NE(through3, out.end());
-  const int partner = through3->header.rank[0];  // the first hop of the route through rank 3
+  const int partner = through3->header.route[0].rank;  // the first hop of the route through rank 3
   const std::uint64_t held = c.cache_reserved(partner);
   (void)answer_all(c, out, 0.1);
 
   servers_[3].online = false;
   c.set_servers(servers_);
-  const std::vector<Message> drops = c.reroute({3});
+  const std::vector<Outgoing> drops = c.reroute({3});
   ASSERT_EQ(drops.size(), 1u) << "only the hop that stays holds caches to drop";
   EXPECT_EQ(drops[0].peer, partner);
-  EXPECT_EQ(drops[0].header.kind, MessageKind::drop);
+  EXPECT_EQ(drops[0].header.kind, PacketKind::drop);
   EXPECT_EQ(c.cache_reserved(3), 0u);
   EXPECT_EQ(c.cache_reserved(partner), 0u) << "held " << held << " before the leave";
 
   // With rank 3 away only one route exists, and the session on it keeps it: both others wait.
-  out = c.tick(0.2, true);
+  out = c.step(0.2, true);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_FALSE(crosses(out[0], partner));
   EXPECT_EQ(c.waiting_for_cache(), 2);
@@ -114,23 +120,25 @@ TEST_F(ClientAdmission, ALeaveReleasesTheRoomOfTheSessionsRoutedThroughIt) {
   servers_[3].online = true;
   c.set_servers(servers_);
   EXPECT_TRUE(c.reroute({3}).empty());
-  std::vector<Message> next = answer_all(c, out, 0.3);
-  out = c.tick(0.4, true);
+  std::vector<Outgoing> next = answer_all(c, out, 0.3);
+  out = c.step(0.4, true);
   out.insert(out.end(), next.begin(), next.end());
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(c.waiting_for_cache(), 1);
-  const auto replay = std::find_if(out.begin(), out.end(), [](const Message& m) { return crosses(m, 3); });
+  const auto replay = std::find_if(out.begin(), out.end(), [](const Outgoing& m) { return crosses(m, 3); });
   ASSERT_NE(replay, out.end());
-  EXPECT_EQ(replay->header.tokens, 8 + 1) << "the prompt and the token generated before the leave";
+  ASSERT_EQ(replay->header.segments.size(), 1u);
+  EXPECT_EQ(replay->header.segments[0].tokens, 8 + 1) << "the prompt and the token generated before the leave";
+  EXPECT_EQ(replay->header.segments[0].position, 0) << "fresh caches";
 
   // Everything runs to the end and every reservation is given back.
   double now = 0.5;
-  for (int guard = 0; guard < 200 && !c.batch_done(); ++guard) {
+  for (int guard = 0; guard < 200 && !c.done(); ++guard) {
     next = answer_all(c, out, now);
-    out = c.tick(now += 0.1, true);
+    out = c.step(now += 0.1, true);
     out.insert(out.end(), next.begin(), next.end());
   }
-  ASSERT_TRUE(c.batch_done());
+  ASSERT_TRUE(c.done());
   for (int r = 0; r < 4; ++r) EXPECT_EQ(c.cache_reserved(r), 0u) << "rank " << r;
   const ClientStats stats = c.take_stats();
   EXPECT_EQ(stats.sessions_completed, 3);
@@ -144,10 +152,127 @@ TEST_F(ClientAdmission, NoBudgetNoWaits) {
   config_.max_cache_mb = 0;
   Client c(model_, config_, 4);
   c.set_servers(servers_);
-  const std::vector<Message> out = c.tick(0.0, true);
-  EXPECT_EQ(out.size(), 3u);
+  const std::vector<Outgoing> out = c.step(0.0, true);
+  int sessions = 0;
+  for (const Outgoing& o : out) sessions += static_cast<int>(o.header.segments.size());
+  EXPECT_EQ(sessions, 3);
   EXPECT_EQ(c.waiting_for_cache(), 0);
   for (int r = 0; r < 4; ++r) EXPECT_EQ(c.cache_reserved(r), 0u);
+}
+
+// Continuous batching on one two-hop route: 12 sessions go out as hops + 1 = 3 micro-batches of
+// 4, so that both servers and the client each hold one; nothing more leaves until a batch is
+// back, and then its sessions go on together as one batch.
+TEST_F(ClientTest, MicroBatchesKeepEveryStageBusy) {
+  config_.workload.sessions = 12;
+  Client c(model_, config_, 2);
+  c.set_servers({server(0, 0, 4), server(1, 4, 8)});
+  const std::vector<Outgoing> first = c.step(0.0, true);
+  ASSERT_EQ(first.size(), 3u);
+  std::set<model::SessionId> seen;
+  for (const Outgoing& b : first) {
+    EXPECT_EQ(b.header.route.size(), 2u);
+    EXPECT_EQ(b.peer, 0);
+    ASSERT_EQ(b.header.segments.size(), 4u);
+    for (const model::Segment& s : b.header.segments) {
+      EXPECT_EQ(s.tokens, 8) << "a prefill";
+      EXPECT_EQ(s.position, 0);
+      seen.insert(s.session);
+    }
+    EXPECT_EQ(b.rows.size(), static_cast<std::size_t>(4 * 8 * 64)) << "one embedding row per token";
+  }
+  EXPECT_EQ(seen.size(), 12u) << "every session once";
+  EXPECT_TRUE(c.step(0.1, true).empty()) << "three lanes in flight: the rest waits";
+
+  EXPECT_TRUE(answer(c, first[1], 0.2).empty());
+  const std::vector<Outgoing> again = c.step(0.3, true);
+  ASSERT_EQ(again.size(), 1u) << "the returned batch's sessions continue together";
+  ASSERT_EQ(again[0].header.segments.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(again[0].header.segments[i].session, first[1].header.segments[i].session);
+    EXPECT_EQ(again[0].header.segments[i].tokens, 1) << "a decode step";
+    EXPECT_EQ(again[0].header.segments[i].position, 8);
+  }
+  EXPECT_TRUE(c.step(0.4, true).empty());
+  const ClientStats stats = c.take_stats();
+  EXPECT_EQ(stats.batches, 4);
+  EXPECT_EQ(stats.tokens_fed, 12 * 8 + 4);
+  EXPECT_EQ(stats.tokens_generated, 4);
+}
+
+// servers.max_batch_tokens caps a forward: prefills of 8 tokens under a cap of 16 go two to a
+// batch; a cap of 4 prefills each prompt in two chunks, the head reading nothing after the first.
+TEST_F(ClientTest, TheTokenCapCutsBatchesAndChunksPrefills) {
+  config_.workload.sessions = 4;
+  config_.max_batch_tokens = 16;
+  {
+    Client c(model_, config_, 1);
+    c.set_servers({server(0, 0, 8)});
+    const std::vector<Outgoing> out = c.step(0.0, true);
+    ASSERT_EQ(out.size(), 2u) << "a route of one hop holds two lanes; 32 tokens in batches of 16";
+    for (const Outgoing& b : out) EXPECT_EQ(b.header.rows(), 16);
+  }
+  config_.max_batch_tokens = 4;
+  Client c(model_, config_, 1);
+  c.set_servers({server(0, 0, 8)});
+  std::vector<Outgoing> out = c.step(0.0, true);
+  ASSERT_EQ(out.size(), 2u);
+  for (const Outgoing& b : out) {
+    ASSERT_EQ(b.header.segments.size(), 1u);
+    EXPECT_EQ(b.header.segments[0].tokens, 4);
+    Header result = b.header;
+    result.hop = 1;
+    EXPECT_TRUE(c.head_rows(result).empty()) << "half the prompt: no token yet";
+  }
+  (void)answer_all(c, out, 0.1);
+  EXPECT_EQ(c.take_stats().tokens_generated, 0);
+  out = c.step(0.2, true);
+  ASSERT_EQ(out.size(), 2u);
+  for (const Outgoing& b : out) {
+    EXPECT_EQ(b.header.segments[0].tokens, 4);
+    EXPECT_EQ(b.header.segments[0].position, 4) << "the second half continues the caches";
+  }
+  (void)answer_all(c, out, 0.3);
+  EXPECT_EQ(c.take_stats().tokens_generated, 2) << "the first token after the whole prompt";
+}
+
+// A prompts workload: at most workload.concurrency prompts in flight, in file order; a prompt
+// that emits the end-of-sequence token stops there; the answers come back in input order.
+TEST_F(ClientTest, PromptsAreAnsweredInInputOrderAndStopAtEos) {
+  // Every answer's head rows hold 0.5, so every greedy token is the same one: make it the end.
+  const std::vector<float> rows(64, 0.5f);
+  const std::vector<float> logits = model_.logits(rows, 1);
+  const auto token = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  model::ModelConfig with_eos = tiny_model();
+  with_eos.eos_token_ids = {token};
+  const model::RandomWeights weights(with_eos, 3);
+  const model::ClientModel model(weights);
+  config_.workload.concurrency = 2;
+  std::vector<Prompt> prompts = {{"\"a\"", {1, 2, 3}, 4, true}, {"2", {4, 5}, 3, true}, {"\"c\"", {9}, 5, false}};
+  Client c(model, config_, 1, prompts);
+  c.set_servers({server(0, 0, 8)});
+  std::vector<Outgoing> out = c.step(0.0, true);
+  int admitted = 0;
+  for (const Outgoing& b : out) admitted += static_cast<int>(b.header.segments.size());
+  EXPECT_EQ(admitted, 2) << "workload.concurrency prompts in flight";
+  double now = 0.1;
+  for (int guard = 0; guard < 100 && !c.done(); ++guard) {
+    std::vector<Outgoing> next = answer_all(c, out, now);
+    out = c.step(now += 0.1, true);
+    out.insert(out.end(), next.begin(), next.end());
+  }
+  ASSERT_TRUE(c.done());
+  const auto& answers = c.answers();
+  ASSERT_EQ(answers.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_GE(answers[i].size(), prompts[i].tokens.size() + 1);
+    EXPECT_TRUE(std::equal(prompts[i].tokens.begin(), prompts[i].tokens.end(), answers[i].begin()))
+        << "prompt then generated";
+    const std::size_t generated = answers[i].size() - prompts[i].tokens.size();
+    EXPECT_EQ(answers[i].back(), token);
+    EXPECT_EQ(generated, prompts[i].stop_at_eos ? 1u : static_cast<std::size_t>(prompts[i].max_new_tokens))
+        << "prompt " << i << ": stops at the end-of-sequence token only when asked to";
+  }
 }
 
 }  // namespace

@@ -38,6 +38,12 @@ class Balancer {
   [[nodiscard]] const std::vector<double>& announced() const { return announced_; }
   [[nodiscard]] const std::vector<double>& compute() const { return compute_; }
   [[nodiscard]] const std::vector<double>& network() const { return network_; }
+  /// The tokens/s the job should realise on the swarm as it runs now (docs/job.md, "What the
+  /// job predicts"): every hop runs to the end of its server's span, so a server of measured
+  /// one-block rate R holding k blocks passes R / k tokens/s through its span (capped by its
+  /// link when that was measured); rank 0's R counts only the share of the epoch its client
+  /// left it (`client_share`). Min over blocks of the sum over the online servers holding it.
+  [[nodiscard]] double predicted(double client_share) const;
   /// What the client routes with.
   [[nodiscard]] std::vector<RouteServer> route_servers() const;
 

@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,8 @@ struct Workload {
   Arrival arrival = Arrival::closed;
   double rate = 2.0;    // poisson: sessions per second
   int sessions = 64;    // batch: sessions that all arrive at the start (the job ends when all are done)
+  std::filesystem::path prompts;  // batch inference: JSON Lines of prompts (then `concurrency` in flight)
+  std::filesystem::path outputs;  // and where their answers go
 };
 
 /// Greedy generation of one prompt (the --dump-output mode).
@@ -62,10 +65,11 @@ struct JobConfig {
   int vocab_size = 256, max_position = 4096;
   double rope_theta = 10000.0, rms_norm_eps = 1e-5;
   std::uint64_t weights_seed = 1;
+  int eos_token_id = -1;         // random weights: the end-of-sequence token (-1: none)
   std::string backend = "auto";  // auto, cpu, cuda
   int threads = 1;               // OpenBLAS threads per rank
   // run
-  int epochs = 4;
+  int epochs = 4;                  // the most epochs; a prompts file runs until answered unless set
   double epoch_seconds = 1.0;
   StrategyKind strategy = StrategyKind::full;
   double balance_quality = 0.75;
@@ -81,6 +85,7 @@ struct JobConfig {
   int span = 0;                    // 0: automatic
   std::vector<std::string> rank_classes;  // class name per rank, cycled
   std::vector<DeviceClass> classes;
+  int max_batch_tokens = 2048;     // tokens of one forward at most (one micro-batch)
   double max_cache_mb = 0.0;
   /// The KV-cache budget per rank in bytes (0: none), as the executors, the client's admission
   /// and the start-up check all count it.
@@ -96,6 +101,10 @@ struct JobConfig {
   dispatch::DispatchOptions dispatch_options;
   int max_routes = 0;  // 0: 2 x ranks
   std::optional<Generate> generate;
+
+  /// The job runs until its workload is done (a prompts file without run.epochs).
+  [[nodiscard]] bool epochs_until_done() const { return epochs == kUntilDone; }
+  static constexpr int kUntilDone = 2147483647;
 
   /// The class of `rank` (the default class when none is configured).
   [[nodiscard]] const DeviceClass& class_of(int rank) const;

@@ -1,60 +1,65 @@
 #pragma once
-// What travels between the ranks of swarm_pipe. Plain structs copied byte for byte (one build
-// on every rank); tags live in swarm/comm/tags.hpp.
-#include <array>
+// What travels between the ranks of swarm_pipe: the header of every data-plane packet (encoded
+// to bytes for the fabric; any route length), and the plain structs of the epoch boundary
+// (copied byte for byte: one build on every rank).
+#include <cstddef>
 #include <cstdint>
+#include <span>
+#include <vector>
+
+#include "swarm/job/routing.hpp"
+#include "swarm/model/executor.hpp"
 
 namespace swarm::job {
 
-/// Longest route a step can take (a header carries the whole route, so that every server knows
-/// the next hop without asking rank 0).
-inline constexpr int kMaxHops = 64;
-
-enum class MessageKind : std::int32_t {
-  forward = 0,  // activations for hop `hop` of the route (hop == hops: back to the client)
-  drop = 1,     // the session ended or moved: free its KV caches (no payload)
+enum class PacketKind : std::uint8_t {
+  batch = 1,      ///< activations of a batch for hop `hop` of its route (hop == hops: the client)
+  probe = 2,      ///< a batch a rank runs through one block and returns: re-measures an idle rank
+  drop = 3,       ///< the segments' sessions ended or moved: free their caches (no rows)
+  end_epoch = 4,  ///< rank 0 to every rank: nothing is in flight any more, the boundary follows
+  stop = 5,       ///< a rank to rank 0: it got SIGTERM or SIGINT
+  heartbeat = 6,  ///< rank 0 to a rank it sent nothing for a while: the coordinator is alive
 };
 
-/// The header of one message of a tick; the payload (if any) is batch * tokens * hidden floats.
-struct StepHeader {
-  std::uint64_t session = 0;
-  MessageKind kind = MessageKind::forward;
-  std::int32_t batch = 0;
-  std::int32_t tokens = 0;  // per sequence, this step
-  std::int32_t hop = 0;     // hop that receives this message; == hops: the client
-  std::int32_t hops = 0;
-  std::int32_t step = 0;
-  std::array<std::int32_t, kMaxHops> rank{};
-  std::array<std::int16_t, kMaxHops> first{};
-  std::array<std::int16_t, kMaxHops> last{};
+/// The header of a packet. A batch carries its whole route, so that every server knows the next
+/// hop without asking rank 0; its rows are the segments' rows in order.
+struct Header {
+  PacketKind kind = PacketKind::batch;
+  std::uint64_t batch = 0;  ///< the client's id of the batch (probes and batches)
+  std::int32_t hop = 0;     ///< index of the hop receiving it; == route.size(): the client
+  std::vector<Hop> route;
+  std::vector<model::Segment> segments;
 
-  [[nodiscard]] std::size_t payload_floats(int hidden) const {
-    return kind == MessageKind::forward ? static_cast<std::size_t>(batch) * tokens * hidden : 0;
-  }
+  [[nodiscard]] std::int64_t rows() const { return model::batch_rows(segments); }
+  /// Where the batch goes once hop `hop` has run: the next hop's rank, or rank 0 (the client).
+  [[nodiscard]] int next_peer() const;
+  bool operator==(const Header&) const = default;
 };
 
-/// Per tick, every rank contributes one of these to an MPI_Allreduce(MAX).
-struct TickControl {
-  std::int32_t command = 0;    // rank 0: 0 run, 1 end of epoch
-  std::int32_t terminate = 0;  // any rank that got SIGTERM/SIGINT
-  std::int32_t finish = 0;     // rank 0: the job's work is done (batch workload): last epoch
-};
+[[nodiscard]] std::vector<std::byte> encode(const Header& header);
+/// Throws std::runtime_error naming `source` for bytes that are not a header of this build.
+[[nodiscard]] Header decode(std::span<const std::byte> bytes, int source);
+/// The largest encoded header of a route of up to `hops` hops and up to `segments` segments.
+[[nodiscard]] std::size_t max_header_bytes(int hops, int segments);
 
 /// Server state as the job tracks it (numbers match swarm::ServerState).
 enum class RankState : std::int32_t { offline = 0, joining = 1, online = 2 };
 
-/// What each rank reports at an epoch boundary (MPI_Allgather).
+/// What each rank reports at an epoch boundary (allgathered).
 struct Measurement {
   std::int32_t rank = 0;
   std::int32_t span_start = 0;
   std::int32_t span_end = 0;
   std::int32_t state = 0;               // RankState
-  double block_tokens_per_s = 0;        // compute: tokens/s through one block (measured)
-  double network_tokens_per_s = 0;      // link: tokens/s (measured or the class cap; 0 = unknown)
-  double compute_seconds = 0;           // in this epoch
+  std::int32_t stop = 0;                // 1: this rank got SIGTERM or SIGINT
+  std::int32_t forwards = 0;            // batches run in this epoch
+  double block_tokens_per_s = 0;        // compute: tokens/s through one block, as the server now runs
+  double network_tokens_per_s = 0;      // link: tokens/s of received activations (0 = unknown)
+  double compute_seconds = 0;           // in this epoch (emulated device time included)
   double block_tokens = 0;              // tokens x blocks computed in this epoch
   double bytes_received = 0;            // activation bytes in this epoch
-  double link_seconds = 0;              // time those took (incl. emulated caps)
+  double link_seconds = 0;              // time those took (transfers + emulated link)
+  double client_seconds = 0;            // rank 0: time spent as the client (embeddings, head)
   double reload_seconds = 0;            // spent loading a new span at the last boundary
   double memory_bytes = 0;              // weights + KV caches held now
 };
@@ -66,5 +71,8 @@ struct Assignment {
   std::int32_t state = 0;    // RankState for the next epoch
   std::int32_t reload = 0;   // 1: load span_start..span_end (moved or joined)
 };
+
+/// What follows a boundary.
+enum class Command : std::int32_t { run = 0, stop = 1, finish = 2 };
 
 }  // namespace swarm::job

@@ -1,0 +1,87 @@
+#pragma once
+// Rank 0's part beside its server: the client (sessions, continuous batching, greedy tokens),
+// the balancer (churn and the strategy at every boundary), the trace and the final report.
+// It drives rank 0's epoch of traffic and decides at every boundary; it sees the other ranks
+// only through the fabric.
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "client.hpp"
+#include "job_trace.hpp"
+#include "prompts.hpp"
+#include "server.hpp"
+#include "swarm/comm/fabric.hpp"
+#include "swarm/job/balancer.hpp"
+#include "swarm/job/config.hpp"
+#include "swarm/model/client.hpp"
+#include "swarm/trace.hpp"
+
+namespace swarm::job {
+
+/// What rank 0 broadcasts at a boundary.
+struct Decision {
+  Command command = Command::run;
+  std::vector<Assignment> assignment;  // one per rank
+};
+
+class Coordinator {
+ public:
+  /// Opens the trace (and generation mode's output) before any work, so that an unusable path
+  /// fails at start-up. `prompts`: the prompts workload, or generation mode's one prompt.
+  Coordinator(const JobConfig& config, const JobFile& file, const model::WeightSource& source, int ranks,
+              std::vector<int> span_lengths, std::vector<Prompt> prompts, const JobMetadata& meta);
+
+  /// The first assignment, from the start-up measurements (ranks join one by one).
+  [[nodiscard]] Decision initial(const std::vector<Measurement>& measured);
+  /// Rank 0's epoch of traffic, until every batch it started has come back; then it tells every
+  /// rank that the epoch is over. Returns the seconds of traffic.
+  double traffic(int epoch, HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
+                 const std::atomic<bool>* terminate);
+  /// The boundary after epoch `epoch`: records it, then churn and the strategy (or the end).
+  [[nodiscard]] Decision boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
+                                  double boundary_seconds, bool last_epoch);
+  /// After every rank applied `d`: the client's new servers, reroutes, probes of idle ranks.
+  void after(const Decision& d, const std::vector<Measurement>& measured);
+  /// The report, the trace's last attribute, the answers / generation output. Returns the exit
+  /// status (0, 3 stopped early, 4 epochs ran out with prompts unanswered).
+  int finish(int epochs_run, comm::Fabric& fabric);
+
+  /// Seconds rank 0 spent as the client in the last epoch of traffic.
+  [[nodiscard]] double client_seconds() const { return client_seconds_; }
+
+ private:
+  void handle(comm::Packet packet, HopRunner& runner, SpanServer& span, comm::Fabric& fabric);
+  void post(std::vector<Outgoing> out, SpanServer& span, comm::Fabric& fabric);
+  void send(comm::Packet packet, comm::Fabric& fabric);
+  void record(int epoch, const std::vector<Measurement>& measured, double traffic_s, double boundary_s);
+  void progress(int epoch, const EpochRecord& r) const;
+  void summary() const;
+  void dump_output();
+
+  const JobConfig& config_;
+  const JobFile& file_;
+  int ranks_;
+  std::vector<Prompt> prompts_;
+  model::ClientModel model_;
+  Client client_;
+  Balancer balancer_;
+  std::optional<trace::File> trace_file_;
+  std::optional<trace::File> dump_file_;  // generation output (--dump-output)
+  std::unique_ptr<JobTrace> trace_;
+  BoundaryDecision last_decision_;
+  std::vector<Outgoing> pending_;  // drops and probes for the start of the next epoch
+  std::vector<EpochRecord> records_;
+  std::vector<double> last_post_;  // per rank: when rank 0 last sent it something (heartbeats)
+  std::vector<std::vector<float>> staged_;  // host rows of uploads that may still be copying
+  int probes_in_flight_ = 0;
+  std::uint64_t next_probe_ = 1;
+  double client_seconds_ = 0;  // this epoch
+  bool stop_ = false;          // a rank asked to stop (SIGTERM/SIGINT)
+  bool finished_ = false;      // the workload is done
+  double began_;
+};
+
+}  // namespace swarm::job
