@@ -179,7 +179,21 @@ Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measur
   balancer_.update(measured);
   for (const Measurement& m : measured) stop_ = stop_ || m.stop != 0;
   record(epoch, measured, traffic_seconds, boundary_seconds);
-  if (last_epoch || stop_ || finished_) {
+  // A swarm that leaves a block uncovered routes nobody. Say so; a workload that runs until it
+  // is done would otherwise wait for ever, so it ends after kDisjointEpochs such epochs.
+  const std::vector<double>& blocks = records_.back().block_throughput;
+  const auto gap = std::find(blocks.begin(), blocks.end(), 0.0);
+  disjoint_epochs_ = gap == blocks.end() ? 0 : disjoint_epochs_ + 1;
+  if (gap != blocks.end()) {
+    std::fprintf(stderr, "swarm_pipe: epoch %d: no online server holds block %td: no session can be routed\n",
+                 epoch + 1, gap - blocks.begin());
+  }
+  const bool hopeless = config_.epochs_until_done() && disjoint_epochs_ >= kDisjointEpochs;
+  if (hopeless) {
+    std::fprintf(stderr, "swarm_pipe: the swarm has been disjoint for %d epochs: stopping with the work unfinished\n",
+                 kDisjointEpochs);
+  }
+  if (last_epoch || stop_ || finished_ || hopeless) {
     std::vector<Assignment> same = last_decision_.assignment;
     for (Assignment& a : same) a.reload = 0;
     return {stop_ ? Command::stop : Command::finish, same};

@@ -49,6 +49,7 @@ class Coordinator {
   /// status (0, 3 stopped early, 4 epochs ran out with prompts unanswered).
   int finish(int epochs_run, comm::Fabric& fabric);
 
+  [[nodiscard]] const std::vector<EpochRecord>& records() const { return records_; }
   /// Seconds rank 0 spent as the client in the last epoch of traffic.
   [[nodiscard]] double client_seconds() const { return client_seconds_; }
 
@@ -76,6 +77,8 @@ class Coordinator {
   std::vector<EpochRecord> records_;
   std::vector<double> last_post_;  // per rank: when rank 0 last sent it something (heartbeats)
   std::vector<std::vector<float>> staged_;  // host rows of uploads that may still be copying
+  static constexpr int kDisjointEpochs = 10;
+  int disjoint_epochs_ = 0;    // consecutive epochs with a block no online server holds
   int probes_in_flight_ = 0;
   std::uint64_t next_probe_ = 1;
   double client_seconds_ = 0;  // this epoch

@@ -332,7 +332,10 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
       last_boundary_seconds = seconds_now() - boundary_began;
     }
     int status = command == Command::stop ? 3 : 0;
-    if (coordinator) status = coordinator->finish(run, fabric);
+    if (coordinator) {
+      status = coordinator->finish(run, fabric);
+      if (options.records != nullptr) *options.records = coordinator->records();
+    }
     // Every rank exits with rank 0's status.
     std::vector<std::int32_t> word{status};
     word = fabric.broadcast_values(std::move(word), 0);

@@ -6,6 +6,7 @@
 
 #include "swarm/comm/fabric.hpp"
 #include "swarm/job/config.hpp"
+#include "swarm/job/record.hpp"
 #include "swarm/job_file.hpp"
 #include "swarm/model/executor.hpp"
 
@@ -16,6 +17,7 @@ struct RankOptions {
   int device = 0;                               ///< CUDA device of this rank
   std::string transport = "mpi";                ///< for the trace's metadata
   const std::atomic<bool>* terminate = nullptr;  ///< set when this rank got SIGTERM or SIGINT
+  std::vector<EpochRecord>* records = nullptr;   ///< rank 0: filled with every epoch's record
 };
 
 /// Runs the job on this rank; every rank of the fabric calls it. Returns the exit status: 0 done,
