@@ -151,7 +151,11 @@ class LocalFabric final : public Fabric {
     return p;
   }
 
-  void wait(Seconds max) override { hub_->wait(rank_, max); }
+  void wait(Seconds max) override {
+    const auto began = Clock::now();
+    hub_->wait(rank_, max);
+    stats_.wait_seconds += std::chrono::duration<double>(Clock::now() - began).count();
+  }
   [[nodiscard]] std::size_t in_flight() const noexcept override { return 0; }  // delivered on post
   [[nodiscard]] ActivationPool& pool() noexcept override { return pool_; }
   [[nodiscard]] FabricStats take_stats() override { return std::exchange(stats_, {}); }

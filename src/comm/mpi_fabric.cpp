@@ -105,6 +105,12 @@ class MpiFabric final : public Fabric {
   }
 
   void wait(Seconds max) override {
+    const auto began = Clock::now();
+    pause(max);
+    stats_.wait_seconds += since(began);
+  }
+
+  void pause(Seconds max) {
     // Spin for a moment (the next packet of a busy pipeline comes within microseconds), then
     // yield (ranks sharing cores), then sleep (ranks idle for long: many oversubscribed ranks).
     if (!idle_since_) idle_since_ = Clock::now();

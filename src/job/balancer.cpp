@@ -28,10 +28,11 @@ Balancer::Balancer(const JobConfig& config, int blocks, std::vector<int> span_le
 }
 
 // Measurements -> announced throughputs (Petals' get_server_throughput) in the rules' swarm.
-void Balancer::update(std::span<const Measurement> measured) {
+void Balancer::update(std::span<const Measurement> measured, double traffic_seconds) {
   for (const Measurement& m : measured) {
     const auto r = static_cast<std::size_t>(m.rank);
-    if (m.block_tokens_per_s > 0) block_tps_[r] = m.block_tokens_per_s;
+    const double free = traffic_seconds > 0 ? std::clamp(1.0 - m.client_seconds / traffic_seconds, 0.0, 1.0) : 1.0;
+    if (m.block_tokens_per_s > 0) block_tps_[r] = m.block_tokens_per_s * free;
     if (m.network_tokens_per_s > 0) network_[r] = m.network_tokens_per_s;
     compute_[r] = compute_throughput(block_tps_[r], span_lengths_[r]);
     // An unmeasured link (no traffic yet, no cap) does not limit the announcement.
@@ -131,14 +132,13 @@ BoundaryDecision Balancer::boundary(int epoch) {
   return d;
 }
 
-double Balancer::predicted(double client_share) const {
+double Balancer::predicted() const {
   std::vector<double> per_block(static_cast<std::size_t>(blocks_), 0.0);
   for (std::size_t r = 0; r < swarm_.size(); ++r) {
     const Server& s = swarm_[r];
     const int k = s.span.length();
     if (s.state != ServerState::online || k <= 0) continue;
     double rate = block_tps_[r] / k;
-    if (r == 0) rate *= std::clamp(1.0 - client_share, 0.0, 1.0);
     if (network_[r] > 0) rate = std::min(rate, network_[r]);
     for (int b = s.span.start; b < s.span.end; ++b) per_block[static_cast<std::size_t>(b)] += rate;
   }

@@ -7,6 +7,10 @@
 #include "swarm/model/executor.hpp"
 
 namespace swarm::job {
+namespace {
+// The smallest piece a prefill is cut into to balance the lanes (tokens per sequence).
+constexpr int kMinPrefillChunk = 32;
+}  // namespace
 
 std::string route_key(const std::vector<Hop>& route) {
   std::string k;
@@ -164,22 +168,27 @@ bool Client::ready(Session& s, bool& no_room) {
   return hold_cache(s);  // a dispatch route without room: wait for a drop
 }
 
-// Continuous batching. Per route, the sessions ready now go out in micro-batches of about
-// (sequences on the route) / (hops + 1) sequences, at most servers.max_batch_tokens tokens,
-// while fewer than hops + 1 batches of that route are in flight: then every hop and the client
-// can each hold one batch, so no stage waits for the others (FasterTransformer, TensorRT-LLM and
-// vLLM run as many micro-batches as pipeline stages). A session that is not ready waits for the
-// next batch of its route; a batch that returns frees a lane.
+// Continuous batching. Per route, the sessions ready now go out in micro-batches ("lanes") of
+// about (next-step tokens of the sessions on the route) / lanes tokens, at most
+// servers.max_batch_tokens, while fewer than hops + 2 batches of that route are in flight: one
+// for every hop, one at the client and one in transit, so that no stage waits for the others
+// (FasterTransformer, TensorRT-LLM and vLLM run as many micro-batches as pipeline stages; the
+// client and the transfers here are stages too). Lanes of equal tokens keep a lane of prefills
+// from holding a stage while the next one idles; a prefill longer than its lane's share goes in
+// chunks of at least kMinPrefillChunk tokens (smaller forwards would cost more than the balance
+// gains). A session that is not ready waits for the next batch of its route; a batch that
+// returns frees a lane. Measured in docs/job.md, "Batching and lanes".
 void Client::send_batches(double now, std::vector<Outgoing>& out) {
   std::map<std::string, std::vector<Session*>> ready_on;  // route key -> sessions, admission order
-  std::map<std::string, int> sequences_on;                // every session on the route
+  std::map<std::string, std::int64_t> tokens_on;         // next-step tokens of every session on the route
   std::vector<std::string> order;
   bool no_room = false;
   for (auto& [id, s] : sessions_) {
     const bool go = ready(s, no_room);
     if (s.route.empty()) continue;
     const std::string key = route_key(s.route);
-    sequences_on[key] += s.batch;
+    // A session in flight will most likely decode one token next.
+    tokens_on[key] += static_cast<std::int64_t>(s.batch) * (go ? chunk_of(s) : 1);
     if (!go) continue;
     auto& list = ready_on[key];
     if (list.empty()) order.push_back(key);
@@ -188,22 +197,27 @@ void Client::send_batches(double now, std::vector<Outgoing>& out) {
   const auto max_tokens = static_cast<std::int64_t>(config_.max_batch_tokens);
   for (const std::string& key : order) {
     std::vector<Session*>& ready = ready_on[key];
-    const int lanes = static_cast<int>(ready.front()->route.size()) + 1;
-    const int target = std::max(1, (sequences_on[key] + lanes - 1) / lanes);
+    const int lanes = static_cast<int>(ready.front()->route.size()) + 2;
+    // Lanes of about equal tokens, so that a lane of prefills does not hold a stage while
+    // the next one idles.
+    const std::int64_t target = std::min(max_tokens, std::max<std::int64_t>(1, (tokens_on[key] + lanes - 1) / lanes));
     std::size_t next = 0;
     while (next < ready.size() && lanes_[key] < lanes) {
       std::vector<Session*> members;
-      int sequences = 0;
       std::int64_t tokens = 0;
+      std::vector<int> chunks;
       for (; next < ready.size(); ++next) {
         Session& s = *ready[next];
-        const std::int64_t t = static_cast<std::int64_t>(s.batch) * chunk_of(s);
-        if (!members.empty() && (sequences + s.batch > target || tokens + t > max_tokens)) break;
+        // A prefill longer than a lane's share goes in chunks (SGLang's chunked pipeline
+        // parallelism): its caches continue where the last chunk ended.
+        const int chunk = std::min<std::int64_t>(chunk_of(s), std::max<std::int64_t>(kMinPrefillChunk, target / s.batch));
+        const std::int64_t t = static_cast<std::int64_t>(s.batch) * chunk;
+        if (!members.empty() && tokens + t > target) break;
         members.push_back(&s);
-        sequences += s.batch;
+        chunks.push_back(chunk);
         tokens += t;
       }
-      out.push_back(make_batch(members, now));
+      out.push_back(make_batch(members, chunks, now));
       ++lanes_[key];
     }
   }
@@ -216,7 +230,7 @@ int Client::chunk_of(const Session& s) const {
   return std::max(1, std::min(missing, config_.max_batch_tokens / s.batch));
 }
 
-Outgoing Client::make_batch(const std::vector<Session*>& members, double now) {
+Outgoing Client::make_batch(const std::vector<Session*>& members, const std::vector<int>& chunks, double now) {
   Outgoing o;
   Header& h = o.header;
   h.kind = PacketKind::batch;
@@ -224,13 +238,13 @@ Outgoing Client::make_batch(const std::vector<Session*>& members, double now) {
   h.hop = 0;
   h.route = members.front()->route;
   o.peer = h.route.front().rank;
-  const auto hidden = static_cast<std::size_t>(model_.config().hidden_size);
-  for (Session* s : members) {
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    Session* s = members[i];
     if (s->cache == 0) {
       s->cache = next_cache_++;
       by_cache_[s->cache] = s->id;
     }
-    const int chunk = chunk_of(*s);
+    const int chunk = chunks[i];
     h.segments.push_back({s->cache, s->batch, chunk, s->fed});
     for (const auto& seq : s->sequences) {
       const std::vector<float> rows = model_.embed(std::span(seq).subspan(static_cast<std::size_t>(s->fed), chunk));
@@ -240,7 +254,6 @@ Outgoing Client::make_batch(const std::vector<Session*>& members, double now) {
     s->in_flight = true;
     s->step_sent = now;
   }
-  (void)hidden;
   in_flight_[h.batch] = {route_key(h.route), h.route, now};
   ++stats_.batches;
   return o;

@@ -130,7 +130,7 @@ class Client {
   void admit_new(double now);
   [[nodiscard]] bool ready(Session& s, bool& no_room);
   void send_batches(double now, std::vector<Outgoing>& out);
-  [[nodiscard]] Outgoing make_batch(const std::vector<Session*>& members, double now);
+  [[nodiscard]] Outgoing make_batch(const std::vector<Session*>& members, const std::vector<int>& chunks, double now);
   [[nodiscard]] int chunk_of(const Session& s) const;
   void finish(std::map<std::uint64_t, Session>::iterator it, double now, std::vector<Outgoing>& out);
   void drop_caches(Session& s, std::vector<Outgoing>& out, std::span<const int> gone = {});

@@ -122,13 +122,18 @@ double Coordinator::traffic(int, HopRunner& runner, SpanServer& span, comm::Fabr
   post(std::exchange(pending_, {}), span, fabric);
   bool draining = false;
   const double heartbeat = fabric.timeout().count() / 4;
+  double last_step = -1;
   for (;;) {
+    const double iteration = seconds_now();
+    const double client_before = client_seconds_;
     bool did = false;
     while (std::optional<comm::Packet> p = fabric.poll()) {
       handle(std::move(*p), runner, span, fabric);
       did = true;
     }
     did = runner.step() || did;
+    // Serving time of this rank: the iteration's work, its client part apart.
+    if (did) span.add_host_seconds(seconds_now() - iteration - (client_seconds_ - client_before));
     const double now = seconds_now();
     if (terminate != nullptr && terminate->load()) stop_ = true;
     finished_ = finished_ || client_.done();
@@ -138,13 +143,17 @@ double Coordinator::traffic(int, HopRunner& runner, SpanServer& span, comm::Fabr
       const bool time_up = !config_.generate && now - began >= config_.epoch_seconds;
       draining = time_up || stop_ || finished_;
     }
-    const double client_began = seconds_now();
-    std::vector<Outgoing> out = client_.step(now, !draining);
-    if (!out.empty()) {
-      did = true;
-      post(std::move(out), span, fabric);
+    // The client steps when something changed, or every millisecond (arrivals, dispatch timers).
+    if (did || now - last_step >= 1e-3 || draining) {
+      last_step = now;
+      const double client_began = seconds_now();
+      std::vector<Outgoing> out = client_.step(now, !draining);
+      if (!out.empty()) {
+        did = true;
+        post(std::move(out), span, fabric);
+      }
+      client_seconds_ += seconds_now() - client_began;
     }
-    client_seconds_ += seconds_now() - client_began;
     if (draining && client_.idle() && probes_in_flight_ == 0 && runner.idle()) break;
     if (const auto oldest = client_.oldest_in_flight(); oldest && now - oldest->second.sent > fabric.timeout().count()) {
       fabric.abort("batch " + std::to_string(oldest->first) + " on route " + oldest->second.route +
@@ -174,9 +183,13 @@ double Coordinator::traffic(int, HopRunner& runner, SpanServer& span, comm::Fabr
   return seconds;
 }
 
+void Coordinator::between_blocks(HopRunner& runner, SpanServer& span, comm::Fabric& fabric) {
+  while (std::optional<comm::Packet> p = fabric.poll()) handle(std::move(*p), runner, span, fabric);
+}
+
 Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
                                double boundary_seconds, bool last_epoch) {
-  balancer_.update(measured);
+  balancer_.update(measured, traffic_seconds);
   for (const Measurement& m : measured) stop_ = stop_ || m.stop != 0;
   record(epoch, measured, traffic_seconds, boundary_seconds);
   // A swarm that leaves a block uncovered routes nobody. Say so; a workload that runs until it
@@ -253,7 +266,7 @@ void Coordinator::record(int epoch, const std::vector<Measurement>& measured, do
   r.network = balancer_.network();
   r.block_throughput = block_throughputs(balancer_.swarm(), ServerState::online);
   r.swarm_throughput = swarm_throughput(r.block_throughput);
-  r.predicted = balancer_.predicted(traffic_s > 0 ? measured.front().client_seconds / traffic_s : 0.0);
+  r.predicted = balancer_.predicted();
   r.tokens_per_s = traffic_s > 0 ? stats.tokens_fed / traffic_s : 0;
   r.generated_per_s = traffic_s > 0 ? stats.tokens_generated / traffic_s : 0;
   r.batches = stats.batches;

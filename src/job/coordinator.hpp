@@ -40,6 +40,10 @@ class Coordinator {
   /// rank that the epoch is over. Returns the seconds of traffic.
   double traffic(int epoch, HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
                  const std::atomic<bool>* terminate);
+  /// Between the blocks of this rank's host forwards: takes in what arrived (the client answers
+  /// results at once, batches queue for the runner), so that a long forward on rank 0 does not
+  /// keep the other ranks waiting for their next batch.
+  void between_blocks(HopRunner& runner, SpanServer& span, comm::Fabric& fabric);
   /// The boundary after epoch `epoch`: records it, then churn and the strategy (or the end).
   [[nodiscard]] Decision boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
                                   double boundary_seconds, bool last_epoch);

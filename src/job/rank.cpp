@@ -102,11 +102,13 @@ void drain(comm::Fabric& fabric) {
 
 // A server's epoch of traffic (every rank but 0): packets as they come, until rank 0 says the
 // epoch is over.
-double serve_epoch(HopRunner& runner, comm::Fabric& fabric, const std::atomic<bool>* terminate, bool& stop_sent) {
+double serve_epoch(HopRunner& runner, SpanServer& span, comm::Fabric& fabric, const std::atomic<bool>* terminate,
+                   bool& stop_sent) {
   const double began = seconds_now();
   double last_word = began;
   bool ended = false;
   for (;;) {
+    const double iteration = seconds_now();
     bool did = false;
     while (std::optional<comm::Packet> p = fabric.poll()) {
       did = true;
@@ -119,6 +121,7 @@ double serve_epoch(HopRunner& runner, comm::Fabric& fabric, const std::atomic<bo
       }
     }
     did = runner.step() || did;
+    if (did) span.add_host_seconds(seconds_now() - iteration);
     if (terminate != nullptr && terminate->load() && !stop_sent) {
       Header h;
       h.kind = PacketKind::stop;
@@ -301,6 +304,23 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   }
 
   HopRunner runner(*span, fabric);
+  // While a host forward runs, the rank still takes in packets between its blocks: receives are
+  // posted and completed, and rank 0's client answers results, instead of every peer waiting
+  // for the forward to end.
+  if (coordinator) {
+    span->executor().set_between_blocks([&] { coordinator->between_blocks(runner, *span, fabric); });
+  } else {
+    span->executor().set_between_blocks([&] {
+      while (std::optional<comm::Packet> p = fabric.poll()) {
+        Header h = decode(p->header, p->peer);
+        if (h.kind != PacketKind::heartbeat) runner.accept(std::move(h), std::move(p->rows), p->peer);
+      }
+    });
+  }
+  struct Unhook {
+    SpanServer& span;
+    ~Unhook() { span.executor().set_between_blocks({}); }
+  } unhook{*span};
   const int epochs = config.generate ? 1 : config.epochs;
   int run = 0;
   bool stop_sent = false;
@@ -314,7 +334,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
         span->set_slowdown(std::exp(sigma * std::fabs(standard_normal(rng))));
       }
       const double traffic_seconds = coordinator ? coordinator->traffic(epoch, runner, *span, fabric, options.terminate)
-                                                 : serve_epoch(runner, fabric, options.terminate, stop_sent);
+                                                 : serve_epoch(runner, *span, fabric, options.terminate, stop_sent);
       drain(fabric);
       const double boundary_began = seconds_now();
       Measurement mine = span->report(mc.hidden_size, fabric.take_stats(), coordinator ? coordinator->client_seconds() : 0);

@@ -106,7 +106,8 @@ bool SpanServer::finished() {
     const double elapsed = executor_->last_forward_seconds();
     const double factor = device_.compute_factor * slowdown_;
     done_at_ = now + elapsed * (factor - 1.0);
-    compute_seconds_ += elapsed * factor;
+    // A host forward ran inside the loop's busy time (add_host_seconds); a device one did not.
+    compute_seconds_ += backend_ == model::Backend::cpu ? elapsed * (factor - 1.0) : elapsed * factor;
     block_tokens_ += rows_blocks_;
     ++forwards_;
   }
@@ -162,6 +163,7 @@ Measurement SpanServer::report(int hidden_size, const comm::FabricStats& fabric,
   m.bytes_received = bytes;
   m.link_seconds = seconds;
   m.client_seconds = client_seconds;
+  m.wait_seconds = fabric.wait_seconds;
   m.reload_seconds = reload_seconds_;
   m.memory_bytes = static_cast<double>(executor_->weight_bytes() + executor_->cache_bytes());
   compute_seconds_ = block_tokens_ = bytes_ = link_seconds_ = reload_seconds_ = 0;
@@ -170,12 +172,12 @@ Measurement SpanServer::report(int hidden_size, const comm::FabricStats& fabric,
 }
 
 void HopRunner::accept(Header header, comm::Activations rows, int source) {
+  const double now = seconds_now();
   if (header.kind == PacketKind::drop) {
     span_.drop(header.segments);
     return;
   }
   // The class's link: transfers into this rank queue on it at its cap, then its latency.
-  const double now = seconds_now();
   double ready_at = now;
   if (source != fabric_.rank() && !rows.empty()) {
     const double bytes = static_cast<double>(rows.size() * sizeof(float));

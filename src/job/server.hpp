@@ -55,6 +55,10 @@ class SpanServer {
   void set_slowdown(double factor) { slowdown_ = factor; }
 
   [[nodiscard]] model::SpanExecutor& executor() { return *executor_; }
+  /// Host time the rank's loop spent serving (iterations that took in packets, ran or posted
+  /// batches; rank 0's client time apart): with the forwards' device time and the class's
+  /// slower compute, the time the server was busy.
+  void add_host_seconds(double seconds) { compute_seconds_ += seconds; }
 
   /// This epoch's measurements (and resets the epoch counters). `fabric`: the data plane's own
   /// counts of this epoch; `client_seconds`: time this rank spent as the client.
@@ -79,6 +83,8 @@ class SpanServer {
   int forwards_ = 0;
   double block_tps_ = 0;  // last measured compute
   double net_tps_ = 0;    // last measured link, tokens/s
+  // compute_seconds_: the time the server was busy (forwards and their handling), so that
+  // block_tokens_ / compute_seconds_ is the rate it delivers as it runs.
   double compute_seconds_ = 0, block_tokens_ = 0, bytes_ = 0, link_seconds_ = 0, reload_seconds_ = 0;
 };
 

@@ -71,7 +71,7 @@ class CpuExecutor final : public SpanExecutor {
   void forward(std::span<const Segment> segments, int first_block, int last_block, float* rows,
                Memory memory) override {
     if (memory == Memory::device) throw UsageError("forward() with device rows needs the cuda backend; this executor is cpu");
-    const auto began = std::chrono::steady_clock::now();
+    auto began = std::chrono::steady_clock::now();
     const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
     if (total > 0 && first_block < last_block) {
       std::vector<Session*> states = sessions_.prepare(segments, span_, first_block, last_block);
@@ -79,6 +79,11 @@ class CpuExecutor final : public SpanExecutor {
       for (int block = first_block; block < last_block; ++block) {
         const auto index = static_cast<std::size_t>(block - span_.start);
         run_block(blocks_[index], segments, states, index, rows, total);
+        if (between_blocks_ && block + 1 < last_block) {
+          const auto hook = std::chrono::steady_clock::now();
+          between_blocks_();
+          began += std::chrono::steady_clock::now() - hook;  // the forward's own time only
+        }
       }
     }
     last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();

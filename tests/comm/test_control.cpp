@@ -1,9 +1,12 @@
-// Control messages, collectives, polling and agreement across 4 ranks (run under mpiexec).
+// The MPI world and the control collectives across 2 and 4 ranks (run under mpiexec): the
+// layout vs MPI, communicator ownership, allgather/bcast_value/gather_strings reaching every
+// rank, a collective that one rank never joins timing out, and agree.
 #include <gtest/gtest.h>
 
-#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
-#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "mpi_test_main.hpp"
@@ -47,7 +50,6 @@ TEST(MpiWorld, LayoutMatchesMpi) {
     EXPECT_FALSE(seen[static_cast<std::size_t>(l)]);
     seen[static_cast<std::size_t>(l)] = true;
   }
-  EXPECT_EQ(layout.is_client(), rank == 0);
 }
 
 TEST(Communicator, DuplicatesAreMoveOnlyOwners) {
@@ -84,15 +86,6 @@ TEST(Control, BcastValueFromAnyRoot) {
   }
 }
 
-TEST(Control, BcastStringOfAnySize) {
-  const std::string long_text(100000, 'x');
-  const int root = comm().size() - 1;
-  const std::string got = bcast_string(comm(), comm().rank() == root ? long_text + "!" : std::string("ignored"), root);
-  EXPECT_EQ(got.size(), long_text.size() + 1);
-  EXPECT_EQ(got.back(), '!');
-  EXPECT_EQ(bcast_string(comm(), comm().rank() == 0 ? "" : "ignored", 0), "");
-}
-
 TEST(Control, GatherStringsToRankZero) {
   // Rank r sends r copies of 'a'+r: lengths differ, rank 0's is empty.
   const std::string mine(static_cast<std::size_t>(comm().rank()), static_cast<char>('a' + comm().rank()));
@@ -104,96 +97,6 @@ TEST(Control, GatherStringsToRankZero) {
   ASSERT_EQ(all.size(), static_cast<std::size_t>(comm().size()));
   for (int r = 0; r < comm().size(); ++r)
     EXPECT_EQ(all[static_cast<std::size_t>(r)], std::string(static_cast<std::size_t>(r), static_cast<char>('a' + r)));
-}
-
-TEST(Control, SendAndReceiveValuesAroundARing) {
-  const int next = (comm().rank() + 1) % comm().size();
-  const int prev = (comm().rank() + comm().size() - 1) % comm().size();
-  send_value(comm(), next, Tag::test, Header{42u, comm().rank(), 1, 2, next, 3.0});
-  const Header got = recv_value<Header>(comm(), prev, Tag::test);
-  EXPECT_EQ(got.step, prev);
-  EXPECT_EQ(got.next_hop, comm().rank());
-  send_string(comm(), next, Tag::test, "from " + std::to_string(comm().rank()));
-  EXPECT_EQ(recv_string(comm(), prev, Tag::test), "from " + std::to_string(prev));
-  barrier(comm());
-}
-
-TEST(Control, PollReceivesHeadersFromAnySource) {
-  // Every rank sends a header to rank 0; rank 0 polls until it has one from each other rank.
-  if (comm().rank() != 0) {
-    send_value(comm(), 0, Tag::header, Header{9u, comm().rank(), 0, 0, 0, 0.0});
-  } else {
-    std::vector<bool> seen(static_cast<std::size_t>(comm().size()), false);
-    for (int received = 0; received < comm().size() - 1;) {
-      const auto envelope = poll<Header>(comm(), Tag::header, Seconds(5.0));
-      ASSERT_TRUE(envelope.has_value()) << "a header did not arrive within 5 s";
-      EXPECT_EQ(envelope->tag, Tag::header);
-      EXPECT_EQ(envelope->value.step, envelope->source);
-      EXPECT_FALSE(seen[static_cast<std::size_t>(envelope->source)]);
-      seen[static_cast<std::size_t>(envelope->source)] = true;
-      ++received;
-    }
-  }
-  barrier(comm());
-}
-
-TEST(Control, PollAnyTakesTagsInPriorityOrder) {
-  if (comm().rank() == 1) {
-    send_value(comm(), 0, Tag::header, Header{});
-    send_string(comm(), 0, Tag::shutdown, "stop");
-  }
-  barrier(comm());  // both messages are in flight or arrived before rank 0 polls
-  if (comm().rank() == 0) {
-    const Tag tags[] = {Tag::shutdown, Tag::header};
-    auto first = poll_any(comm(), tags, Seconds(5.0));
-    ASSERT_TRUE(first.has_value());
-    // Eager messages are there after the barrier; shutdown is asked for first.
-    EXPECT_EQ(first->tag, Tag::shutdown);
-    EXPECT_EQ(first->text(), "stop");
-    auto second = poll_any(comm(), tags, Seconds(5.0));
-    ASSERT_TRUE(second.has_value());
-    EXPECT_EQ(second->tag, Tag::header);
-    EXPECT_NO_THROW((void)second->as<Header>());
-  }
-  barrier(comm());
-}
-
-TEST(Control, PollReturnsNothingAfterItsTimeout) {
-  const auto start = std::chrono::steady_clock::now();
-  const auto envelope = poll<Header>(comm(), Tag::command, Seconds(0.2));
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_FALSE(envelope.has_value());
-  EXPECT_GE(elapsed, 0.2);
-  EXPECT_LT(elapsed, 2.0);
-  barrier(comm());
-}
-
-TEST(Control, AMessageOfTheWrongSizeIsAnError) {
-  if (comm().rank() == 1) send_string(comm(), 0, Tag::test, "abc");
-  if (comm().rank() == 0) {
-    try {
-      (void)recv_value<Header>(comm(), 1, Tag::test);
-      ADD_FAILURE() << "no error for a 3-byte message read as a Header";
-    } catch (const TransferError& e) {
-      EXPECT_NE(std::string(e.what()).find("from rank 1 has 3 bytes, expected 32"), std::string::npos) << e.what();
-    }
-  }
-  barrier(comm());
-}
-
-TEST(Control, ReceiveFromASilentPeerTimesOutNamingIt) {
-  Communicator quick = comm().duplicate();  // collective: every rank
-  if (comm().rank() == 0) {
-    quick.set_timeout(Seconds(0.3));
-    try {
-      (void)recv_value<Header>(quick, 1, Tag::test);
-      ADD_FAILURE() << "no timeout";
-    } catch (const TimeoutError& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("rank 0: no test message from rank 1 within 0.3 s"), std::string::npos) << what;
-    }
-  }
-  barrier(comm());
 }
 
 TEST(Control, ACollectiveSomeRankNeverJoinsTimesOut) {

@@ -1,5 +1,5 @@
 // Pure parts of the comm layer, without MPI: the rank layout, local-rank and node resolution,
-// agreement messages, counters and buffer views.
+// agreement messages, counters, buffer views, transport kinds and tags.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -20,8 +20,8 @@ namespace {
 // The layout is usable in constant expressions: the queries are constexpr.
 constexpr WorldLayout kFourOnTwoNodes{3, 4, 1, 2, 1, 2};
 static_assert(kFourOnTwoNodes.device_for(2) == 1);
-static_assert(!kFourOnTwoNodes.is_client());
-static_assert(WorldLayout{}.is_client() && WorldLayout{}.is_coordinator() && WorldLayout{}.size() == 1);
+static_assert(!kFourOnTwoNodes.is_node_leader());
+static_assert(WorldLayout{}.is_node_leader() && WorldLayout{}.size() == 1);
 
 TEST(WorldLayout, DefaultIsASingleProcess) {
   constexpr WorldLayout single;
@@ -35,11 +35,9 @@ TEST(WorldLayout, DefaultIsASingleProcess) {
   EXPECT_TRUE(single.is_node_leader());
 }
 
-TEST(WorldLayout, OnlyRankZeroIsClientAndCoordinator) {
+TEST(WorldLayout, NodeLeaderIsLocalRankZero) {
   for (int rank = 0; rank < 8; ++rank) {
     const WorldLayout layout(rank, 8, rank % 4, 4, rank / 4, 2);
-    EXPECT_EQ(layout.is_client(), rank == 0);
-    EXPECT_EQ(layout.is_coordinator(), rank == 0);
     EXPECT_EQ(layout.is_node_leader(), rank % 4 == 0);
     EXPECT_EQ(layout.peer_count(), 7);
   }
@@ -200,8 +198,7 @@ TEST(TransportKind, MpiWhenGpusAreMissingOrShared) {
 }
 
 TEST(Tags, AreDistinct) {
-  const std::array tags = {Tag::header, Tag::activation, Tag::command, Tag::measurement, Tag::decision,
-                           Tag::result, Tag::shutdown,   Tag::abort,   Tag::test,        Tag::bench};
+  const std::array tags = {Tag::header, Tag::activation, Tag::test, Tag::bench};
   for (std::size_t i = 0; i < tags.size(); ++i)
     for (std::size_t j = i + 1; j < tags.size(); ++j) EXPECT_NE(to_mpi(tags[i]), to_mpi(tags[j]));
   EXPECT_EQ(to_string(Tag::activation), "activation");

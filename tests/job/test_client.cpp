@@ -160,58 +160,60 @@ TEST_F(ClientAdmission, NoBudgetNoWaits) {
   for (int r = 0; r < 4; ++r) EXPECT_EQ(c.cache_reserved(r), 0u);
 }
 
-// Continuous batching on one two-hop route: 12 sessions go out as hops + 1 = 3 micro-batches of
-// 4, so that both servers and the client each hold one; nothing more leaves until a batch is
-// back, and then its sessions go on together as one batch.
+// Continuous batching on one two-hop route: 12 sessions go out as hops + 2 = 4 micro-batches
+// of equal tokens (3 prefills of 8), one for each server, the client and the transit; nothing
+// more leaves until a batch is back, and then its sessions go on together as one batch.
 TEST_F(ClientTest, MicroBatchesKeepEveryStageBusy) {
   config_.workload.sessions = 12;
   Client c(model_, config_, 2);
   c.set_servers({server(0, 0, 4), server(1, 4, 8)});
   const std::vector<Outgoing> first = c.step(0.0, true);
-  ASSERT_EQ(first.size(), 3u);
+  ASSERT_EQ(first.size(), 4u);
   std::set<model::SessionId> seen;
   for (const Outgoing& b : first) {
     EXPECT_EQ(b.header.route.size(), 2u);
     EXPECT_EQ(b.peer, 0);
-    ASSERT_EQ(b.header.segments.size(), 4u);
+    ASSERT_EQ(b.header.segments.size(), 3u);
     for (const model::Segment& s : b.header.segments) {
       EXPECT_EQ(s.tokens, 8) << "a prefill";
       EXPECT_EQ(s.position, 0);
       seen.insert(s.session);
     }
-    EXPECT_EQ(b.rows.size(), static_cast<std::size_t>(4 * 8 * 64)) << "one embedding row per token";
+    EXPECT_EQ(b.rows.size(), static_cast<std::size_t>(3 * 8 * 64)) << "one embedding row per token";
   }
   EXPECT_EQ(seen.size(), 12u) << "every session once";
-  EXPECT_TRUE(c.step(0.1, true).empty()) << "three lanes in flight: the rest waits";
+  EXPECT_TRUE(c.step(0.1, true).empty()) << "four lanes in flight: the rest waits";
 
   EXPECT_TRUE(answer(c, first[1], 0.2).empty());
   const std::vector<Outgoing> again = c.step(0.3, true);
   ASSERT_EQ(again.size(), 1u) << "the returned batch's sessions continue together";
-  ASSERT_EQ(again[0].header.segments.size(), 4u);
-  for (std::size_t i = 0; i < 4; ++i) {
+  ASSERT_EQ(again[0].header.segments.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(again[0].header.segments[i].session, first[1].header.segments[i].session);
     EXPECT_EQ(again[0].header.segments[i].tokens, 1) << "a decode step";
     EXPECT_EQ(again[0].header.segments[i].position, 8);
   }
   EXPECT_TRUE(c.step(0.4, true).empty());
   const ClientStats stats = c.take_stats();
-  EXPECT_EQ(stats.batches, 4);
-  EXPECT_EQ(stats.tokens_fed, 12 * 8 + 4);
-  EXPECT_EQ(stats.tokens_generated, 4);
+  EXPECT_EQ(stats.batches, 5);
+  EXPECT_EQ(stats.tokens_fed, 12 * 8 + 3);
+  EXPECT_EQ(stats.tokens_generated, 3);
 }
 
-// servers.max_batch_tokens caps a forward: prefills of 8 tokens under a cap of 16 go two to a
-// batch; a cap of 4 prefills each prompt in two chunks, the head reading nothing after the first.
+// servers.max_batch_tokens caps a forward: 12 prefills of 8 tokens under a cap of 16 go two to
+// a batch; a cap of 4 prefills each prompt in two chunks, the head reading nothing after the
+// first.
 TEST_F(ClientTest, TheTokenCapCutsBatchesAndChunksPrefills) {
-  config_.workload.sessions = 4;
+  config_.workload.sessions = 12;
   config_.max_batch_tokens = 16;
   {
     Client c(model_, config_, 1);
     c.set_servers({server(0, 0, 8)});
     const std::vector<Outgoing> out = c.step(0.0, true);
-    ASSERT_EQ(out.size(), 2u) << "a route of one hop holds two lanes; 32 tokens in batches of 16";
+    ASSERT_EQ(out.size(), 3u) << "a route of one hop holds three lanes";
     for (const Outgoing& b : out) EXPECT_EQ(b.header.rows(), 16);
   }
+  config_.workload.sessions = 2;
   config_.max_batch_tokens = 4;
   Client c(model_, config_, 1);
   c.set_servers({server(0, 0, 8)});
@@ -234,6 +236,31 @@ TEST_F(ClientTest, TheTokenCapCutsBatchesAndChunksPrefills) {
   }
   (void)answer_all(c, out, 0.3);
   EXPECT_EQ(c.take_stats().tokens_generated, 2) << "the first token after the whole prompt";
+}
+
+// A prompt much longer than a lane's share of the tokens is prefilled in chunks (no smaller
+// than 32 tokens), each continuing the caches where the last ended; its first token comes after
+// the last chunk.
+TEST_F(ClientTest, ALongPrefillIsChunkedToBalanceTheLanes) {
+  std::vector<std::int32_t> prompt(200);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>(i % 256);
+  Client c(model_, config_, 1, {{"1", prompt, 2, false}});
+  c.set_servers({server(0, 0, 8)});
+  int position = 0, chunks = 0;
+  double now = 0;
+  while (position < 200) {
+    const std::vector<Outgoing> out = c.step(now += 0.1, true);
+    ASSERT_EQ(out.size(), 1u);
+    const model::Segment& s = out[0].header.segments.at(0);
+    EXPECT_EQ(s.position, position);
+    EXPECT_TRUE(s.tokens >= 32 || s.position + s.tokens == 200) << "chunk of " << s.tokens;
+    EXPECT_LT(s.tokens, 200) << "one lane of three does not take the whole prompt";
+    position += s.tokens;
+    ++chunks;
+    (void)answer(c, out[0], now);
+    EXPECT_EQ(c.take_stats().tokens_generated, position == 200 ? 1 : 0);
+  }
+  EXPECT_GT(chunks, 1);
 }
 
 // A prompts workload: at most workload.concurrency prompts in flight, in file order; a prompt

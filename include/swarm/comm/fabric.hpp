@@ -40,6 +40,8 @@ struct FabricStats {
   /// flight while this rank was in the fabric (so not the wait for a peer to send, which starts
   /// only once its header arrived, nor time spent computing).
   double transfer_seconds = 0;
+  /// Time spent in wait(): the rank had nothing to do.
+  double wait_seconds = 0;
 };
 
 struct FabricOptions {

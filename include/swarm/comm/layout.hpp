@@ -36,10 +36,6 @@ class WorldLayout {
   [[nodiscard]] constexpr int node() const noexcept { return node_; }
   [[nodiscard]] constexpr int nodes() const noexcept { return nodes_; }
 
-  /// Rank 0 runs the client half of the model (embeddings, LM head) besides its blocks.
-  [[nodiscard]] constexpr bool is_client() const noexcept { return rank_ == kClientRank; }
-  /// Rank 0 gathers measurements and broadcasts decisions.
-  [[nodiscard]] constexpr bool is_coordinator() const noexcept { return rank_ == kCoordinatorRank; }
   /// The first rank of its node (e.g. the one that prints node-level information).
   [[nodiscard]] constexpr bool is_node_leader() const noexcept { return local_rank_ == 0; }
   [[nodiscard]] constexpr bool contains(int rank) const noexcept { return rank >= 0 && rank < size_; }

@@ -9,12 +9,6 @@ namespace swarm::comm {
 enum class Tag : int {
   header = 1,        // a request header: session, step, block range, sizes, next hop
   activation = 2,    // hidden states on the MPI transport (its own communicator)
-  command = 3,       // coordinator -> server commands (reload a span, start/stop serving)
-  measurement = 4,   // server -> coordinator measurements outside the epoch collectives
-  decision = 5,      // coordinator -> server decisions outside the epoch collectives
-  result = 6,        // the last server of a route -> client: logits or the final hidden state
-  shutdown = 7,      // the coordinator ends the event loops
-  abort = 8,         // a rank tells the others it is going down (informational; MPI_Abort follows)
   test = 900,        // tests only
   bench = 901,       // benchmarks only (raw MPI reference traffic)
 };
@@ -25,12 +19,6 @@ enum class Tag : int {
   switch (tag) {
     case Tag::header: return "header";
     case Tag::activation: return "activation";
-    case Tag::command: return "command";
-    case Tag::measurement: return "measurement";
-    case Tag::decision: return "decision";
-    case Tag::result: return "result";
-    case Tag::shutdown: return "shutdown";
-    case Tag::abort: return "abort";
     case Tag::test: return "test";
     case Tag::bench: return "bench";
   }

@@ -24,8 +24,10 @@ class Balancer {
   /// `span_lengths[r]`: blocks rank r holds (fixed by its memory / class).
   Balancer(const JobConfig& config, int blocks, std::vector<int> span_lengths);
 
-  /// Takes the allgathered measurements into the announced throughputs.
-  void update(std::span<const Measurement> measured);
+  /// Takes the allgathered measurements into the announced throughputs. `traffic_seconds`: the
+  /// epoch they measured; the share of it a rank spent as the client (rank 0) is not available
+  /// to its server, so its rate counts for the rest only (0: a start-up benchmark, no client yet).
+  void update(std::span<const Measurement> measured, double traffic_seconds = 0);
   /// Ranks join one by one in rank order with the strategy's rule for joiners.
   [[nodiscard]] BoundaryDecision initial();
   /// The boundary before epoch `epoch` (0-based; epochs 0..epoch-1 have run): churn, then the
@@ -40,10 +42,10 @@ class Balancer {
   [[nodiscard]] const std::vector<double>& network() const { return network_; }
   /// The tokens/s the job should realise on the swarm as it runs now (docs/job.md, "What the
   /// job predicts"): every hop runs to the end of its server's span, so a server of measured
-  /// one-block rate R holding k blocks passes R / k tokens/s through its span (capped by its
-  /// link when that was measured); rank 0's R counts only the share of the epoch its client
-  /// left it (`client_share`). Min over blocks of the sum over the online servers holding it.
-  [[nodiscard]] double predicted(double client_share) const;
+  /// one-block rate R (as update() took it) holding k blocks passes R / k tokens/s through its
+  /// span, capped by its link when that was measured. Min over blocks of the sum over the online
+  /// servers holding it.
+  [[nodiscard]] double predicted() const;
   /// What the client routes with.
   [[nodiscard]] std::vector<RouteServer> route_servers() const;
 

@@ -60,6 +60,7 @@ struct Measurement {
   double bytes_received = 0;            // activation bytes in this epoch
   double link_seconds = 0;              // time those took (transfers + emulated link)
   double client_seconds = 0;            // rank 0: time spent as the client (embeddings, head)
+  double wait_seconds = 0;              // time with nothing to do (waiting for packets)
   double reload_seconds = 0;            // spent loading a new span at the last boundary
   double memory_bytes = 0;              // weights + KV caches held now
 };

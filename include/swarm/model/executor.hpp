@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -136,6 +137,12 @@ class SpanExecutor {
   /// transfer the caller saw complete). cuda only (the client's head reads the last rows).
   virtual void download_rows(const float* device, std::span<const std::int64_t> rows, std::span<float> host) = 0;
 
+  /// Called between the blocks of a host forward (not after the last): a rank whose one thread
+  /// both computes and serves its network takes in packets there, so that a long forward does
+  /// not hold up its peers. It must not call this executor. Device forwards run asynchronously
+  /// and never call it.
+  void set_between_blocks(std::function<void()> hook) { between_blocks_ = std::move(hook); }
+
   /// Frees the session's KV caches (no-op for an unknown id).
   virtual void drop_session(SessionId session) = 0;
 
@@ -150,6 +157,9 @@ class SpanExecutor {
   [[nodiscard]] virtual std::size_t cache_bytes() const = 0;
   /// Bytes of the loaded weights (fp32).
   [[nodiscard]] virtual std::size_t weight_bytes() const = 0;
+
+ protected:
+  std::function<void()> between_blocks_;
 };
 
 /// Creates an empty executor (call load()). Throws UsageError for Backend::cuda when
