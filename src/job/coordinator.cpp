@@ -188,10 +188,12 @@ void Coordinator::between_blocks(HopRunner& runner, SpanServer& span, comm::Fabr
 }
 
 Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
-                               double boundary_seconds, bool last_epoch) {
+                               const BoundaryTimes& previous, bool last_epoch) {
   balancer_.update(measured, traffic_seconds);
   for (const Measurement& m : measured) stop_ = stop_ || m.stop != 0;
-  record(epoch, measured, traffic_seconds, boundary_seconds);
+  const double record_began = seconds_now();
+  record(epoch, measured, traffic_seconds, previous);
+  record_seconds_ = seconds_now() - record_began;
   // A swarm that leaves a block uncovered routes nobody. Say so; a workload that runs until it
   // is done would otherwise wait for ever, so it ends after kDisjointEpochs such epochs.
   const std::vector<double>& blocks = records_.back().block_throughput;
@@ -211,7 +213,9 @@ Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measur
     for (Assignment& a : same) a.reload = 0;
     return {stop_ ? Command::stop : Command::finish, same};
   }
+  const double began = seconds_now();
   last_decision_ = balancer_.boundary(epoch + 1);
+  decide_seconds_ = seconds_now() - began;
   return {Command::run, last_decision_.assignment};
 }
 
@@ -249,13 +253,14 @@ void Coordinator::after(const Decision& d, const std::vector<Measurement>& measu
   }
 }
 
-void Coordinator::record(int epoch, const std::vector<Measurement>& measured, double traffic_s, double boundary_s) {
+void Coordinator::record(int epoch, const std::vector<Measurement>& measured, double traffic_s,
+                         const BoundaryTimes& boundary) {
   ClientStats stats = client_.take_stats();
   EpochRecord r;
   r.epoch = epoch;
   r.time = seconds_now() - began_;
   r.traffic_seconds = traffic_s;
-  r.boundary_seconds = boundary_s;
+  r.boundary = boundary;
   r.ranks = measured;
   for (const swarm::Server& s : balancer_.swarm().servers()) {
     r.assigned_start.push_back(s.span.start);

@@ -46,7 +46,11 @@ class Coordinator {
   void between_blocks(HopRunner& runner, SpanServer& span, comm::Fabric& fabric);
   /// The boundary after epoch `epoch`: records it, then churn and the strategy (or the end).
   [[nodiscard]] Decision boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
-                                  double boundary_seconds, bool last_epoch);
+                                  const BoundaryTimes& previous, bool last_epoch);
+  /// Seconds the last boundary() spent deciding (churn and the strategy).
+  [[nodiscard]] double decide_seconds() const { return decide_seconds_; }
+  /// Seconds the last boundary() spent writing the epoch's record (trace and progress line).
+  [[nodiscard]] double record_seconds() const { return record_seconds_; }
   /// After every rank applied `d`: the client's new servers, reroutes, probes of idle ranks.
   void after(const Decision& d, const std::vector<Measurement>& measured);
   /// The report, the trace's last attribute, the answers / generation output. Returns the exit
@@ -61,7 +65,7 @@ class Coordinator {
   void handle(comm::Packet packet, HopRunner& runner, SpanServer& span, comm::Fabric& fabric);
   void post(std::vector<Outgoing> out, SpanServer& span, comm::Fabric& fabric);
   void send(comm::Packet packet, comm::Fabric& fabric);
-  void record(int epoch, const std::vector<Measurement>& measured, double traffic_s, double boundary_s);
+  void record(int epoch, const std::vector<Measurement>& measured, double traffic_s, const BoundaryTimes& boundary);
   void progress(int epoch, const EpochRecord& r) const;
   void summary() const;
   void dump_output();
@@ -86,6 +90,7 @@ class Coordinator {
   int probes_in_flight_ = 0;
   std::uint64_t next_probe_ = 1;
   double client_seconds_ = 0;  // this epoch
+  double decide_seconds_ = 0, record_seconds_ = 0;
   bool stop_ = false;          // a rank asked to stop (SIGTERM/SIGINT)
   bool finished_ = false;      // the workload is done
   double began_;

@@ -12,7 +12,12 @@ struct Column {
 const Column kColumns[] = {
     {"time", "s", [](const EpochRecord& r) { return r.time; }},
     {"traffic_seconds", "s", [](const EpochRecord& r) { return r.traffic_seconds; }},
-    {"boundary_seconds", "s", [](const EpochRecord& r) { return r.boundary_seconds; }},
+    {"boundary_seconds", "s (the boundary before the epoch, on rank 0: all of it)", [](const EpochRecord& r) { return r.boundary.total; }},
+    {"boundary_gather_seconds", "s (its allgather of the measurements)", [](const EpochRecord& r) { return r.boundary.gather; }},
+    {"boundary_decide_seconds", "s (churn and the strategy)", [](const EpochRecord& r) { return r.boundary.decide; }},
+    {"boundary_broadcast_seconds", "s (the decision to every rank)", [](const EpochRecord& r) { return r.boundary.broadcast; }},
+    {"boundary_trace_seconds", "s (writing the previous epoch's row)", [](const EpochRecord& r) { return r.boundary.trace; }},
+    {"boundary_reload_seconds", "s (rank 0's reload and reroutes)", [](const EpochRecord& r) { return r.boundary.reload; }},
     {"swarm_throughput", "tokens/s (announced, min over blocks)", [](const EpochRecord& r) { return r.swarm_throughput; }},
     {"predicted_throughput", "tokens/s (what the job should realise: docs/job.md)", [](const EpochRecord& r) { return r.predicted; }},
     {"tokens_per_s", "tokens/s (realised, through the whole pipeline)", [](const EpochRecord& r) { return r.tokens_per_s; }},

@@ -66,8 +66,8 @@ int run_swarm_pipe(int argc, char** argv) {
     config.emplace(load_config(*file, comm.size()));
     file->refuse_as_output(config->trace, "--trace");
     if (config->generate) file->refuse_as_output(config->generate->dump_output, "--dump-output");
-    if (!pre.count("job") && !config->generate) {
-      throw ConfigError("command line: --job FILE.ini is required (or --prompt-tokens for generation); see --help");
+    if (!pre.count("job") && !config->generate && config->workload.prompts.empty()) {
+      throw ConfigError("command line: --job FILE.ini is required (or --prompt-tokens for generation, or --workload.prompts); see --help");
     }
   } catch (const std::exception& e) {
     error = e.what();

@@ -292,7 +292,8 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   if (coordinator) d = coordinator->initial(measured);
   d = broadcast_decision(fabric, std::move(d));
   if (!all_ok(fabric, [&] { apply(*span, d.assignment[static_cast<std::size_t>(rank)]); })) return 2;
-  double last_boundary_seconds = seconds_now() - started;
+  BoundaryTimes last_boundary;
+  last_boundary.total = seconds_now() - started;
 
   if (rank == 0 && !config.quiet) {
     std::printf("# swarm_pipe %s: %d ranks, %s, backend %s, transport %s, strategy %s, max_batch_tokens %d\n"
@@ -339,17 +340,26 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
       const double boundary_began = seconds_now();
       Measurement mine = span->report(mc.hidden_size, fabric.take_stats(), coordinator ? coordinator->client_seconds() : 0);
       mine.stop = options.terminate != nullptr && options.terminate->load() ? 1 : 0;
+      BoundaryTimes times;
       const std::vector<Measurement> reports = fabric.allgather_values(mine);
+      times.gather = seconds_now() - boundary_began;
       if (coordinator) {
-        d = coordinator->boundary(epoch, reports, traffic_seconds, last_boundary_seconds, epoch + 1 == epochs);
+        d = coordinator->boundary(epoch, reports, traffic_seconds, last_boundary, epoch + 1 == epochs);
+        times.decide = coordinator->decide_seconds();
+        times.trace = coordinator->record_seconds();
       }
+      const double broadcast_began = seconds_now();
       d = broadcast_decision(fabric, std::move(d));
+      times.broadcast = seconds_now() - broadcast_began;
       ++run;
       command = d.command;
       if (command != Command::run) break;
+      const double reload_began = seconds_now();
       apply(*span, d.assignment[static_cast<std::size_t>(rank)]);
       if (coordinator) coordinator->after(d, reports);
-      last_boundary_seconds = seconds_now() - boundary_began;
+      times.reload = seconds_now() - reload_began;
+      times.total = seconds_now() - boundary_began;
+      last_boundary = times;
     }
     int status = command == Command::stop ? 3 : 0;
     if (coordinator) {

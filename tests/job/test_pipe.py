@@ -17,6 +17,11 @@
   admission   a KV-cache budget below the sessions in flight: they wait for room (with and
               without a dispatch policy, across a leave), all complete; a budget below one
               restarted session is refused up front
+  prompts     a prompts file answered on 1 and 3 ranks and on 4 ranks across a leave and a join:
+              the goldens' prompts equal the Hugging Face tokens, every other prompt equals its
+              generation alone; bad lines, an answers file over the prompts, refused with exit 2
+              and no answers written
+  scale       64 ranks (the demo's model, one block pair each) complete with tokens
 
 usage: test_pipe.py CASE --binary swarm_pipe --mpiexec mpiexec --source SRC --work DIR
 """
@@ -414,6 +419,100 @@ def case_admission(r):
           f"a budget below one restarted session is refused (exit {p.returncode}: {p.stderr[-300:]})")
 
 
+def write_prompts(path, prompts):
+    with open(path, "w") as f:
+        for p in prompts:
+            f.write(json.dumps(p) + "\n")
+
+
+def read_answers(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def case_prompts(r):
+    rng = np.random.default_rng(7)
+    for fixture in ["tiny_f32_tied", "tiny_bf16_sharded", "tiny_f16_headdim_bias"]:
+        d = os.path.join(r.src, "tests", "data", "model", fixture)
+        expected = json.load(open(os.path.join(d, "expected.json")))
+        vocab = json.load(open(os.path.join(d, "config.json")))["vocab_size"]
+        prompts = [{"id": f"golden{i}", "tokens": p, "max_new_tokens": len(t), "stop_at_eos": False}
+                   for i, (p, t) in enumerate(zip(expected["prompt"], expected["tokens"]))]
+        for i in range(5):
+            prompts.append({"id": i, "tokens": rng.integers(0, vocab, 1 + 3 * i).tolist(), "max_new_tokens": 2 + i,
+                            "stop_at_eos": False})
+        path = r.path(f"{fixture}.jsonl")
+        write_prompts(path, prompts)
+        answers = {}
+        for ranks, extra in ((1, []), (3, ["--servers.span", "2"]),
+                             (4, ["--servers.span", "2", "--churn.leaves", "2 3", "--churn.joins", "3 3",
+                                  "--run.epoch_seconds", "0.002", "--workload.concurrency", "3"])):
+            out = r.path(f"{fixture}_{ranks}.answers.jsonl")
+            p = r.run(ranks, "--model-dir", d, "--workload.prompts", path, "--workload.outputs", out, "--quiet",
+                      "--run.strategy", "new_only", *extra)
+            check(p.returncode == 0, f"{fixture}: {ranks} ranks answer the prompts file ({p.stderr[-300:]})")
+            if p.returncode != 0:
+                continue
+            got = read_answers(out)
+            check([a["id"] for a in got] == [q["id"] for q in prompts], f"{fixture}: {ranks} ranks, answers in input order")
+            answers[ranks] = got
+            for i, t in enumerate(expected["tokens"]):
+                check(got[i]["tokens"] == expected["prompt"][i] + t,
+                      f"{fixture}: {ranks} ranks, golden prompt {i} answered as Hugging Face")
+        if 1 in answers:
+            for ranks in (3, 4):
+                if ranks in answers:
+                    check(answers[ranks] == answers[1], f"{fixture}: {ranks} ranks answer as 1 rank")
+            # Every other prompt as generation mode gives it alone.
+            for q, a in zip(prompts[len(expected["tokens"]):], answers[1][len(expected["tokens"]):]):
+                p = r.run(1, "--model-dir", d, "--prompt-tokens", ",".join(map(str, q["tokens"])),
+                          "--max-new-tokens", str(q["max_new_tokens"]), "--quiet")
+                line = [l for l in p.stdout.splitlines() if l.startswith("tokens:")]
+                check(line and [int(x) for x in line[0].split()[1:]] == a["tokens"],
+                      f"{fixture}: prompt {q['id']} in the file equals it alone")
+
+    # Bad input: refused before any work, file:line:field named, no answers written.
+    good = {"id": "a", "tokens": [1, 2, 3], "max_new_tokens": 2}
+    out = r.path("bad.answers.jsonl")
+    for what, lines, words in [
+        ("bad JSON", ['{"id": "a", "tokens": [1, 2], "max_new_tokens": 2}', '{"id": "b", "tokens": [1,'], [":2:", "JSON"]),
+        ("a token outside the vocabulary", [json.dumps(good), json.dumps({**good, "id": "b", "tokens": [1, 999]})],
+         [":2:", "tokens", "999"]),
+        ("a missing field", [json.dumps({"id": "a", "tokens": [1]})], [":1:", "max_new_tokens"]),
+        ("a duplicate id", [json.dumps(good), json.dumps(good)], [":2:", "id"]),
+        ("a mistyped field", [json.dumps({**good, "max_new_tokens": "2"})], [":1:", "max_new_tokens"]),
+    ]:
+        path = r.path("bad.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if os.path.exists(out):
+            os.remove(out)
+        p = r.run(2, "--workload.prompts", path, "--workload.outputs", out, "--quiet", timeout=120)
+        msg = [l for l in p.stderr.splitlines() if l.startswith("swarm_pipe:")]
+        check(p.returncode == 2 and len(msg) == 1 and all(w in msg[0] for w in ["bad.jsonl"] + words),
+              f"prompts with {what}: exit 2, one message naming {words} ({p.returncode}: {p.stderr.strip()[-300:]!r})")
+        check(not os.path.exists(out), f"prompts with {what}: no answers written")
+    path = r.path("good.jsonl")
+    write_prompts(path, [good])
+    p = r.run(2, "--workload.prompts", path, "--workload.outputs", path, "--quiet", timeout=120)
+    check(p.returncode == 2 and "workload.outputs" in p.stderr, f"answers over the prompts file refused ({p.stderr[-200:]})")
+    check(read_answers(path) == [good], "answers over the prompts file: the prompts are intact")
+
+
+def case_scale(r):
+    trace = r.path("scale.h5")
+    p = r.run(64, "--job", os.path.join(r.src, "jobs", "demo.ini"), "--trace", trace, "--quiet", "--servers.classes", "",
+              "--model.layers", "64", "--servers.span", "2", "--run.epochs", "2", "--run.epoch_seconds", "0.5",
+              "--workload.concurrency", "32", timeout=600)
+    check(p.returncode == 0, f"64 ranks: exit 0 ({p.stderr[-400:]})")
+    if p.returncode == 0:
+        with h5py.File(trace, "r") as h:
+            e = h["epochs"]
+            check(h.attrs["complete"] == 1 and e["span_start"].shape == (2, 64), "64 ranks: trace complete")
+            check(np.all(e["tokens_per_s"][:] > 0) and e["sessions_completed"][:].sum() > 0,
+                  f"64 ranks: tokens through the pipeline ({e['tokens_per_s'][:]})")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("case")
@@ -425,7 +524,7 @@ def main():
     r = Runner(args)
     {"generation": case_generation, "epochs": case_epochs, "churn": case_churn, "bad_input": case_bad_input,
      "signals": case_signals, "dispatch": case_dispatch,
-     "admission": case_admission}[args.case](r)
+     "admission": case_admission, "prompts": case_prompts, "scale": case_scale}[args.case](r)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

@@ -8,11 +8,21 @@
 
 namespace swarm::job {
 
+/// Rank 0's view of an epoch boundary, in seconds.
+struct BoundaryTimes {
+  double total = 0;      // from the end of the epoch's traffic to the start of the next one
+  double gather = 0;     // the allgather of the measurements
+  double decide = 0;     // churn and the strategy (the balancing rules, a placement)
+  double broadcast = 0;  // the decision to every rank
+  double trace = 0;      // writing the epoch's row of the trace and the progress line
+  double reload = 0;     // rank 0's own reload and its client's reroutes
+};
+
 struct EpochRecord {
   int epoch = 0;
   double time = 0;               // s since the start, end of the epoch's traffic
   double traffic_seconds = 0;
-  double boundary_seconds = 0;   // gather, decide, broadcast, reload (the previous boundary)
+  BoundaryTimes boundary;        // the boundary before this epoch
   double swarm_throughput = 0;   // announced (Petals' formula), min over blocks (online)
   double predicted = 0;          // what the job should realise (Balancer::predicted)
   double tokens_per_s = 0;       // realised: tokens through the whole pipeline per second
