@@ -33,7 +33,7 @@ std::size_t put(std::vector<std::byte>& out, std::size_t offset, const T* data, 
 
 int Header::next_peer() const {
   const auto next = static_cast<std::size_t>(hop) + 1;
-  return next < route.size() ? route[next].rank : 0;
+  return next < route.size() ? route[next].rank : kClientRank;
 }
 
 std::vector<std::byte> encode(const Header& h) {

@@ -57,11 +57,11 @@ bool all_ok(comm::Fabric& fabric, F&& f) {
 Decision broadcast_decision(comm::Fabric& fabric, Decision d) {
   const auto n = static_cast<std::size_t>(fabric.size());
   std::vector<std::byte> bytes(sizeof(Command) + n * sizeof(Assignment));
-  if (fabric.rank() == 0) {
+  if (fabric.rank() == kClientRank) {
     std::memcpy(bytes.data(), &d.command, sizeof(Command));
     std::memcpy(bytes.data() + sizeof(Command), d.assignment.data(), n * sizeof(Assignment));
   }
-  fabric.broadcast(bytes, 0);
+  fabric.broadcast(bytes, kClientRank);
   std::memcpy(&d.command, bytes.data(), sizeof(Command));
   d.assignment.resize(n);
   std::memcpy(d.assignment.data(), bytes.data() + sizeof(Command), n * sizeof(Assignment));
@@ -125,7 +125,7 @@ double serve_epoch(HopRunner& runner, SpanServer& span, comm::Fabric& fabric, co
     if (terminate != nullptr && terminate->load() && !stop_sent) {
       Header h;
       h.kind = PacketKind::stop;
-      fabric.post({0, encode(h), {}});
+      fabric.post({kClientRank, encode(h), {}});
       stop_sent = true;
     }
     if (ended && runner.idle()) return seconds_now() - began;
@@ -201,7 +201,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                         " MiB of fp32 weights; the model is too big for the ranks' memory (use more ranks "
                         "and a shorter servers.span)");
         }
-        if (rank != 0) return;  // the rest concerns the client: rank 0 reads and reports it
+        if (rank != kClientRank) return;  // the rest concerns the client: it reads and reports it
         if (!config.workload.prompts.empty()) {
           prompts = read_prompts(config.workload.prompts, mc.vocab_size, mc.max_position_embeddings);
           check_writable(config.workload.outputs, "workload.outputs");
@@ -252,7 +252,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   // unusable path fails before any work).
   std::unique_ptr<Coordinator> coordinator;
   if (!all_ok(fabric, [&] {
-        if (rank != 0) return;
+        if (rank != kClientRank) return;
         const JobMetadata meta{file.path().string(),
                                file.text(),
                                file.effective(),
@@ -266,7 +266,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                                mc.hidden_size};
         coordinator = std::make_unique<Coordinator>(config, file, *source, size, spans, std::move(prompts), meta);
       })) {
-    if (rank == 0 && !config.trace.empty()) {
+    if (rank == kClientRank && !config.trace.empty()) {
       std::error_code ignored;
       std::filesystem::remove(config.trace, ignored);
     }
@@ -295,7 +295,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   BoundaryTimes last_boundary;
   last_boundary.total = seconds_now() - started;
 
-  if (rank == 0 && !config.quiet) {
+  if (rank == kClientRank && !config.quiet) {
     std::printf("# swarm_pipe %s: %d ranks, %s, backend %s, transport %s, strategy %s, max_batch_tokens %d\n"
                 "# effective config:\n%s",
                 kVersion, size, source->describe().c_str(), std::string(model::to_string(options.backend)).c_str(),
@@ -368,7 +368,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
     }
     // Every rank exits with rank 0's status.
     std::vector<std::int32_t> word{status};
-    word = fabric.broadcast_values(std::move(word), 0);
+    word = fabric.broadcast_values(std::move(word), kClientRank);
     return word.front();
   } catch (const comm::AbortedError&) {
     throw;

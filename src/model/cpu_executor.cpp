@@ -74,8 +74,9 @@ class CpuExecutor final : public SpanExecutor {
     auto began = std::chrono::steady_clock::now();
     const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
     if (total > 0 && first_block < last_block) {
-      std::vector<Session*> states = sessions_.prepare(segments, span_, first_block, last_block);
-      grow_caches(segments, states, first_block, last_block);
+      const std::vector<Session*> states = sessions_.prepare_checked(
+          segments, span_, first_block, last_block,
+          [&](const std::vector<Session*>& prepared) { grow_caches(segments, prepared, first_block, last_block); });
       for (int block = first_block; block < last_block; ++block) {
         const auto index = static_cast<std::size_t>(block - span_.start);
         run_block(blocks_[index], segments, states, index, rows, total);

@@ -63,6 +63,25 @@ class SessionTable {
     return states;
   }
 
+  /// prepare(), then `check(states)` (e.g. the cache budget); when the check throws, the
+  /// sessions prepare() created are dropped again, so that the refused batch leaves no trace.
+  template <typename Check>
+  std::vector<Session*> prepare_checked(std::span<const Segment> segments, const Span& span, int first, int last,
+                                        Check&& check) {
+    std::vector<SessionId> fresh;
+    for (const Segment& seg : segments) {
+      if (!sessions_.contains(seg.session)) fresh.push_back(seg.session);
+    }
+    std::vector<Session*> states = prepare(segments, span, first, last);
+    try {
+      check(states);
+    } catch (...) {
+      for (SessionId id : fresh) sessions_.erase(id);
+      throw;
+    }
+    return states;
+  }
+
   /// The session's caches, created empty for `span_blocks` blocks on first use.
   Session& get(SessionId id, int batch, int span_blocks) {
     auto [it, fresh] = sessions_.try_emplace(id);

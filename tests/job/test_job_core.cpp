@@ -10,6 +10,7 @@
 #include "swarm/job/balancer.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/dispatcher.hpp"
+#include "swarm/job/protocol.hpp"
 #include "swarm/job/routing.hpp"
 
 namespace swarm::job {
@@ -130,6 +131,59 @@ TEST(Balancer, FullBalancingMovesAServerOffACrowdedSpan) {
     const int r = std::stoi(m.id.substr(1));
     EXPECT_EQ(d.assignment[static_cast<std::size_t>(r)].reload, 1);
     EXPECT_EQ(d.assignment[static_cast<std::size_t>(r)].span_start, m.to.start);
+  }
+}
+
+// What the job predicts: every hop runs its server's whole span, so a server of one-block rate
+// R on k blocks passes R / k; rank 0's rate counts for the share of the epoch its client left.
+TEST(Balancer, PredictsTheRateTheSpansCanPass) {
+  const JobConfig c = config_with(StrategyKind::new_only);
+  Balancer b(c, 8, {4, 4, 4, 4});
+  b.update(measurements({100, 100, 100, 100}));
+  (void)b.initial();  // two replicas of every block
+  EXPECT_DOUBLE_EQ(b.predicted(), 2 * 100.0 / 4);
+  std::vector<Measurement> m = measurements({400, 400, 400, 400});
+  m[0].client_seconds = 0.5;  // rank 0 was the client half of a 1-second epoch
+  b.update(m, 1.0);
+  // Rank 0's half of the model is served by it (200/4) and by its replica (400/4).
+  EXPECT_DOUBLE_EQ(b.predicted(), 200.0 / 4 + 400.0 / 4);
+  m[1].network_tokens_per_s = 10;  // a measured link caps its server
+  b.update(m, 1.0);
+  EXPECT_LT(b.predicted(), 200.0 / 4 + 400.0 / 4);
+}
+
+TEST(Protocol, HeadersOfAnyLengthRoundTrip) {
+  Header h;
+  h.kind = PacketKind::batch;
+  h.batch = 77;
+  h.hop = 69;
+  for (int r = 0; r < 70; ++r) h.route.push_back({r, r, r + 1});
+  h.segments = {{5, 1, 16, 0}, {9, 4, 1, 33}};
+  const std::vector<std::byte> bytes = encode(h);
+  EXPECT_EQ(bytes.size(), max_header_bytes(70, 2));
+  EXPECT_EQ(decode(bytes, 3), h);
+  EXPECT_EQ(h.next_peer(), 0) << "after the last hop: the client";
+  h.hop = 3;
+  EXPECT_EQ(h.next_peer(), 4);
+  EXPECT_EQ(h.rows(), 16 + 4);
+}
+
+TEST(Protocol, BytesThatAreNotAHeaderAreRefusedNamingTheSource) {
+  Header h;
+  h.route = {{1, 0, 8}};
+  std::vector<std::byte> bytes = encode(h);
+  for (const std::vector<std::byte>& bad :
+       {std::vector<std::byte>(bytes.begin(), bytes.end() - 1), std::vector<std::byte>(3), [&] {
+          auto b = bytes;
+          b[0] = std::byte{0};  // magic
+          return b;
+        }()}) {
+    try {
+      (void)decode(bad, 5);
+      ADD_FAILURE() << "accepted " << bad.size() << " bytes";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("from rank 5"), std::string::npos) << e.what();
+    }
   }
 }
 

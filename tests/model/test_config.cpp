@@ -115,6 +115,29 @@ INSTANTIATE_TEST_SUITE_P(
         // A number the parser cannot hold is its own exception type, not a parse error.
         BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "rms_norm_eps": 1e999})", {"not valid JSON", "1e999"}}));
 
+// eos_token_id: an integer, a list, or null/absent; a checkpoint's generation_config.json wins
+// (as in transformers' generate()); a bad one names the file and the key.
+TEST(ModelConfig, ReadsTheEndOfSequenceTokens) {
+  EXPECT_EQ(ModelConfig::from_hf_json(fixture_dir("tiny_f32_tied") / "config.json").eos_token_ids,
+            std::vector<std::int32_t>{2});
+  const std::string base = R"({"vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+                              "num_hidden_layers": 3, "num_attention_heads": 8, "eos_token_id": )";
+  EXPECT_EQ(ModelConfig::parse_hf_json(base + "[7, 9]}", "c").eos_token_ids, (std::vector<std::int32_t>{7, 9}));
+  EXPECT_TRUE(ModelConfig::parse_hf_json(base + "null}", "c").eos_token_ids.empty());
+  EXPECT_TRUE(ModelConfig::parse_hf_json(kMinimal, "c").eos_token_ids.empty());
+  for (const char* bad : {"\"2\"}", "[1, -1]}", "100}"}) {
+    const std::string message = message_of<ConfigError>([&] { (void)ModelConfig::parse_hf_json(base + bad, "cfg.json"); });
+    EXPECT_NE(message.find("cfg.json"), std::string::npos) << message;
+    EXPECT_NE(message.find("eos_token_id"), std::string::npos) << message;
+  }
+  ModelConfig c = ModelConfig::parse_hf_json(base + "3}", "c");
+  c.read_eos(R"({"eos_token_id": [4, 5], "do_sample": false})", "generation_config.json");
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int32_t>{4, 5}));
+  c.read_eos(R"({"do_sample": false})", "generation_config.json");
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int32_t>{4, 5})) << "absent: kept";
+  EXPECT_EQ(ModelConfig::parse_hf_json(c.to_hf_json(), "round trip").eos_token_ids, c.eos_token_ids);
+}
+
 TEST(ModelConfig, MissingFileNamesIt) {
   const std::string message = message_of<ConfigError>([] { (void)ModelConfig::from_hf_json("/nonexistent/config.json"); });
   EXPECT_NE(message.find("/nonexistent/config.json"), std::string::npos) << message;

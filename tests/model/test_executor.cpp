@@ -154,6 +154,10 @@ TEST_F(Executor, ARefusedBatchChangesNoCache) {
   EXPECT_THROW(tight->forward(over, 0, 2, rows.data()), CacheBudgetError);
   EXPECT_EQ(tight->cache_bytes(), 0U);
   EXPECT_EQ(tight->cached_tokens(1, 0), 0);
+  // No empty session stays behind either: session 1 with another batch size is judged on the
+  // budget again, not refused as a batch that changed its size.
+  const Segment wider{1, 2, 1, 0};
+  EXPECT_THROW(tight->forward({&wider, 1}, 0, 2, rows.data()), CacheBudgetError);
   EXPECT_EQ(executor->cached_tokens(5, 1), 3);
 }
 

@@ -8,10 +8,6 @@
 
 namespace swarm::comm {
 
-/// Rank 0 is both the client (embeddings, LM head) and the coordinator of the swarm.
-inline constexpr int kClientRank = 0;
-inline constexpr int kCoordinatorRank = 0;
-
 class WorldLayout {
  public:
   /// A single process (rank 0 of 1, one node): what a test or a non-MPI tool runs as.

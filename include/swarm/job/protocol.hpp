@@ -12,6 +12,10 @@
 
 namespace swarm::job {
 
+/// The rank that is the client (sessions, embeddings, LM head) and the coordinator (balancing,
+/// trace) besides a server.
+inline constexpr int kClientRank = 0;
+
 enum class PacketKind : std::uint8_t {
   batch = 1,      ///< activations of a batch for hop `hop` of its route (hop == hops: the client)
   probe = 2,      ///< a batch a rank runs through one block and returns: re-measures an idle rank
@@ -31,7 +35,7 @@ struct Header {
   std::vector<model::Segment> segments;
 
   [[nodiscard]] std::int64_t rows() const { return model::batch_rows(segments); }
-  /// Where the batch goes once hop `hop` has run: the next hop's rank, or rank 0 (the client).
+  /// Where the batch goes once hop `hop` has run: the next hop's rank, or the client.
   [[nodiscard]] int next_peer() const;
   bool operator==(const Header&) const = default;
 };

@@ -406,8 +406,9 @@ class CudaExecutor final : public SpanExecutor {
     const int n = static_cast<int>(total);
     cudaStream_t stream = stream_.get();
     // Every check before any work: a refused batch changes no cache.
-    const std::vector<Session*> states = sessions_.prepare(segments, span_, first_block, last_block);
-    check_growth(segments, states, first_block, last_block);
+    const std::vector<Session*> states = sessions_.prepare_checked(
+        segments, span_, first_block, last_block,
+        [&](const std::vector<Session*>& prepared) { check_growth(segments, prepared, first_block, last_block); });
     ensure_workspace(n, memory);
 
     if (upload_pending_) {  // the rows an upload() wrote are read by this forward (or a later one)
