@@ -361,12 +361,10 @@ void Client::count_route(const Session& s, int delta) {
 }
 
 std::uint64_t Client::cache_per_block(const Session& s) const {
-  // A (re)start feeds the whole sequence so far (in chunks); the last step feeds position
-  // prompt + new - 1.
+  // The last step feeds position prompt + new - 1 (and a replay at least the sequence so far).
   const int len = static_cast<int>(s.sequences.front().size());
   const int total = len - s.generated + s.target_new - 1;
-  return model::session_kv_bytes_per_block(model_.config(), s.batch, len, std::max(len, total),
-                                           std::max(1, config_.max_batch_tokens / s.batch));
+  return model::session_kv_bytes_per_block(model_.config(), s.batch, std::max(len, total));
 }
 
 // Before a session's first step on its route (no caches there yet), its caches' final size is

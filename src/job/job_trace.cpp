@@ -69,8 +69,11 @@ JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
   state_ = epochs_.series("state", trace::Type::i32, n, "0 offline, 1 joining, 2 online");
   throughput_ = epochs_.series("throughput", trace::Type::f64, n, "tokens/s (announced)");
   compute_ = epochs_.series("compute_throughput", trace::Type::f64, n, "tokens/s (compute / ((k+1)/2))");
-  network_ = epochs_.series("network_throughput", trace::Type::f64, n, "tokens/s (0: not measured yet)");
-  compute_seconds_ = epochs_.series("compute_seconds", trace::Type::f64, n, "s");
+  network_ = epochs_.series("network_throughput", trace::Type::f64, n, "tokens/s (0: not measured, no limit)");
+  compute_seconds_ = epochs_.series("compute_seconds", trace::Type::f64, n, "s (busy: forwards and their handling)");
+  client_seconds_ = epochs_.series("client_seconds", trace::Type::f64, n, "s (rank 0: as the client)");
+  wait_seconds_ = epochs_.series("wait_seconds", trace::Type::f64, n, "s (nothing to do)");
+  forwards_ = epochs_.series("forwards", trace::Type::f64, n, "batches run");
   reload_ = epochs_.series("reload_seconds", trace::Type::f64, n, "s (at the boundary before the epoch)");
   memory_ = epochs_.series("memory_bytes", trace::Type::f64, n, "bytes (weights + KV caches)");
   block_throughput_ = epochs_.series("block_throughput", trace::Type::f64, static_cast<std::size_t>(m.blocks),
@@ -81,12 +84,15 @@ JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
 void JobTrace::append(const EpochRecord& r) {
   for (std::size_t i = 0; i < scalars_.size(); ++i) scalars_[i].second.append(kColumns[i].get(r));
   std::vector<std::int32_t> start, end, state;
-  std::vector<double> cs, reload, memory;
+  std::vector<double> cs, reload, memory, client, wait, forwards;
   for (const Measurement& m : r.ranks) {
     start.push_back(m.span_start);
     end.push_back(m.span_end);
     state.push_back(m.state);
     cs.push_back(m.compute_seconds);
+    client.push_back(m.client_seconds);
+    wait.push_back(m.wait_seconds);
+    forwards.push_back(m.forwards);
     reload.push_back(m.reload_seconds);
     memory.push_back(m.memory_bytes);
   }
@@ -99,6 +105,9 @@ void JobTrace::append(const EpochRecord& r) {
   compute_.append_row<double>(r.compute);
   network_.append_row<double>(r.network);
   compute_seconds_.append_row<double>(cs);
+  client_seconds_.append_row<double>(client);
+  wait_seconds_.append_row<double>(wait);
+  forwards_.append_row<double>(forwards);
   reload_.append_row<double>(reload);
   memory_.append_row<double>(memory);
   block_throughput_.append_row<double>(r.block_throughput);
@@ -111,7 +120,7 @@ void JobTrace::finish(int epochs_run, bool stopped_early) {
   file_.root().set_attribute("stopped_early", static_cast<std::int64_t>(stopped_early));
   scalars_.clear();
   for (trace::Series* s : {&span_start_, &span_end_, &assigned_start_, &assigned_end_, &state_, &throughput_, &compute_, &network_, &compute_seconds_,
-                           &reload_, &memory_, &block_throughput_}) {
+                           &client_seconds_, &wait_seconds_, &forwards_, &reload_, &memory_, &block_throughput_}) {
     *s = trace::Series();  // close the datasets before the file
   }
   epochs_ = trace::Group();

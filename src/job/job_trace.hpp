@@ -26,7 +26,7 @@ class JobTrace {
   trace::File& file_;
   trace::Group epochs_;
   std::vector<std::pair<std::string, trace::Series>> scalars_;
-  trace::Series span_start_, span_end_, assigned_start_, assigned_end_, state_, throughput_, compute_, network_, compute_seconds_, reload_,
+  trace::Series span_start_, span_end_, assigned_start_, assigned_end_, state_, throughput_, compute_, network_, compute_seconds_, client_seconds_, wait_seconds_, forwards_, reload_,
       memory_, block_throughput_;
   int rows_ = 0;
 };

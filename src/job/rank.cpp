@@ -216,8 +216,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
         }
         if (config.max_cache_mb > 0) {
           // Sessions beyond the budget wait for room (the client's admission control), but one
-          // session must fit a rank of the longest span even when restarted after a reroute, or
-          // it would wait for ever.
+          // session must fit a rank of the longest span, or it would wait for ever.
           int prompt = config.workload.prompt_tokens, total = prompt + config.workload.new_tokens - 1;
           for (const Prompt& p : prompts) {
             if (static_cast<int>(p.tokens.size()) + p.max_new_tokens - 1 > total) {
@@ -226,16 +225,15 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
             }
           }
           const int batch = prompts.empty() ? config.workload.batch : 1;
-          const double needed = static_cast<double>(model::worst_session_kv_bytes_per_block(
-                                    mc, batch, prompt, std::max(prompt, total), config.max_batch_tokens / batch)) *
-                                longest;
+          const double needed =
+              static_cast<double>(model::session_kv_bytes_per_block(mc, batch, std::max(prompt, total))) * longest;
           const auto budget = static_cast<double>(config.max_cache_bytes());
           if (needed > budget) {
             file.fail("servers.max_cache_mb", format_number(config.max_cache_mb),
                       "a span of " + std::to_string(longest) + " blocks needs " + format_number(needed / (1024.0 * 1024.0)) +
                           " MiB of KV cache for one session of batch " + std::to_string(batch) + " and " +
-                          std::to_string(total) + " positions (restarted after a reroute, the cache's doubling " +
-                          "included); sessions beyond the budget wait for room");
+                          std::to_string(total) + " positions (the cache grows in powers of two); sessions beyond " +
+                          "the budget wait for room, but one must fit");
           }
         }
         if (config.model_dir.empty() == false && config.workload.prompts.empty() && !config.generate &&

@@ -69,37 +69,10 @@ void check_span(const ModelConfig& config, const Span& span, const std::string& 
 
 namespace swarm::model {
 
-namespace {
-// Positions a cache holds once it was fed `prompt_tokens` in chunks of at most `chunk` and then
-// one position at a time up to `total_tokens` (grown_kv_capacity at every forward).
-int grown_capacity(int prompt_tokens, int total_tokens, int chunk) {
-  int capacity = 0, position = 0;
-  while (position < prompt_tokens) {
-    position += std::min(chunk, prompt_tokens - position);
-    capacity = grown_kv_capacity(capacity, position);
-  }
-  while (capacity < total_tokens) capacity = grown_kv_capacity(capacity, capacity + 1);
-  return capacity;
-}
-
-std::uint64_t cache_bytes(const ModelConfig& config, int batch, int capacity) {
-  return 2ULL * static_cast<std::uint64_t>(batch) * static_cast<std::uint64_t>(capacity) *
+std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int total_tokens) {
+  return 2ULL * static_cast<std::uint64_t>(batch) *
+         static_cast<std::uint64_t>(grown_kv_capacity(0, std::max(1, total_tokens))) *
          static_cast<std::uint64_t>(config.kv_dim()) * sizeof(float);
-}
-}  // namespace
-
-std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens, int total_tokens,
-                                         int chunk) {
-  return cache_bytes(config, batch, grown_capacity(prompt_tokens, total_tokens, std::max(1, chunk)));
-}
-
-std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                               int total_tokens, int chunk) {
-  int worst = 0;
-  for (int start = prompt_tokens; start <= std::max(prompt_tokens, total_tokens); ++start) {
-    worst = std::max(worst, grown_capacity(start, total_tokens, std::max(1, chunk)));
-  }
-  return cache_bytes(config, batch, worst);
 }
 
 }  // namespace swarm::model

@@ -76,8 +76,8 @@ class ClientAdmission : public ClientTest {
  protected:
   ClientAdmission() {
     config_.workload.sessions = 3;
-    // A session's cache on 4 blocks: 256 bytes a position a block x 32 positions (19 used, then
-    // the cache's doubling) x 4 blocks = 32 KiB, 36 KiB when restarted late. 0.04 MiB holds one.
+    // A session's cache on 4 blocks: 256 bytes a position a block x 32 positions (19 used, in a
+    // cache that grows in powers of two) x 4 blocks = 32 KiB. 0.04 MiB holds one.
     config_.max_cache_mb = 0.04;
     servers_ = {server(0, 0, 4), server(1, 0, 4), server(2, 4, 8), server(3, 4, 8)};
   }

@@ -254,59 +254,46 @@ TEST_F(Executor, CacheBudgetIsEnforced) {
   EXPECT_NE(message.find("cache budget"), std::string::npos) << message;
 }
 
-// The start-up check of a job (servers.max_cache_mb) rests on session_kv_bytes_per_block: a
-// budget of exactly that holds a session's prompt and decode steps, a byte less does not.
-TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsTo) {
+// The start-up check of a job (servers.max_cache_mb) and the client's admission rest on
+// session_kv_bytes_per_block: a budget of exactly that holds a session's positions however they
+// are fed (a prompt at once, in chunks, replayed whole after a reroute, then decode steps); a
+// byte less does not.
+TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsToHoweverItIsFed) {
   for (const auto& [batch, prompt, total] : {std::tuple{1, 5, 40}, std::tuple{2, 16, 17}, std::tuple{1, 20, 20},
-                                             std::tuple{3, 33, 70}}) {
-    const std::uint64_t per_block = session_kv_bytes_per_block(config_, batch, prompt, total);
-    for (const std::uint64_t budget : {2 * per_block, 2 * per_block - 1}) {
-      ExecutorOptions options;
-      options.max_cache_bytes = static_cast<std::size_t>(budget);
-      auto executor = make_executor(Backend::cpu, options);
-      executor->load(weights_, {0, 2});
-      auto x = random_hidden(batch * prompt, config_.hidden_size, 11);
-      const auto run = [&] {
-        executor->forward(1, 0, 2, x.data(), batch, prompt);
-        for (int t = prompt; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
-      };
-      if (budget == 2 * per_block) {
-        EXPECT_NO_THROW(run()) << batch << " x " << prompt << ".." << total;
-        EXPECT_EQ(executor->cache_bytes(), 2 * per_block);
-      } else {
-        EXPECT_THROW(run(), CacheBudgetError) << batch << " x " << prompt << ".." << total;
+                                             std::tuple{3, 33, 70}, std::tuple{1, 1, 1}}) {
+    const std::uint64_t per_block = session_kv_bytes_per_block(config_, batch, total);
+    // Feed schedules: the prompt at once, in chunks of 3 and of 7, or all but the last position
+    // at once (a late replay), each followed by single tokens.
+    for (const int chunk : {prompt, 3, 7, total - 1}) {
+      if (chunk < 1) continue;
+      for (const std::uint64_t budget : {2 * per_block, 2 * per_block - 1}) {
+        ExecutorOptions options;
+        options.max_cache_bytes = static_cast<std::size_t>(budget);
+        auto executor = make_executor(Backend::cpu, options);
+        executor->load(weights_, {0, 2});
+        auto x = random_hidden(batch * std::max(prompt, chunk), config_.hidden_size, 11);
+        const int first = std::max(prompt, chunk == total - 1 ? chunk : prompt);
+        const auto run = [&] {
+          for (int fed = 0; fed < first;) {
+            const int n = std::min(chunk, first - fed);
+            executor->forward(1, 0, 2, x.data(), batch, n);
+            fed += n;
+          }
+          for (int t = first; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
+        };
+        if (budget == 2 * per_block) {
+          EXPECT_NO_THROW(run()) << batch << " x " << prompt << ".." << total << " in chunks of " << chunk;
+          EXPECT_EQ(executor->cache_bytes(), 2 * per_block);
+        } else {
+          EXPECT_THROW(run(), CacheBudgetError) << batch << " x " << prompt << ".." << total;
+        }
       }
     }
   }
-}
-
-// Admission control reserves for a session restarted anywhere (a replay after a reroute feeds
-// its whole sequence as one prompt): the worst case is the largest restart, and it can exceed a
-// fresh start's by a doubling.
-TEST_F(Executor, WorstSessionCacheCoversEveryRestart) {
-  for (const auto& [batch, prompt, total] : {std::tuple{1, 5, 40}, std::tuple{2, 16, 17}, std::tuple{1, 20, 20},
-                                             std::tuple{3, 33, 70}, std::tuple{1, 1, 1}}) {
-    std::uint64_t brute = 0;
-    for (int start = prompt; start <= total; ++start) {
-      brute = std::max(brute, session_kv_bytes_per_block(config_, batch, start, total));
-    }
-    const std::uint64_t worst = worst_session_kv_bytes_per_block(config_, batch, prompt, total);
-    EXPECT_EQ(worst, brute) << batch << " x " << prompt << ".." << total;
-    ExecutorOptions options;
-    options.max_cache_bytes = static_cast<std::size_t>(2 * worst);
-    auto executor = make_executor(Backend::cpu, options);
-    executor->load(weights_, {0, 2});
-    for (int start = prompt; start <= total; ++start) {
-      auto x = random_hidden(batch * start, config_.hidden_size, 3);
-      EXPECT_NO_THROW({
-        executor->forward(1, 0, 2, x.data(), batch, start);
-        for (int t = start; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
-      }) << "restart at " << start;
-      executor->drop_session(1);
-    }
-  }
-  // 40 positions from a prompt of 5: 16 -> 32 -> 64; restarted at 39: 39 -> 78.
-  EXPECT_GT(worst_session_kv_bytes_per_block(config_, 1, 5, 40), session_kv_bytes_per_block(config_, 1, 5, 40));
+  EXPECT_EQ(grown_kv_capacity(0, 1), 16);
+  EXPECT_EQ(grown_kv_capacity(16, 17), 32);
+  EXPECT_EQ(grown_kv_capacity(40, 41), 64) << "a power of two, whatever the capacity before";
+  EXPECT_EQ(grown_kv_capacity(64, 64), 64);
 }
 
 TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {

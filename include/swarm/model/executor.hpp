@@ -2,7 +2,6 @@
 // A server's share of the model: decoder blocks [start, end) on one backend, with a KV cache per
 // session. Pure compute: no MPI, no files beyond the WeightSource it is loaded from.
 #include <algorithm>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -74,24 +73,21 @@ struct ExecutorOptions {
   std::size_t max_cache_bytes = 0; ///< KV-cache budget over all sessions; 0 = no limit
 };
 
-/// Positions a KV cache holds once grown to `needed` from `capacity`: it doubles (at least 16
-/// positions), so that decoding one token at a time copies amortised O(1) rows a token.
+/// Positions a KV cache holds once grown to `needed` from `capacity`: the power of two at or
+/// above `needed` (at least 16), so that decoding one token at a time copies amortised O(1) rows
+/// a token, and the size a cache ends at depends only on the positions it holds, not on how they
+/// were fed (a prompt at once, in chunks, or replayed after a reroute).
 [[nodiscard]] constexpr int grown_kv_capacity(int capacity, int needed) {
-  return needed <= capacity ? capacity : std::max({needed, 2 * capacity, 16});
+  if (needed <= capacity) return capacity;
+  int grown = 16;
+  while (grown < needed) grown *= 2;
+  return grown;
 }
 
-/// Bytes of one block's KV cache for a session of `batch` sequences that processes a prompt of
-/// `prompt_tokens` (in forwards of at most `chunk` tokens) and then up to `total_tokens`
-/// positions one at a time: what a cache budget (ExecutorOptions::max_cache_bytes) must hold
-/// for it, block by block.
-[[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                                       int total_tokens, int chunk = INT_MAX);
-
-/// The most session_kv_bytes_per_block can be for a session that ends at `total_tokens` positions
-/// and (re)starts anywhere from `prompt_tokens` on: a session replayed after a reroute feeds its
-/// whole sequence as one longer prompt, and the cache can then double once more.
-[[nodiscard]] std::uint64_t worst_session_kv_bytes_per_block(const ModelConfig& config, int batch, int prompt_tokens,
-                                                             int total_tokens, int chunk = INT_MAX);
+/// Bytes of one block's KV cache for a session of `batch` sequences that holds up to
+/// `total_tokens` positions: what a cache budget (ExecutorOptions::max_cache_bytes) must hold
+/// for it, block by block, however its tokens are fed.
+[[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int total_tokens);
 
 /// Runs a contiguous span of decoder blocks. Not thread-safe: one caller thread per executor.
 class SpanExecutor {
