@@ -19,14 +19,15 @@
 // a GPU per rank) ncclSend/ncclRecv of device buffers on a communicator and stream of its own.
 //
 // Columns: size (B) and count (floats) of the rows (a header is not counted); iters, round
-// trips per repetition (auto: about 50 ms on the raw path); raw/xprt (or fabric) time, one-way
-// microseconds: half the median (or, with --stat min, the best) round trip over --reps
-// repetitions; GB/s = size / one-way time / 1e9; ratio = measured GB/s / raw GB/s; #wrong,
-// elements received that differ from the pattern sent, over both methods and ranks (in fabric
-// mode also a packet whose header, sender or size is not the one expected counts). Other
-// processes on the cores only ever add time, so `min` estimates what the link can do on a
-// shared machine; `median` what a run typically sees. The footer's ratio is over the sizes
-// >= --goal-min-bytes; PASS needs #wrong 0 and, unless --goal 0, a median ratio >= --goal.
+// trips per repetition (auto: about 50 ms on the raw path); raw and xprt (fab with --layer
+// fabric) time, one-way microseconds: half the median (or, with --stat min, the best) round
+// trip over --reps repetitions; GB/s = size / one-way time / 1e9; ratio = measured GB/s / raw
+// GB/s; #wrong, elements received that differ from the pattern sent, over both methods, both
+// ranks and all repetitions (a fabric packet with the wrong header, sender or size counts as
+// all its elements wrong). Other processes on the cores only ever add time, so `min` estimates
+// what the link can do on a shared machine; `median` what a run typically sees. The footer's
+// ratio is over the sizes >= --goal-min-bytes; PASS needs #wrong 0 and, unless --goal 0, a
+// median ratio >= --goal.
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -99,7 +100,7 @@ struct Config {
       "warmup,w", po::value(&config.warmup)->default_value(config.warmup), "untimed round trips per size and method")(
       "reps,r", po::value(&config.reps)->default_value(config.reps), "repetitions")(
       "stat,s", po::value(&stat)->default_value(stat), "median or min over the repetitions")(
-      "goal,g", po::value(&config.goal)->default_value(config.goal), "required transport/raw ratio (0: report only)")(
+      "goal,g", po::value(&config.goal)->default_value(config.goal), "required measured/raw ratio (0: report only)")(
       "goal-min-bytes", po::value(&goal_min)->default_value(goal_min), "smallest size the goal applies to")(
       "header-bytes", po::value(&config.header_bytes)->default_value(config.header_bytes),
       "header of each fabric packet")(
@@ -136,6 +137,12 @@ struct Config {
     return std::string("bench_transport: ") + e.what();
   }
   return std::nullopt;
+}
+
+[[nodiscard]] std::string seconds_text(Seconds seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", seconds.count());
+  return text;
 }
 
 [[nodiscard]] float pattern(std::size_t i, int salt) {
@@ -225,6 +232,7 @@ class FabricTrip {
       Packet back = receive();
       wrong_ += packet_wrong(back);
       header_ = std::move(back.header);
+      header_.resize(header_bytes_);  // a wrong one was counted; the next still needs room
       rows_ = std::move(back.rows);
     } else {
       Packet p = receive();
@@ -283,7 +291,7 @@ class FabricTrip {
       if (std::optional<Packet> p = fabric_.poll()) return std::move(*p);
       if (polls % 32 == 0 && MPI_Wtime() - began > timeout_.count()) {
         throw TimeoutError("rank " + std::to_string(me_) + ": no packet from rank " + std::to_string(peer_) +
-                           " within " + std::to_string(timeout_.count()) + " s (it failed or hangs)");
+                           " within " + seconds_text(timeout_) + " (it failed or hangs)");
       }
       fabric_.wait(std::chrono::milliseconds(1));
     }
@@ -295,7 +303,7 @@ class FabricTrip {
       if (fabric_.poll()) throw TransferError("rank " + std::to_string(me_) + ": an unexpected packet arrived");
       if (MPI_Wtime() - began > timeout_.count()) {
         throw TimeoutError("rank " + std::to_string(me_) + ": packets to rank " + std::to_string(peer_) +
-                           " were not taken within " + std::to_string(timeout_.count()) + " s");
+                           " were not taken within " + seconds_text(timeout_));
       }
       fabric_.wait(std::chrono::milliseconds(1));
     }

@@ -5,6 +5,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 
 #include "swarm/comm/control.hpp"
@@ -60,7 +61,11 @@ struct RawNccl::Impl {
       nccl = nullptr;
       const std::string message = prefix() + what + " of " + std::to_string(floats) + " floats with rank " +
                                   std::to_string(peer) + " ";
-      if (late) throw comm::TimeoutError(message + "did not complete within " + std::to_string(timeout.count()) + " s");
+      if (late) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.1f s", timeout.count());
+        throw comm::TimeoutError(message + "did not complete within " + seconds);
+      }
       throw comm::TransferError(message + "failed: " + ncclGetErrorString(async));
     }
   }

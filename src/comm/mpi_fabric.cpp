@@ -159,9 +159,11 @@ class MpiFabric final : public Fabric {
     Clock::time_point posted;
   };
 
-  void post_header_receive() {
-    Slot slot;
-    slot.bytes.resize(kPrefix + options_.max_header_bytes);
+  // Posts a header receive into `slot`'s buffer (allocated once: re-zeroing 64 KiB per packet
+  // cost as much as a small transfer) and puts it at the back of the ring.
+  void post_header_receive() { post_header_receive(Slot{}); }
+  void post_header_receive(Slot slot) {
+    if (slot.bytes.empty()) slot.bytes.resize(kPrefix + options_.max_header_bytes);
     SWARM_MPI_CHECK(MPI_Irecv(slot.bytes.data(), static_cast<int>(slot.bytes.size()), MPI_BYTE, MPI_ANY_SOURCE,
                               to_mpi(Tag::header), headers_.get(), &slot.request));
     ring_.push_back(std::move(slot));
@@ -179,6 +181,10 @@ class MpiFabric final : public Fabric {
       s.peer = peer;
       s.posted = Clock::now();
       const std::uint64_t floats = p.rows.size();
+      if (!spare_messages_.empty()) {
+        s.message = std::move(spare_messages_.back());
+        spare_messages_.pop_back();
+      }
       s.message.resize(kPrefix + p.header.size());
       std::memcpy(s.message.data(), &floats, kPrefix);
       std::copy(p.header.begin(), p.header.end(), s.message.begin() + kPrefix);
@@ -210,8 +216,9 @@ class MpiFabric final : public Fabric {
       std::memcpy(&e.floats, head.bytes.data(), kPrefix);
       e.header.assign(head.bytes.begin() + kPrefix, head.bytes.begin() + count);
       const int source = status.MPI_SOURCE;
+      Slot used = std::move(ring_.front());
       ring_.pop_front();
-      post_header_receive();
+      post_header_receive(std::move(used));
       // Even a packet without rows waits behind the earlier packets of its source.
       expected_[static_cast<std::size_t>(source)].push_back(std::move(e));
     }
@@ -249,6 +256,7 @@ class MpiFabric final : public Fabric {
         }
       }
       if (!it->ticket && it->header_request == MPI_REQUEST_NULL) {
+        if (spare_messages_.size() < 64) spare_messages_.push_back(std::move(it->message));
         it = sending_.erase(it);
       } else {
         ++it;
@@ -280,6 +288,7 @@ class MpiFabric final : public Fabric {
   std::vector<std::deque<Packet>> waiting_;     // per destination, not started
   std::size_t queued_ = 0;                      // packets in waiting_
   std::deque<Sending> sending_;
+  std::vector<std::vector<std::byte>> spare_messages_;  // header send buffers, reused
   std::deque<Packet> arrived_, local_;
   std::size_t receives_posted_ = 0;
   FabricStats stats_;

@@ -51,6 +51,8 @@ int run_swarm_pipe(int argc, char** argv) {
       std::cout << "swarm_pipe " << kVersion
                 << ": Petals-style pipeline inference over MPI ranks with epoch balancing\n"
                    "usage: mpirun -n N swarm_pipe --job FILE.ini [--trace OUT.h5] [--section.key VALUE ...]\n"
+                   "       mpirun -n N swarm_pipe [--job FILE.ini] --workload.prompts IN.jsonl --workload.outputs "
+                   "OUT.jsonl\n"
                    "       mpirun -n N swarm_pipe --model-dir DIR --prompt-tokens 5,17,42 --max-new-tokens 4 "
                    "--dump-output OUT.h5\n\n"
                 << all
