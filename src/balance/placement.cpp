@@ -1,6 +1,6 @@
 #include "swarm/placement.hpp"
 
-#include <coin/Cbc_C_Interface.h>
+#include <Cbc_C_Interface.h>  // pkg-config cbc: -I.../include/coin
 
 #include <algorithm>
 #include <chrono>

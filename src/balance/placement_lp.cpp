@@ -6,7 +6,7 @@
 //   sum_x w_x d_x - sum_c unused_c * max_s t_c * sum_{x in [s, s + k_c)} w_x > 0.
 #include "placement_lp.hpp"
 
-#include <coin/ClpSimplex.hpp>
+#include <ClpSimplex.hpp>  // pkg-config cbc: -I.../include/coin
 
 #include <algorithm>
 #include <cmath>
