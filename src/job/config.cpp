@@ -23,7 +23,7 @@ DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
       need(v >= 1 && v <= 1000, "must be in [1, 1000] (how many times slower this class computes)");
       d.compute_factor = v;
     } else if (field == "link_mbps") {
-      // Below 1 Mbit/s one tick's activations would outlast any epoch.
+      // Below 1 Mbit/s one batch's activations would outlast any epoch.
       need(v == 0 || (v >= 1 && v <= 1e9), "must be 0 (no cap) or in [1, 1e9] Mbit/s");
       d.link_mbps = v;
     } else if (field == "latency_ms") {

@@ -121,18 +121,8 @@ class CpuExecutor final : public SpanExecutor {
   // first, so a refused batch leaves every cache as it was.
   void grow_caches(std::span<const Segment> segments, const std::vector<Session*>& states, int first_block,
                    int last_block) {
-    const auto row = static_cast<std::uint64_t>(config_.kv_dim());
-    std::uint64_t extra = 0;
-    for (std::size_t i = 0; i < segments.size(); ++i) {
-      const Segment& seg = segments[i];
-      for (int block = first_block; block < last_block; ++block) {
-        const KvCache& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
-        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens);
-        extra += 2ULL * static_cast<std::uint64_t>(seg.batch) * static_cast<std::uint64_t>(capacity - cache.capacity) *
-                 row * sizeof(float);
-      }
-    }
-    if (extra > 0) check_cache_budget(options_, cache_bytes(), extra, segments.front().session);
+    detail::SessionTable<KvCache>::check_growth(options_, cache_bytes(), config_.kv_dim(), segments, states, span_,
+                                                first_block, last_block);
     for (std::size_t i = 0; i < segments.size(); ++i) {
       for (int block = first_block; block < last_block; ++block) {
         KvCache& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];

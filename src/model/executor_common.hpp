@@ -63,6 +63,24 @@ class SessionTable {
     return states;
   }
 
+  /// CacheBudgetError when growing the caches of `states` (from prepare) by the segments' tokens
+  /// over blocks [first, last) would pass `options`' budget, given `current` bytes in use.
+  static void check_growth(const ExecutorOptions& options, std::uint64_t current, std::int64_t kv_dim,
+                           std::span<const Segment> segments, const std::vector<Session*>& states, const Span& span,
+                           int first, int last) {
+    std::uint64_t extra = 0;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const Segment& seg = segments[i];
+      for (int block = first; block < last; ++block) {
+        const Cache& cache = states[i]->blocks[static_cast<std::size_t>(block - span.start)];
+        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens);
+        extra += 2ULL * static_cast<std::uint64_t>(seg.batch) * static_cast<std::uint64_t>(capacity - cache.capacity) *
+                 static_cast<std::uint64_t>(kv_dim) * sizeof(float);
+      }
+    }
+    if (extra > 0) check_cache_budget(options, current, extra, segments.front().session);
+  }
+
   /// prepare(), then `check(states)` (e.g. the cache budget); when the check throws, the
   /// sessions prepare() created are dropped again, so that the refused batch leaves no trace.
   template <typename Check>

@@ -539,18 +539,8 @@ class CudaExecutor final : public SpanExecutor {
   // whole batch before any allocation, so a refused batch leaves every cache as it was.
   void check_growth(std::span<const Segment> segments, const std::vector<Session*>& states, int first_block,
                     int last_block) const {
-    const auto row = static_cast<std::uint64_t>(config_.kv_dim());
-    std::uint64_t extra = 0;
-    for (std::size_t i = 0; i < segments.size(); ++i) {
-      const Segment& seg = segments[i];
-      for (int block = first_block; block < last_block; ++block) {
-        const DeviceKv& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
-        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens);
-        extra += 2ULL * static_cast<std::uint64_t>(seg.batch) * static_cast<std::uint64_t>(capacity - cache.capacity) *
-                 row * sizeof(float);
-      }
-    }
-    if (extra > 0) check_cache_budget(options_, cache_bytes(), extra, segments.front().session);
+    detail::SessionTable<DeviceKv>::check_growth(options_, cache_bytes(), config_.kv_dim(), segments, states, span_,
+                                                 first_block, last_block);
   }
 
   void ensure_workspace(int rows, Memory memory) {
