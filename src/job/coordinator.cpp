@@ -115,7 +115,7 @@ void Coordinator::handle(comm::Packet packet, HopRunner& runner, SpanServer& spa
   }
 }
 
-double Coordinator::traffic(int, HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
+double Coordinator::traffic(HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
                             const std::atomic<bool>* terminate) {
   const double began = seconds_now();
   client_seconds_ = 0;
@@ -373,7 +373,7 @@ void Coordinator::dump_output() {
   std::printf("# output: %s\n", std::filesystem::absolute(config_.generate->dump_output).c_str());
 }
 
-int Coordinator::finish(int epochs_run, comm::Fabric&) {
+int Coordinator::finish(int epochs_run) {
   int status = stop_ ? 3 : 0;
   if (config_.generate) dump_output();
   summary();

@@ -38,7 +38,7 @@ class Coordinator {
   [[nodiscard]] Decision initial(const std::vector<Measurement>& measured);
   /// Rank 0's epoch of traffic, until every batch it started has come back; then it tells every
   /// rank that the epoch is over. Returns the seconds of traffic.
-  double traffic(int epoch, HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
+  double traffic(HopRunner& runner, SpanServer& span, comm::Fabric& fabric,
                  const std::atomic<bool>* terminate);
   /// Between the blocks of this rank's host forwards: takes in what arrived (the client answers
   /// results at once, batches queue for the runner), so that a long forward on rank 0 does not
@@ -55,7 +55,7 @@ class Coordinator {
   void after(const Decision& d, const std::vector<Measurement>& measured);
   /// The report, the trace's last attribute, the answers / generation output. Returns the exit
   /// status (0, 3 stopped early, 4 epochs ran out with prompts unanswered).
-  int finish(int epochs_run, comm::Fabric& fabric);
+  int finish(int epochs_run);
 
   [[nodiscard]] const std::vector<EpochRecord>& records() const { return records_; }
   /// Seconds rank 0 spent as the client in the last epoch of traffic.

@@ -332,7 +332,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
         Rng rng(derive_seed(config.seed, "speed/" + std::to_string(rank) + "/" + std::to_string(epoch)));
         span->set_slowdown(std::exp(sigma * std::fabs(standard_normal(rng))));
       }
-      const double traffic_seconds = coordinator ? coordinator->traffic(epoch, runner, *span, fabric, options.terminate)
+      const double traffic_seconds = coordinator ? coordinator->traffic(runner, *span, fabric, options.terminate)
                                                  : serve_epoch(runner, *span, fabric, options.terminate, stop_sent);
       drain(fabric);
       const double boundary_began = seconds_now();
@@ -361,7 +361,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
     }
     int status = command == Command::stop ? 3 : 0;
     if (coordinator) {
-      status = coordinator->finish(run, fabric);
+      status = coordinator->finish(run);
       if (options.records != nullptr) *options.records = coordinator->records();
     }
     // Every rank exits with rank 0's status.
