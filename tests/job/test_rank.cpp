@@ -19,6 +19,7 @@
 #include "swarm/model/client.hpp"
 #include "swarm/model/weights.hpp"
 #include "../../src/job/prompts.hpp"
+#include "../../src/job/server.hpp"
 
 namespace swarm::job {
 namespace {
@@ -244,6 +245,37 @@ TEST_F(Rank, ASwarmThatStaysDisjointEndsTheJob) {
   EXPECT_FALSE(fs::exists(out));
   ASSERT_EQ(r.records.size(), 11u) << "the first epoch, then ten without a route";
   EXPECT_EQ(r.records.back().swarm_throughput, 0.0);
+}
+
+// A rank of a slower device class stays busy for its factor times a forward before the batch
+// goes on, and measures that much slower: the emulation the balancing is tested with.
+TEST(SpanServer, ASlowerClassIsBusyForItsFactor) {
+  model::ModelConfig m;
+  m.vocab_size = 256;
+  m.hidden_size = 64;
+  m.intermediate_size = 172;
+  m.num_hidden_layers = 4;
+  m.num_attention_heads = 4;
+  m.num_key_value_heads = 2;
+  m.head_dim = 16;
+  const model::RandomWeights weights(m, 1);
+  DeviceClass slow;
+  slow.compute_factor = 4;
+  SpanServer span(weights, model::Backend::cpu, slow, 0, 0, 0);
+  span.load(0, 4);
+  Header h;
+  h.route = {{0, 0, 4}};
+  h.segments = {{1, 1, 64, 0}};
+  comm::ActivationPool pool(comm::MemoryLocation::host);
+  comm::Activations rows = pool.take(static_cast<std::size_t>(64 * 64));
+  std::fill(rows.data(), rows.data() + rows.size(), 0.01f);
+  span.start(h, rows);
+  const double forward = span.executor().last_forward_seconds();
+  while (!span.finished()) std::this_thread::yield();
+  const Measurement r = span.report(64, {}, 0);
+  EXPECT_GE(r.compute_seconds, 3 * forward) << "the emulated part alone";
+  EXPECT_EQ(r.block_tokens, 64.0 * 4);
+  EXPECT_LE(r.block_tokens_per_s, r.block_tokens / (3 * forward));
 }
 
 }  // namespace
