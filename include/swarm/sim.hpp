@@ -44,12 +44,14 @@ struct SimConfig {
   double period = 60;      // balancing period; metrics are sampled at every boundary
   std::uint64_t seed = 1;
   std::vector<StrategyKind> strategies{StrategyKind::none, StrategyKind::new_only, StrategyKind::full,
-                                       StrategyKind::upper_bound};
+                                       StrategyKind::upper_bound, StrategyKind::move_aware};
   double balance_quality = 0.75;
   CheckMode check = CheckMode::every_period;
   double mean_check_period = 60;
   double placement_time_limit = 1.0;  // seconds per period for the optimal placement
   bool placement_reproducible = true; // ... counted in work, so the same seed gives the same trace
+  double move_horizon = 1800;         // move_aware: seconds over which a move's gain is counted
+  double move_min_interval = 600;     // move_aware: seconds a server that moved stays put
   int initial_servers = 0;
   double initial_join_window = 0;     // initial servers join at U(0, window)
   double arrival_rate = 0;            // Poisson joins per second
@@ -89,6 +91,11 @@ struct PeriodRecord {
   double upper_bound_certified = 0;     // proven: no placement of them does better
   int moves = 0;                        // servers that changed span in the period or at its boundary
   double reload_downtime = 0;           // server-seconds of reloading those moves cost
+  // move_aware: the swarm throughput (joining servers counted at their new spans) it planned for
+  // at the boundary, and what its moves there were to add to it; what the swarm then got is
+  // the next period's swarm_throughput.
+  double planned_throughput = 0;
+  double expected_gain = 0;
   double disjoint_time = 0;             // seconds of the period in which some block had no online server
   bool disjoint = false;                // disjoint at the boundary, after the strategy acted
   int online = 0;

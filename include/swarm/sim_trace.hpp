@@ -2,6 +2,7 @@
 // Writes a simulation into an HDF5 trace (schema: docs/trace.md): one group per strategy with
 // per-period datasets, /servers with the churn trace, run metadata as root attributes.
 #include <map>
+#include <optional>
 #include <string>
 
 #include "swarm/sim.hpp"
@@ -31,6 +32,7 @@ class SimTrace final : public SimObserver {
     trace::Group group;
     trace::Series time, swarm_throughput, swarm_throughput_sampled, disjoint_time, upper_bound, upper_bound_certified, moves, reload_downtime, disjoint,
         online, present, block_throughput, span_start, span_end, state;
+    std::optional<trace::Series> planned_throughput, expected_gain;  // move_aware only
   };
   trace::File& file_;
   RunMetadata meta_;

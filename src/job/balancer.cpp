@@ -17,13 +17,14 @@ Balancer::Balancer(const JobConfig& config, int blocks, std::vector<int> span_le
     : config_(config),
       blocks_(blocks),
       span_lengths_(std::move(span_lengths)),
-      strategy_(make_strategy(config.strategy, {config.balance_quality, config.placement_time_limit})),
+      strategy_(make_strategy(config.strategy, {config.balance_quality, config.placement_time_limit, false,
+                                                config.move_horizon, config.move_min_interval})),
       rng_(derive_seed(config.seed, "balancer")),
       swarm_(blocks) {
   const int n = static_cast<int>(span_lengths_.size());
   for (int r = 0; r < n; ++r) swarm_.add({server_id(r), {0, 0}, 0.0, ServerState::offline});
   block_tps_.assign(static_cast<std::size_t>(n), 0.0);
-  compute_ = network_ = announced_ = block_tps_;
+  compute_ = network_ = announced_ = load_per_block_ = block_tps_;
   next_check_.assign(static_cast<std::size_t>(n), 0.0);
 }
 
@@ -34,6 +35,8 @@ void Balancer::update(std::span<const Measurement> measured, double traffic_seco
     const double free = traffic_seconds > 0 ? std::clamp(1.0 - m.client_seconds / traffic_seconds, 0.0, 1.0) : 1.0;
     if (m.block_tokens_per_s > 0) block_tps_[r] = m.block_tokens_per_s * free;
     if (m.network_tokens_per_s > 0) network_[r] = m.network_tokens_per_s;
+    // The span it reloaded at the last boundary is the one it holds now.
+    if (m.reload_seconds > 0 && swarm_[r].span.length() > 0) load_per_block_[r] = m.reload_seconds / swarm_[r].span.length();
     compute_[r] = compute_throughput(block_tps_[r], span_lengths_[r]);
     // An unmeasured link (no traffic yet, no cap) does not limit the announcement.
     announced_[r] = network_[r] > 0 ? announced_throughput(compute_[r], network_[r]) : compute_[r];
@@ -55,7 +58,7 @@ std::vector<Assignment> Balancer::assignments(const std::vector<int>& reload) co
 void Balancer::place_joiners(const std::vector<int>& ranks, BoundaryDecision& d) {
   for (int r : ranks) {
     const auto i = static_cast<std::size_t>(r);
-    const Span span = strategy_->place_joiner(swarm_, span_lengths_[i], rng_);
+    const Span span = strategy_->place_joiner(swarm_, span_lengths_[i], announced_[i], rng_);
     swarm_.set_span(i, span);
     swarm_.set_state(i, ServerState::joining);  // counted by the rules while it loads
     next_check_[i] = 0;
@@ -112,13 +115,19 @@ BoundaryDecision Balancer::boundary(int epoch) {
     if (config_.check == CheckMode::every_epoch || next_check_[r] <= epoch) due.push_back(r);
   }
   shuffle(std::span<std::size_t>(due), rng_);
-  RebalanceResult result = strategy_->rebalance(swarm_, due, rng_);
+  std::vector<double> load(swarm_.size());
+  for (std::size_t r = 0; r < swarm_.size(); ++r) load[r] = load_per_block_[r] * span_lengths_[r];
+  BoundaryContext context;
+  context.now_s = epoch * config_.epoch_seconds;
+  context.load_seconds = load;
+  RebalanceResult result = strategy_->rebalance(swarm_, due, rng_, context);
   if (config_.check == CheckMode::random) {
     for (std::size_t r : due) next_check_[r] = epoch + uniform(rng_, 0, 2 * config_.mean_check_epochs);
   }
   apply_moves(swarm_, result.moves, ServerState::joining);
   d.moves = std::move(result.moves);
   d.placement = std::move(result.placement);
+  d.plan = std::move(result.plan);
 
   std::vector<int> reload = d.joined;
   for (const Move& m : d.moves) reload.push_back(std::stoi(m.id.substr(1)));

@@ -112,11 +112,13 @@ po::options_description schema() {
       ("model.threads", po::value<long>()->default_value(1), "OpenBLAS threads per rank (results do not depend on it)")
       ("run.epochs", po::value<long>()->default_value(4), "epochs (with workload.prompts, unless given: until every prompt is answered)")
       ("run.epoch_seconds", po::value<double>()->default_value(1.0), "seconds of traffic per epoch")
-      ("run.strategy", po::value<std::string>()->default_value("full"), "balancing: none, new_only, full, upper_bound")
+      ("run.strategy", po::value<std::string>()->default_value("full"), "balancing: none, new_only, full, upper_bound, move_aware")
       ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold (Petals' default 0.75; paper 0.99)")
       ("run.check", po::value<std::string>()->default_value("every_epoch"), "when servers check rule 2: every_epoch, or random (each after U(0, 2*mean_check_epochs) epochs)")
       ("run.mean_check_epochs", po::value<double>()->default_value(1.0), "mean epochs between checks for check = random")
       ("run.placement_time_limit", po::value<double>()->default_value(1.0), "upper_bound: seconds for the optimal placement")
+      ("run.move_horizon", po::value<double>()->default_value(30.0), "move_aware: seconds of traffic over which a move's gain is counted against its reload (measured throughput x measured load time)")
+      ("run.move_min_interval", po::value<double>()->default_value(5.0), "move_aware: seconds of traffic a rank that moved stays where it is")
       ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the workload, churn and balancing draws")
       ("run.transport", po::value<std::string>()->default_value("auto"), "activations: auto (nccl on GPUs, else mpi), mpi, nccl")
       ("run.comm_timeout", po::value<double>()->default_value(120.0), "seconds before a silent peer ends the job")
@@ -192,7 +194,7 @@ JobConfig load_config(const JobFile& job, int world) {
   c.epoch_seconds = job.positive("run.epoch_seconds");
   const std::string strategy = job.get<std::string>("run.strategy");
   const auto kind = parse_strategy(strategy);
-  if (!kind) job.fail("run.strategy", strategy, "must be none, new_only, full or upper_bound");
+  if (!kind) job.fail("run.strategy", strategy, "must be none, new_only, full, upper_bound or move_aware");
   c.strategy = *kind;
   c.balance_quality = job.non_negative("run.balance_quality");
   const std::string check = job.get<std::string>("run.check");
@@ -205,6 +207,8 @@ JobConfig load_config(const JobFile& job, int world) {
   }
   c.mean_check_epochs = job.positive("run.mean_check_epochs");
   c.placement_time_limit = job.in_range("run.placement_time_limit", 0, 3600);
+  c.move_horizon = job.in_range("run.move_horizon", 0, 1e9);
+  c.move_min_interval = job.in_range("run.move_min_interval", 0, 1e9);
   c.seed = job.seed("run.seed");
   c.transport = job.get<std::string>("run.transport");
   if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {

@@ -84,12 +84,14 @@ po::options_description job_schema() {
       ("run.duration", po::value<double>()->default_value(3600), "simulated seconds")
       ("run.period", po::value<double>()->default_value(60), "balancing period in seconds; metrics are sampled at every boundary")
       ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the churn trace and of every strategy's random stream")
-      ("run.strategies", po::value<std::string>()->default_value("none,new_only,full,upper_bound"), "strategies to compare (none, new_only, full, upper_bound)")
+      ("run.strategies", po::value<std::string>()->default_value("none,new_only,full,upper_bound,move_aware"), "strategies to compare (none, new_only, full, upper_bound, move_aware)")
       ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold of `full` (paper: 0.99 for p = 1%)")
       ("run.check", po::value<std::string>()->default_value("every_period"), "when `full` servers check rule 2: every_period, or random (each waits U(0, 2*mean_check_period))")
       ("run.mean_check_period", po::value<double>()->default_value(60), "mean seconds between checks for check = random")
       ("run.placement_time_limit", po::value<double>()->default_value(1.0), "seconds per period for the optimal placement (exact search, CBC, tabu search)")
       ("run.placement_reproducible", po::value<bool>()->default_value(true), "count that limit in work (search nodes, tabu moves; CBC's root only), so the same seed gives the same trace; false: by the clock")
+      ("run.move_horizon", po::value<double>()->default_value(1800), "move_aware: seconds over which a move's gain in swarm throughput is counted against its reload downtime (throughput x load time)")
+      ("run.move_min_interval", po::value<double>()->default_value(600), "move_aware: seconds a server that moved stays where it is (no flapping)")
       ("churn.initial_servers", po::value<long>()->default_value(0), "servers present from the start (classes drawn by share)")
       ("churn.initial_join_window", po::value<double>()->default_value(0), "initial servers join at U(0, window) seconds")
       ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
@@ -119,7 +121,7 @@ SimConfig load_config(const JobFile& job) {
   const std::string names = job.get<std::string>("run.strategies");
   for (const auto& name : split_list(names)) {
     const auto k = parse_strategy(name);
-    if (!k) job.fail("run.strategies", names, "unknown strategy '" + name + "' (none, new_only, full, upper_bound)");
+    if (!k) job.fail("run.strategies", names, "unknown strategy '" + name + "' (none, new_only, full, upper_bound, move_aware)");
     if (!seen.insert(*k).second) job.fail("run.strategies", names, "strategy '" + name + "' listed twice");
     c.strategies.push_back(*k);
   }
@@ -140,6 +142,8 @@ SimConfig load_config(const JobFile& job) {
   }
   c.placement_time_limit = job.in_range("run.placement_time_limit", 0, 3600);
   c.placement_reproducible = job.get<bool>("run.placement_reproducible");
+  c.move_horizon = job.in_range("run.move_horizon", 0, 1e9);
+  c.move_min_interval = job.in_range("run.move_min_interval", 0, 1e9);
   c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, kMaxServers));
   c.initial_join_window = job.non_negative("churn.initial_join_window");
   c.arrival_rate = job.non_negative("churn.arrival_rate");

@@ -44,6 +44,8 @@ struct Lane {
   std::uint64_t seq = 0;
   int moves = 0;
   double downtime = 0;
+  double expected_gain = 0;  // move_aware: what its moves at the last boundary should add
+  double planned = 0;        // move_aware: the swarm throughput it planned for
   // upper_bound: the last placement and the (throughput, span) multiset it was solved for
   std::optional<Placement> placement;
   std::vector<std::pair<double, int>> placement_key;
@@ -61,7 +63,8 @@ struct Lane {
 
   Lane(StrategyKind k, const SimConfig& c, std::size_t plans)
       : kind(k),
-        strategy(make_strategy(k, {c.balance_quality, c.placement_time_limit, c.placement_reproducible})),
+        strategy(make_strategy(k, {c.balance_quality, c.placement_time_limit, c.placement_reproducible,
+                                   c.move_horizon, c.move_min_interval})),
         swarm(c.blocks),
         rng(derive_seed(c.seed, to_string(k))),
         generation(plans, 0) {
@@ -100,10 +103,14 @@ class Simulation {
       const double t = p * c_.period;
       for (auto& lane : lanes_) {
         advance(*lane, t);
-        boundary(*lane, t);
+        if (lane->kind != StrategyKind::move_aware) boundary(*lane, t);
       }
       advance(*bound_, t);
       boundary(*bound_, t);
+      // move_aware plans toward the placement the bound lane has just solved for the same servers.
+      for (auto& lane : lanes_) {
+        if (lane->kind == StrategyKind::move_aware) boundary(*lane, t);
+      }
       for (auto& lane : lanes_) record(*lane, p, t);
       if (bound_->reported) record(*bound_, p, t);
       obs_.on_period_end(p);
@@ -170,7 +177,7 @@ class Simulation {
       ++lane.generation[e.plan];
       return;
     }
-    const Span span = lane.strategy->place_joiner(lane.swarm, p.span, lane.rng);
+    const Span span = lane.strategy->place_joiner(lane.swarm, p.span, p.throughput, lane.rng);
     // The yardstick loads for free; everybody else is joining for its load time.
     const bool instant = lane.kind == StrategyKind::upper_bound;
     lane.swarm.add({p.id, span, p.throughput, instant ? ServerState::online : ServerState::joining});
@@ -223,6 +230,23 @@ class Simulation {
       reload(lane, lane.strategy->rebalance(lane.swarm, due, lane.rng).moves, t);
     } else if (lane.kind == StrategyKind::upper_bound) {
       place_optimally(lane);
+    } else if (lane.kind == StrategyKind::move_aware) {
+      std::vector<double> load(lane.swarm.size());
+      std::vector<int> target(lane.swarm.size(), -1);
+      for (std::size_t i = 0; i < lane.swarm.size(); ++i) {
+        load[i] = plans_[plan_index(lane.swarm[i].id)].load_time;
+        if (const auto j = bound_->swarm.find(lane.swarm[i].id)) target[i] = bound_->swarm[*j].span.start;
+      }
+      BoundaryContext context;
+      context.now_s = t;
+      context.load_seconds = load;
+      context.target = target;
+      const RebalanceResult r = lane.strategy->rebalance(lane.swarm, {}, lane.rng, context);
+      if (r.plan) {
+        lane.expected_gain = r.plan->expected_gain();
+        lane.planned = r.plan->planned;
+      }
+      reload(lane, r.moves, t);
     }
   }
 
@@ -261,7 +285,9 @@ class Simulation {
         }
         hints.push_back(std::move(spans));
       }
-      RebalanceResult r = lane.strategy->rebalance(lane.swarm, {}, lane.rng, hints);
+      BoundaryContext context;
+      context.hints = hints;
+      RebalanceResult r = lane.strategy->rebalance(lane.swarm, {}, lane.rng, context);
       moves = std::move(r.moves);
       lane.placement = std::move(r.placement);
       lane.placement_key = std::move(key);
@@ -288,6 +314,8 @@ class Simulation {
     r.upper_bound_certified = best ? best->bound : 0.0;
     r.moves = lane.moves;
     r.reload_downtime = lane.downtime;
+    r.expected_gain = lane.expected_gain;
+    r.planned_throughput = lane.planned;
     r.span_start.assign(plans_.size(), -1);
     r.span_end.assign(plans_.size(), -1);
     r.presence.assign(plans_.size(), static_cast<std::uint8_t>(Presence::absent));

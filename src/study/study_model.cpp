@@ -113,7 +113,7 @@ class Builder {
     switch (e.kind) {
       case kJoin: {
         // Rule 1 (or a random span for `none`) on the swarm of servers joining or online.
-        s.span = strategy_->place_joiner(swarm_, p.span, rng_);
+        s.span = strategy_->place_joiner(swarm_, p.span, p.throughput, rng_);
         // Initial servers were loaded before the sessions came; joiners load their blocks.
         const double online = p.join_time == 0.0 ? 0.0 : p.join_time + p.load_time;
         const bool now = online == e.time;

@@ -55,6 +55,12 @@ void SimTrace::on_start(const SimConfig& c, const std::vector<ServerPlan>& plans
     d.span_end = d.group.series("span_end", trace::Type::i32, std::max<std::size_t>(n, 1), "block (-1: absent)");
     d.state = d.group.series("state", trace::Type::u8, std::max<std::size_t>(n, 1),
                              "0 absent, 1 offline, 2 joining, 3 online");
+    if (k == StrategyKind::move_aware) {
+      d.planned_throughput = d.group.series("planned_throughput", trace::Type::f64, 0,
+                                            "tokens/s (planned at the boundary, joining servers counted)");
+      d.expected_gain = d.group.series("expected_gain", trace::Type::f64, 0,
+                                       "tokens/s (what the boundary's moves were to add)");
+    }
     d.group.set_attribute("periods_complete", std::int64_t{0});
     groups_.emplace(k, std::move(d));
   }
@@ -75,6 +81,8 @@ void SimTrace::on_period(StrategyKind kind, const PeriodRecord& r) {
   d.online.append(static_cast<std::int32_t>(r.online));
   d.present.append(static_cast<std::int32_t>(r.present));
   d.block_throughput.append_row<double>(r.block_throughput);
+  if (d.planned_throughput) d.planned_throughput->append(r.planned_throughput);
+  if (d.expected_gain) d.expected_gain->append(r.expected_gain);
   if (r.span_start.empty()) {  // a run without servers still has one (absent) column
     const std::int32_t none[1] = {-1};
     const std::uint8_t absent[1] = {0};

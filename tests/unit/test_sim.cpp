@@ -45,7 +45,7 @@ TEST(Sim, SameSeedSameTrace) {
   const SimConfig c = small_config();
   (void)run(c, a);
   (void)run(c, b);
-  ASSERT_EQ(a.records.size(), 4U);
+  ASSERT_EQ(a.records.size(), c.strategies.size());  // the default list: all five
   for (const auto& [k, list] : a.records) {
     ASSERT_EQ(list.size(), b.records[k].size());
     for (std::size_t i = 0; i < list.size(); ++i) ASSERT_TRUE(same(list[i], b.records[k][i])) << to_string(k) << " " << i;
@@ -167,6 +167,40 @@ TEST(Sim, RandomCheckPeriodsAlsoBalance) {
   Recorder r;
   const SimResult res = run(c, r);
   EXPECT_GT(res.summaries.at(0).moves, 0);
+}
+
+// move_aware in the simulator: its downtime is its moves' load times, no server moves twice
+// within run.move_min_interval, and what it planned never exceeds the bound for the servers.
+TEST(Sim, MoveAwareChargesItsReloadsAndDoesNotFlap) {
+  SimConfig c = small_config();
+  c.duration = 3600;
+  c.strategies = {StrategyKind::move_aware};
+  c.move_min_interval = 300;
+  c.arrival_rate = 0;  // joiners come at boundaries only, so every move shows between two records
+  Recorder r;
+  (void)run(c, r);
+  const auto& list = r.records.at(StrategyKind::move_aware);
+  ASSERT_EQ(list.size(), 60U);
+  std::vector<double> last_move(r.plans.size(), -1e18);
+  int moves = 0;
+  for (std::size_t p = 1; p < list.size(); ++p) {
+    double downtime = 0;
+    int moved = 0;
+    for (std::size_t j = 0; j < r.plans.size(); ++j) {
+      const bool both = list[p - 1].span_start[j] >= 0 && list[p].span_start[j] >= 0;
+      if (!both || list[p - 1].span_start[j] == list[p].span_start[j]) continue;
+      ASSERT_GE(list[p].time - last_move[j], c.move_min_interval) << r.plans[j].id << " at " << list[p].time;
+      last_move[j] = list[p].time;
+      downtime += r.plans[j].load_time;
+      ++moved;
+    }
+    EXPECT_EQ(list[p].moves, moved) << "period " << p;
+    EXPECT_NEAR(list[p].reload_downtime, downtime, 1e-6) << "period " << p;
+    EXPECT_LE(list[p].planned_throughput, list[p].upper_bound_certified * (1 + 1e-9) + 1e-9);
+    EXPECT_GE(list[p].expected_gain, 0);
+    moves += moved;
+  }
+  EXPECT_GT(moves, 0) << "a churned swarm of mixed servers needs some moves";
 }
 
 }  // namespace

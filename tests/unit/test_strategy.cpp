@@ -17,7 +17,7 @@ TEST(Strategy, NoneLoadsRandomSpansInsideTheModel) {
   const Swarm swarm(10);
   std::vector<int> seen(8, 0);
   for (int i = 0; i < 800; ++i) {
-    const Span span = s->place_joiner(swarm, 3, rng);
+    const Span span = s->place_joiner(swarm, 3, 0.0, rng);
     ASSERT_GE(span.start, 0);
     ASSERT_EQ(span.length(), 3);
     ASSERT_LE(span.end, 10);
@@ -61,7 +61,7 @@ TEST(Strategy, UpperBoundIsAtLeastEveryOtherStrategy) {
       const int k = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
       const double t = uniform(rng, 1, 10);
       for (std::size_t s = 0; s < strategies.size(); ++s) {
-        const Span span = strategies[s]->place_joiner(swarms[s], k, rng);
+        const Span span = strategies[s]->place_joiner(swarms[s], k, 0.0, rng);
         swarms[s].add({"s" + std::to_string(100 + i), span, t, ServerState::online});
       }
     }
@@ -75,7 +75,9 @@ TEST(Strategy, UpperBoundIsAtLeastEveryOtherStrategy) {
       hints.push_back(spans);
     }
     auto ub = make_strategy(StrategyKind::upper_bound, {.placement_time_limit_s = 0.3});
-    const auto result = ub->rebalance(swarms[0], {}, rng, hints);
+    BoundaryContext context;
+    context.hints = hints;
+    const auto result = ub->rebalance(swarms[0], {}, rng, context);
     ASSERT_TRUE(result.placement.has_value());
     for (const auto& sw : swarms) {
       ASSERT_GE(result.placement->value, swarm_throughput(sw) - 1e-9) << "trial " << trial;

@@ -16,7 +16,8 @@ struct BoundaryDecision {
   std::vector<Assignment> assignment;  // one per rank
   std::vector<Move> moves;             // servers that rule 2 or the optimal placement moved
   std::vector<int> joined, left;       // ranks
-  std::optional<Placement> placement;  // upper_bound: with its certified bound
+  std::optional<Placement> placement;  // upper_bound, move_aware: the placement solved
+  std::optional<MovePlan> plan;        // move_aware: the gain its moves should bring, their cost
 };
 
 class Balancer {
@@ -62,6 +63,7 @@ class Balancer {
   Rng rng_;
   Swarm swarm_;
   std::vector<double> block_tps_, compute_, network_, announced_, next_check_;
+  std::vector<double> load_per_block_;  // measured at the rank's last reload (s per block; 0: unknown)
 };
 
 }  // namespace swarm::job

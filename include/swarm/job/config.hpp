@@ -76,6 +76,8 @@ struct JobConfig {
   CheckMode check = CheckMode::every_epoch;
   double mean_check_epochs = 1.0;
   double placement_time_limit = 1.0;
+  double move_horizon = 30;       // move_aware: seconds of job time a move's gain is counted over
+  double move_min_interval = 5;   // move_aware: seconds a rank that moved stays put
   std::uint64_t seed = 1;
   std::string transport = "auto";  // auto, mpi, nccl
   double comm_timeout = 120.0;
