@@ -43,6 +43,7 @@ struct SimConfig {
   double duration = 3600;  // simulated seconds
   double period = 60;      // balancing period; metrics are sampled at every boundary
   std::uint64_t seed = 1;
+  std::vector<std::uint64_t> seeds;  // --run.seeds: the study once per seed (empty: one run with `seed`)
   std::vector<StrategyKind> strategies{StrategyKind::none, StrategyKind::new_only, StrategyKind::full,
                                        StrategyKind::upper_bound, StrategyKind::move_aware};
   double balance_quality = 0.75;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "swarm/sim.hpp"
+#include "swarm/sim_seeds.hpp"
 #include "swarm/trace.hpp"
 
 namespace swarm::sim {
@@ -19,12 +20,16 @@ struct RunMetadata {
 
 class SimTrace final : public SimObserver {
  public:
-  SimTrace(trace::File& file, RunMetadata meta) : file_(file), meta_(std::move(meta)) {}
+  /// `group` empty: the run fills the file (root attributes, /<strategy>/, /servers); else it
+  /// goes under /<group>/ (a seed of a study) and finish() leaves the file open.
+  SimTrace(trace::File& file, RunMetadata meta, std::string group = {})
+      : file_(file), meta_(std::move(meta)), group_name_(std::move(group)) {}
 
   void on_start(const SimConfig& config, const std::vector<ServerPlan>& plans) override;
   void on_period(StrategyKind kind, const PeriodRecord& record) override;
   void on_period_end(int period) override;
-  /// End-of-run summaries as attributes of each strategy group; marks the trace complete.
+  /// End-of-run summaries as attributes of each strategy group; marks the trace complete
+  /// (a run in a group: only the group's attributes).
   void finish(const SimResult& result);
 
  private:
@@ -36,7 +41,14 @@ class SimTrace final : public SimObserver {
   };
   trace::File& file_;
   RunMetadata meta_;
+  std::string group_name_;
+  trace::Group seed_group_;        // /<group>/ when there is one
+  trace::Group* base_ = nullptr;   // the root or seed_group_
   std::map<StrategyKind, Datasets> groups_;
 };
+
+/// A study over seeds: /summary/<strategy>/ with one value per seed of each end-of-run figure
+/// (datasets `seed` and kFigureNames) and attributes `<figure>_mean`, `<figure>_ci95`.
+void write_seed_summary(trace::Group& root, const std::vector<SeedFigures>& figures);
 
 }  // namespace swarm::sim

@@ -1,6 +1,11 @@
 // swarm_sim: the offline throughput study (--job FILE.ini --trace OUT.h5) and the what-if
 // interface (what-if [FILE]). A thin main: options into a const config, run, report.
+#include <mpi.h>
+
 #include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <optional>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -9,6 +14,7 @@
 #include <iostream>
 
 #include "swarm/dispatch_study.hpp"
+#include "swarm/seed_study.hpp"
 #include "swarm/sim_job.hpp"
 #include "swarm/sim_trace.hpp"
 #include "swarm/version.hpp"
@@ -85,17 +91,55 @@ void print_table(const swarm::sim::SimResult& r) {
               "# ub_gap: mean (certified bound - best placement) / certified bound.\n");
 }
 
-}  // namespace
+// MPI only when a launcher started this process (mpirun, srun): a plain `swarm_sim` needs no
+// MPI runtime. Finalised on every way out of main.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv) {
+    const char* vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"};
+    bool launched = false;
+    for (const char* v : vars) launched = launched || std::getenv(v) != nullptr;
+    if (!launched) return;
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    world_.mpi = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_.size);
+  }
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  ~MpiSession() {
+    if (world_.mpi) MPI_Finalize();
+  }
+  [[nodiscard]] const swarm::sim::StudyWorld& world() const { return world_; }
 
-int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "what-if") return what_if(argc, argv);
-  if (argc >= 2 && std::string(argv[1]) == "dispatch") {
-    return swarm::run_dispatch_study(std::vector<std::string>(argv + 2, argv + argc));
+  /// Whether every rank got here with `ok`; the lowest rank that did not is the one to speak.
+  [[nodiscard]] bool agree(bool ok, bool& speak) const {
+    int mine = ok ? INT_MAX : world_.rank, first = mine;
+    if (world_.mpi && world_.size > 1) MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    speak = !ok && first == world_.rank;
+    return first == INT_MAX;
   }
 
+ private:
+  swarm::sim::StudyWorld world_;
+};
+
+struct Setup {
+  int exit = -1;  // >= 0: stop with this status (help, or an error in `error`)
+  std::string error;
+  std::optional<swarm::JobFile> job;
+  swarm::sim::SimConfig config;
+  std::string trace_path;
+  bool quiet = false;
+};
+
+Setup setup(const std::vector<std::string>& args, bool root, bool& printed) {
+  Setup out;
   po::options_description program("swarm_sim " + std::string(swarm::kVersion) +
                                   ": offline swarm throughput study\n"
                                   "usage: swarm_sim --job FILE.ini --trace OUT.h5 [--section.key VALUE ...]\n"
+                                  "       mpirun -n N swarm_sim --job FILE.ini --trace OUT.h5 --run.seeds 1-64\n"
                                   "       swarm_sim what-if [FILE]    (JSON Lines; see docs/what-if.md)\n"
                                   "       swarm_sim dispatch --job FILE.ini --trace OUT.h5   (docs/dispatch.md)\n"
                                   "Options");
@@ -106,58 +150,120 @@ int main(int argc, char** argv) {
   po::options_description schema = swarm::sim::job_schema();
   po::options_description all;
   all.add(program).add(schema);
-
   try {
-    const std::vector<std::string> args(argv + 1, argv + argc);
     const std::string tables[] = {"class"};
     const po::variables_map pre = swarm::preview_command_line(args, all, tables);
     if (pre.count("help")) {
-      std::cout << all
-                << "\nDevice classes: [class.NAME] with span (required), share (default 1), block_rps (1000),\n"
-                << "bandwidth_mbps (1000), relay_fraction (0), load_seconds_per_block (1), compute_jitter (0)\n"
-                << "(docs/simulator.md); on the command line as --class.NAME.key VALUE.\n"
-                << "Signals: the first SIGINT/SIGTERM stops at the end of the period (exit 3), a second at once.\n";
-      return 0;
+      if (root) {
+        std::cout << all
+                  << "\nDevice classes: [class.NAME] with span (required), share (default 1), block_rps (1000),\n"
+                  << "bandwidth_mbps (1000), relay_fraction (0), load_seconds_per_block (1), compute_jitter (0)\n"
+                  << "(docs/simulator.md); on the command line as --class.NAME.key VALUE.\n"
+                  << "Signals: the first SIGINT/SIGTERM stops at the end of the period (exit 3), a second at once.\n";
+      }
+      printed = true;
+      out.exit = 0;
+      return out;
     }
     if (pre.count("job") && pre["job"].as<std::string>().empty()) {
-      std::cerr << "swarm_sim: command line: --job is empty\n";
-      return 2;
+      out.error = "command line: --job is empty";
+      out.exit = 2;
+      return out;
     }
     if (!pre.count("job") || !pre.count("trace")) {
-      std::cerr << "swarm_sim: --job and --trace are required (see --help)\n";
-      return 2;
+      out.error = "--job and --trace are required (see --help)";
+      out.exit = 2;
+      return out;
     }
-    const swarm::JobFile job(pre["job"].as<std::string>(), all, tables, args);
-    const swarm::sim::SimConfig config = swarm::sim::load_config(job);
-    const std::string trace_path = pre["trace"].as<std::string>();
-    job.refuse_as_output(trace_path, "--trace");
-    const bool quiet = pre.count("quiet") > 0;
+    out.job.emplace(pre["job"].as<std::string>(), all, tables, args);
+    out.config = swarm::sim::load_config(*out.job);
+    out.trace_path = pre["trace"].as<std::string>();
+    out.job->refuse_as_output(out.trace_path, "--trace");
+    out.quiet = pre.count("quiet") > 0;
+  } catch (const swarm::ConfigError& e) {
+    out.error = e.what();
+    out.exit = 2;
+  } catch (const po::error& e) {
+    out.error = std::string("command line: ") + e.what();
+    out.exit = 2;
+  }
+  return out;
+}
 
-    if (!quiet) std::printf("# swarm_sim %s\n# effective config:\n%s", swarm::kVersion, job.effective().c_str());
+swarm::trace::File create_trace(const std::string& path) {
+  try {  // an unusable path is bad input, like a bad key
+    return swarm::trace::File::create(path);
+  } catch (const swarm::trace::TraceError& e) {
+    throw swarm::ConfigError(std::string("command line: --trace: ") + e.what());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "what-if") return what_if(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "dispatch") {
+    return swarm::run_dispatch_study(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  MpiSession mpi(&argc, &argv);
+  const swarm::sim::StudyWorld& world = mpi.world();
+  const bool root = world.rank == 0;
+  bool printed = false, speak = false;
+  Setup s = setup(std::vector<std::string>(argv + 1, argv + argc), root, printed);
+  if (s.exit < 0 && world.size > 1 && s.config.seeds.empty()) {
+    s.error = "more than one rank (" + std::to_string(world.size) +
+              ") needs --run.seeds: the ranks share out the seeds of a study";
+    s.exit = 2;
+  }
+  std::optional<swarm::trace::File> file;
+  if (s.exit < 0 && root) {
+    try {
+      file.emplace(create_trace(s.trace_path));
+    } catch (const swarm::ConfigError& e) {
+      s.error = e.what();
+      s.exit = 2;
+    }
+  }
+  if (!mpi.agree(s.exit < 0, speak)) {
+    if (speak && !s.error.empty()) std::cerr << "swarm_sim: " << s.error << "\n";
+    if (file) {
+      file.reset();
+      std::error_code ec;
+      std::filesystem::remove(s.trace_path, ec);
+    }
+    return s.exit >= 0 ? s.exit : 2;
+  }
+  if (printed) return 0;
+
+  const swarm::sim::SimConfig& config = s.config;
+  const swarm::JobFile& job = *s.job;
+  try {
+    if (!s.quiet && root) std::printf("# swarm_sim %s\n# effective config:\n%s", swarm::kVersion, job.effective().c_str());
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
+    const swarm::sim::RunMetadata meta{"swarm_sim", job.path().string(), job.text(), job.effective()};
 
-    swarm::trace::File file = [&] {  // an unusable path is bad input, like a bad key
-      try {
-        return swarm::trace::File::create(trace_path);
-      } catch (const swarm::trace::TraceError& e) {
-        throw swarm::ConfigError(std::string("command line: --trace: ") + e.what());
+    if (!config.seeds.empty()) {
+      swarm::sim::SeedStudy study{config, config.seeds, job.get<std::string>("run.seeds"), meta, s.trace_path,
+                                  s.quiet, [] { return g_stop.load(); }};
+      const int rc = swarm::sim::run_seed_study(study, world, file ? &*file : nullptr);
+      if (root && rc == 1) {  // a run failed: no trace passed off as a study
+        file.reset();
+        std::error_code ec;
+        std::filesystem::remove(s.trace_path, ec);
       }
-    }();
-    swarm::sim::SimTrace trace(file, {"swarm_sim", job.path().string(), job.text(), job.effective()});
+      if (root && rc != 1) std::printf("# trace: %s\n", std::filesystem::absolute(s.trace_path).c_str());
+      return rc;
+    }
+
+    swarm::sim::SimTrace trace(*file, meta);
     const int periods = static_cast<int>(std::floor(config.duration / config.period + 1e-9));
-    Progress progress(trace, periods, quiet);
+    Progress progress(trace, periods, s.quiet);
     const swarm::sim::SimResult result = swarm::sim::run(config, progress, [] { return g_stop.load(); });
     trace.finish(result);
     print_table(result);
-    std::printf("# trace: %s\n", std::filesystem::absolute(trace_path).c_str());
+    std::printf("# trace: %s\n", std::filesystem::absolute(s.trace_path).c_str());
     return result.stopped_early ? 3 : 0;
-  } catch (const swarm::ConfigError& e) {
-    std::cerr << "swarm_sim: " << e.what() << "\n";
-    return 2;
-  } catch (const po::error& e) {
-    std::cerr << "swarm_sim: command line: " << e.what() << "\n";
-    return 2;
   } catch (const std::exception& e) {
     std::cerr << "swarm_sim: error: " << e.what() << "\n";
     return 1;

@@ -1,5 +1,7 @@
 #include "swarm/sim_job.hpp"
 
+#include "swarm/sim_seeds.hpp"
+
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -84,6 +86,7 @@ po::options_description job_schema() {
       ("run.duration", po::value<double>()->default_value(3600), "simulated seconds")
       ("run.period", po::value<double>()->default_value(60), "balancing period in seconds; metrics are sampled at every boundary")
       ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the churn trace and of every strategy's random stream")
+      ("run.seeds", po::value<std::string>()->default_value(""), "run the study once per seed, e.g. 1-16 or 3,7,9-12 (run.seed is then not used); under mpirun/srun the seeds are spread over the ranks")
       ("run.strategies", po::value<std::string>()->default_value("none,new_only,full,upper_bound,move_aware"), "strategies to compare (none, new_only, full, upper_bound, move_aware)")
       ("run.balance_quality", po::value<double>()->default_value(0.75), "rule 2 threshold of `full` (paper: 0.99 for p = 1%)")
       ("run.check", po::value<std::string>()->default_value("every_period"), "when `full` servers check rule 2: every_period, or random (each waits U(0, 2*mean_check_period))")
@@ -116,6 +119,14 @@ SimConfig load_config(const JobFile& job) {
   }
   if (c.duration / c.period > 1e6) job.fail("run.period", format_number(c.period), "more than a million periods in run.duration");
   c.seed = job.seed("run.seed");
+  const std::string seeds = job.get<std::string>("run.seeds");
+  if (!seeds.empty()) {
+    try {
+      c.seeds = parse_seeds(seeds);
+    } catch (const std::invalid_argument& e) {
+      job.fail("run.seeds", seeds, e.what());
+    }
+  }
   c.strategies.clear();
   std::set<StrategyKind> seen;
   const std::string names = job.get<std::string>("run.strategies");
@@ -170,11 +181,17 @@ SimConfig load_config(const JobFile& job) {
   if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty()) {
     job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
   }
-  // Leaves must name servers that exist; checked against the drawn plan.
-  try {
-    (void)plan_servers(c);
-  } catch (const std::invalid_argument& e) {
-    job.fail("churn.leaves", job.get<std::string>("churn.leaves"), e.what());
+  // Leaves must name servers that exist; checked against the drawn plan of every seed.
+  std::vector<std::uint64_t> all = c.seeds.empty() ? std::vector<std::uint64_t>{c.seed} : c.seeds;
+  for (std::uint64_t seed : all) {
+    SimConfig one = c;
+    one.seed = seed;
+    try {
+      (void)plan_servers(one);
+    } catch (const std::invalid_argument& e) {
+      job.fail("churn.leaves", job.get<std::string>("churn.leaves"),
+               std::string(e.what()) + (c.seeds.empty() ? "" : " (seed " + std::to_string(seed) + ")"));
+    }
   }
   return c;
 }

@@ -4,8 +4,15 @@
 namespace swarm::sim {
 
 void SimTrace::on_start(const SimConfig& c, const std::vector<ServerPlan>& plans) {
-  trace::Group& root = file_.root();
-  trace::write_run_info(root, {meta_.program, meta_.job_file, meta_.job_text, meta_.effective, c.seed});
+  if (group_name_.empty()) {
+    base_ = &file_.root();
+    trace::write_run_info(*base_, {meta_.program, meta_.job_file, meta_.job_text, meta_.effective, c.seed});
+  } else {
+    seed_group_ = file_.root().group(group_name_);
+    base_ = &seed_group_;
+    base_->set_attribute("seed", static_cast<std::int64_t>(c.seed));
+  }
+  trace::Group& root = *base_;
   root.set_attribute("blocks", static_cast<std::int64_t>(c.blocks));
   root.set_attribute("period_s", c.period);
 
@@ -111,10 +118,33 @@ void SimTrace::finish(const SimResult& result) {
     g.set_attribute("reload_downtime_total", s.reload_downtime);
     g.set_attribute("mean_upper_bound_gap", s.mean_bound_gap);
   }
-  file_.root().set_attribute("periods_run", static_cast<std::int64_t>(result.periods_run));
-  file_.root().set_attribute("stopped_early", static_cast<std::int64_t>(result.stopped_early));
+  base_->set_attribute("periods_run", static_cast<std::int64_t>(result.periods_run));
+  base_->set_attribute("stopped_early", static_cast<std::int64_t>(result.stopped_early));
   groups_.clear();
-  file_.finish();
+  base_ = nullptr;
+  if (group_name_.empty()) {
+    file_.finish();
+  } else {
+    seed_group_ = {};
+    file_.flush();
+  }
+}
+
+void write_seed_summary(trace::Group& root, const std::vector<SeedFigures>& figures) {
+  trace::Group summary = root.group("summary");
+  for (const SeedFigures& f : figures) {
+    trace::Group g = summary.group(to_string(f.kind));
+    std::vector<std::int64_t> seeds(f.seeds.begin(), f.seeds.end());
+    g.write<std::int64_t>("seed", seeds);
+    g.set_attribute("seeds", static_cast<std::int64_t>(seeds.size()));
+    for (const char* name : kFigureNames) {
+      const std::vector<double>& values = f.figures.at(name);
+      g.write<double>(name, values);
+      const Interval i = mean_ci95(values);
+      g.set_attribute(std::string(name) + "_mean", i.mean);
+      g.set_attribute(std::string(name) + "_ci95", i.ci95);
+    }
+  }
 }
 
 }  // namespace swarm::sim
