@@ -3,14 +3,19 @@
 // with a near-optimal placement of the same servers and makes only the moves that pay for
 // their reload downtime. Pure: no clock, no I/O.
 //
-// A move of server i costs its throughput t_i for its load time L_i (t_i * L_i, tokens); a set
-// of moves A gains (v(A) - v0) * horizon, v the swarm throughput of the counted servers (the
-// balancing view: joining servers at their new spans). The planner orders candidate moves
-// greedily (each step takes the move that raises v most, then the one that removes most
-// bottleneck blocks, then the cheapest), keeps the prefix with the largest net gain, and makes
-// it only if that gain is positive. Candidates are each server's span in the target placement
-// and its best response to the others (rule 1's start). A move is skipped while it would leave
-// a block that has an online server without one: the movers reload together at the boundary.
+// Movers reload together from the boundary: each is gone from its old span at once and serves
+// its new span when its load time L_i has passed. A set of moves A is worth
+//   net(A) = integral over [0, H] of v_A(t) dt - v0 * H,
+// v_A(t) the swarm throughput of the counted servers (the balancing view: joining servers at
+// their new spans) with the movers still loading left out, v0 that throughput with nobody
+// moving, H the horizon. So a move pays its reload downtime (its throughput t_i for L_i) where it
+// costs the swarm: in full on blocks that are the bottleneck, shared by movers that reload at the
+// same time, not at all on blocks with slack. The planner orders candidate moves greedily (each
+// step takes the move that raises the final v most, then the one that removes most bottleneck
+// blocks, then the one that keeps v highest while it reloads, then the cheapest t_i * L_i),
+// keeps the prefix with the largest net, and makes it only if that net is positive. Candidates
+// are each server's span in the target placement and its best response to the others (rule 1's
+// start). A move is skipped while it would leave a block that has an online server without one.
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -38,7 +43,8 @@ struct MovePlan {
   double current = 0;   // v0: swarm throughput of the counted servers where they are
   double planned = 0;   // v after the moves land
   double target = 0;    // value of the target placement
-  double cost = 0;      // sum of the moves' t * L
+  double cost = 0;      // sum of the moves' t * L: the reload downtime they charge
+  double net = 0;       // net(A) above (throughput x seconds over the horizon)
   [[nodiscard]] double expected_gain() const { return planned - current; }
 };
 

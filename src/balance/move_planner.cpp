@@ -46,6 +46,28 @@ struct Candidate {
   Span to;
 };
 
+// Throughput x seconds the swarm delivers over `horizon` when `moves` start together now: each
+// mover is off from the start (`trans` already lacks it on its old span) and serves its new span
+// once its load ends. This is where a move pays for its reload: on the blocks it leaves, as
+// much of its throughput as the swarm's minimum loses there.
+double transition_value(std::vector<double> trans, const Swarm& swarm, std::span<const PlannedMove> moves,
+                        std::span<const double> loads, double horizon) {
+  std::vector<std::size_t> by_load(moves.size());
+  std::iota(by_load.begin(), by_load.end(), std::size_t{0});
+  std::stable_sort(by_load.begin(), by_load.end(), [&](std::size_t a, std::size_t b) { return loads[a] < loads[b]; });
+  double total = 0, t = 0;
+  for (std::size_t k : by_load) {
+    const double until = std::min(loads[k], horizon);
+    if (until > t) {
+      total += swarm_throughput(trans) * (until - t);
+      t = until;
+    }
+    add_over(trans, moves[k].to, swarm[moves[k].server].throughput);
+  }
+  if (horizon > t) total += swarm_throughput(trans) * (horizon - t);
+  return total;
+}
+
 }  // namespace
 
 MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<const double> load_seconds,
@@ -96,11 +118,13 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
     }
   }
 
-  // Greedy order, then the best prefix.
+  // Greedy order, then the best prefix. `trans` is the swarm while the chosen movers reload:
+  // gone from their old spans, not yet on their new ones.
+  std::vector<double> trans = cov;
   std::vector<char> moved(swarm.size(), 0);
   std::vector<PlannedMove> order;
+  std::vector<double> loads;  // per chosen move
   Score now = score(cov);
-  double spent = 0;
   double best_net = 0;
   std::size_t best_len = 0;
   double best_value = plan.current;
@@ -108,7 +132,7 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
   for (;;) {
     std::optional<std::size_t> pick;
     Score pick_score;
-    double pick_cost = 0;
+    double pick_dip = 0, pick_cost = 0;
     for (std::size_t c = 0; c < candidates.size(); ++c) {
       const Candidate& cand = candidates[c];
       if (moved[cand.server]) continue;
@@ -120,10 +144,19 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
       add_over(trial, s.span, -s.throughput);
       add_over(trial, cand.to, s.throughput);
       const Score sc = score(trial);
+      // The swarm while it reloads, with this mover gone too (higher is better).
+      double dip = std::numeric_limits<double>::infinity();
+      for (int b = 0; b < blocks; ++b) {
+        const bool leaves = s.span.start <= b && b < s.span.end;
+        dip = std::min(dip, trans[static_cast<std::size_t>(b)] - (leaves ? s.throughput : 0.0));
+      }
       const double cost = cost_of(cand.server);
-      if (!pick || better(sc, pick_score) || (!better(pick_score, sc) && cost < pick_cost)) {
+      const bool wins = !pick || better(sc, pick_score) ||
+                        (!better(pick_score, sc) && (above(dip, pick_dip) || (!above(pick_dip, dip) && cost < pick_cost)));
+      if (wins) {
         pick = c;
         pick_score = sc;
+        pick_dip = dip;
         pick_cost = cost;
       }
     }
@@ -132,12 +165,13 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
     const Server& s = swarm[cand.server];
     add_over(cov, s.span, -s.throughput);
     add_over(cov, cand.to, s.throughput);
+    add_over(trans, s.span, -s.throughput);
     for (int b = s.span.start; b < s.span.end; ++b) --online[static_cast<std::size_t>(b)];
     moved[cand.server] = 1;
     now = pick_score;
-    spent += pick_cost;
     order.push_back({cand.server, cand.to, pick_cost});
-    const double net = (now.value - plan.current) * options.horizon_s - spent;
+    loads.push_back(cand.server < load_seconds.size() ? std::max(0.0, load_seconds[cand.server]) : 0.0);
+    const double net = transition_value(trans, swarm, order, loads, options.horizon_s) - plan.current * options.horizon_s;
     if (net > best_net) {
       best_net = net;
       best_len = order.size();
@@ -147,6 +181,7 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
   order.resize(best_len);
   plan.moves = std::move(order);
   plan.planned = best_value;
+  plan.net = best_net;
   for (const PlannedMove& m : plan.moves) plan.cost += m.cost;
   return plan;
 }
