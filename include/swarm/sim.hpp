@@ -24,6 +24,8 @@ struct DeviceClass {
   double relay_fraction = 0.0;        // share of these servers reachable only through a relay
   double load_seconds_per_block = 1;  // time to load one block's weights
   double compute_jitter = 0.0;        // sigma of a mean-one lognormal factor on block_rps
+  double speed_drift = 0.0;           // sigma per sqrt(hour) of each server's compute random walk
+  double leave_at = std::numeric_limits<double>::infinity();  // the whole class leaves then
 };
 
 enum class CheckMode { every_period, random };
@@ -35,6 +37,12 @@ struct ScheduledJoin {
 struct ScheduledLeave {
   double time;
   std::string server_id;
+};
+/// `count` random servers joining at U(time, time + window): a flash crowd.
+struct FlashCrowd {
+  double time = 0;
+  int count = 0;
+  double window = 0;
 };
 
 struct SimConfig {
@@ -60,6 +68,7 @@ struct SimConfig {
   std::vector<DeviceClass> classes;
   std::vector<ScheduledJoin> joins;
   std::vector<ScheduledLeave> leaves;
+  FlashCrowd flash_crowd;
 };
 
 /// One server of the run, decided before any strategy acts (the churn trace).
@@ -67,8 +76,11 @@ struct ServerPlan {
   std::string id;
   std::size_t device_class = 0;
   int span = 1;
-  double throughput = 0;  // announced
+  double throughput = 0;  // announced at its join
+  /// With speed drift: the announced throughput from boundary p on (index p - 1); empty: fixed.
+  std::vector<double> drifted;
   double load_time = 0;   // seconds to load its span
+  double compute_rps = 0; // tokens/s through one block (after jitter)
   bool relay = false;
   double join_time = 0;
   double leave_time = std::numeric_limits<double>::infinity();

@@ -12,7 +12,8 @@ namespace swarm::sim {
 
 /// The keys of a [class.NAME] device table, for messages.
 inline constexpr const char* kDeviceKeys =
-    "share, span, block_rps, bandwidth_mbps, relay_fraction, load_seconds_per_block, compute_jitter";
+    "share, span, block_rps, bandwidth_mbps, relay_fraction, load_seconds_per_block, compute_jitter, "
+    "speed_drift, leave_at";
 
 /// Parses key `field` (raw text `raw`) of table [class.NAME] into `device`, checking its value
 /// against a model of `blocks` blocks; returns false when `field` is not a device key (tables

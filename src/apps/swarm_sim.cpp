@@ -157,7 +157,9 @@ Setup setup(const std::vector<std::string>& args, bool root, bool& printed) {
       if (root) {
         std::cout << all
                   << "\nDevice classes: [class.NAME] with span (required), share (default 1), block_rps (1000),\n"
-                  << "bandwidth_mbps (1000), relay_fraction (0), load_seconds_per_block (1), compute_jitter (0)\n"
+                  << "bandwidth_mbps (1000), relay_fraction (0), load_seconds_per_block (1), compute_jitter (0),\n"
+                  << "speed_drift (0: sigma per sqrt(hour) of each server's compute random walk), leave_at (never:\n"
+                  << "simulated second at which the whole class leaves)\n"
                   << "(docs/simulator.md); on the command line as --class.NAME.key VALUE.\n"
                   << "Signals: the first SIGINT/SIGTERM stops at the end of the period (exit 3), a second at once.\n";
       }

@@ -32,12 +32,29 @@ ServerPlan make_server(const SimConfig& c, std::size_t cls, double join, double 
                             ? std::exp(d.compute_jitter * standard_normal(rng) - 0.5 * d.compute_jitter * d.compute_jitter)
                             : 1.0;
   p.relay = d.relay_fraction > 0 && uniform01(rng) < d.relay_fraction;
-  p.throughput = announced_throughput(compute_throughput(d.block_rps * factor, d.span),
+  p.compute_rps = d.block_rps * factor;
+  p.throughput = announced_throughput(compute_throughput(p.compute_rps, d.span),
                                       network_throughput(d.bandwidth_mbps * 1e6, c.hidden_size, p.relay));
   p.load_time = d.load_seconds_per_block * d.span;
   p.join_time = join;
-  p.leave_time = join + lifetime;
+  p.leave_time = std::min(join + lifetime, d.leave_at);
   return p;
+}
+
+// A mean-one geometric random walk of the server's compute, one step per period boundary
+// (sigma per sqrt(hour)); the network side of its announced throughput does not drift.
+void drift(const SimConfig& c, ServerPlan& p, Rng& rng) {
+  const DeviceClass& d = c.classes[p.device_class];
+  if (d.speed_drift <= 0) return;
+  const double sigma = d.speed_drift * std::sqrt(c.period / 3600.0);
+  const double network = network_throughput(d.bandwidth_mbps * 1e6, c.hidden_size, p.relay);
+  const double compute0 = p.compute_rps;
+  const int periods = static_cast<int>(std::floor(c.duration / c.period + 1e-9));
+  double factor = 1;
+  for (int k = 1; k <= periods; ++k) {
+    factor *= std::exp(sigma * standard_normal(rng) - 0.5 * sigma * sigma);
+    p.drifted.push_back(announced_throughput(compute_throughput(compute0 * factor, d.span), network));
+  }
 }
 
 }  // namespace
@@ -59,14 +76,24 @@ std::vector<ServerPlan> plan_servers(const SimConfig& c) {
       plans.push_back(make_server(c, cls, t, lifetime(), rng));
     }
   }
+  for (int i = 0; i < c.flash_crowd.count; ++i) {
+    const double join = c.flash_crowd.time + uniform(rng, 0, c.flash_crowd.window);
+    const std::size_t cls = draw_class(c, rng);
+    plans.push_back(make_server(c, cls, join, lifetime(), rng));
+  }
   for (const auto& j : c.joins) {
     const auto it = std::find_if(c.classes.begin(), c.classes.end(),
                                  [&](const DeviceClass& d) { return d.name == j.device_class; });
     if (it == c.classes.end()) throw std::invalid_argument("scheduled join of unknown class '" + j.device_class + "'");
     plans.push_back(make_server(c, static_cast<std::size_t>(it - c.classes.begin()), j.time, forever, rng));
   }
+  // A class that has left the swarm sends no more servers.
+  std::erase_if(plans, [&](const ServerPlan& p) { return p.join_time >= c.classes[p.device_class].leave_at; });
   std::stable_sort(plans.begin(), plans.end(),
                    [](const ServerPlan& a, const ServerPlan& b) { return a.join_time < b.join_time; });
+  // Drift from its own stream, so that scenarios without it keep their churn trace.
+  Rng drift_rng(derive_seed(c.seed, "drift"));
+  for (auto& p : plans) drift(c, p, drift_rng);
   const int width = plans.size() > 100000 ? 7 : 5;  // ids sort like their numbers
   for (std::size_t i = 0; i < plans.size(); ++i) {
     char id[32];

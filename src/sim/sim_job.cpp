@@ -71,6 +71,12 @@ bool parse_device_key(const JobFile& job, const std::string& name, const std::st
   } else if (field == "compute_jitter") {
     const double v = number();
     d.compute_jitter = need(v, v >= 0 && v <= 2, "must be in [0, 2] (lognormal sigma)");
+  } else if (field == "speed_drift") {
+    const double v = number();
+    d.speed_drift = need(v, v >= 0 && v <= 5, "must be in [0, 5] (sigma of the compute random walk per sqrt(hour))");
+  } else if (field == "leave_at") {
+    const double v = number();
+    d.leave_at = need(v, v >= 0, "must be >= 0 (simulated seconds)");
   } else {
     return false;
   }
@@ -100,7 +106,8 @@ po::options_description job_schema() {
       ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
       ("churn.mean_lifetime", po::value<double>()->default_value(0), "mean exponential lifetime of random servers in seconds (0: they never leave)")
       ("churn.joins", po::value<std::string>()->default_value(""), "scheduled joins 'TIME CLASS, ...' (never leave unless listed in churn.leaves)")
-      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'TIME SERVER_ID, ...' (ids s00000.. in join order)");
+      ("churn.leaves", po::value<std::string>()->default_value(""), "scheduled leaves 'TIME SERVER_ID, ...' (ids s00000.. in join order)")
+      ("churn.flash_crowd", po::value<std::string>()->default_value(""), "'TIME COUNT WINDOW': COUNT random servers (classes by share, lifetimes as churn.mean_lifetime) join at U(TIME, TIME + WINDOW); those after run.duration never join");
   return d;
 }
 
@@ -178,7 +185,20 @@ SimConfig load_config(const JobFile& job) {
     c.joins.push_back({t, name});
   }
   for (const auto& [t, id] : parse_schedule(job, "churn.leaves", c.duration, "run.duration")) c.leaves.push_back({t, id});
-  if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty()) {
+  if (const std::string flash = job.get<std::string>("churn.flash_crowd"); !flash.empty()) {
+    std::istringstream in(flash);
+    std::string time, count, window, extra;
+    in >> time >> count >> window >> extra;
+    if (window.empty() || !extra.empty()) job.fail("churn.flash_crowd", flash, "must be 'TIME COUNT WINDOW'");
+    c.flash_crowd.time = parse_number(job, "churn.flash_crowd", time);
+    const double n = parse_number(job, "churn.flash_crowd", count);
+    c.flash_crowd.window = parse_number(job, "churn.flash_crowd", window);
+    if (!(c.flash_crowd.time >= 0 && std::isfinite(c.flash_crowd.time))) job.fail("churn.flash_crowd", flash, "TIME must be >= 0 seconds");
+    if (!(n >= 1 && n <= kMaxServers && n == std::floor(n))) job.fail("churn.flash_crowd", flash, "COUNT must be a whole number in 1.." + std::to_string(kMaxServers));
+    if (!(c.flash_crowd.window >= 0 && std::isfinite(c.flash_crowd.window))) job.fail("churn.flash_crowd", flash, "WINDOW must be >= 0 seconds");
+    c.flash_crowd.count = static_cast<int>(n);
+  }
+  if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty() && c.flash_crowd.count == 0) {
     job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
   }
   // Leaves must name servers that exist; checked against the drawn plan of every seed.

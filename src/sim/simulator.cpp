@@ -103,9 +103,11 @@ class Simulation {
       const double t = p * c_.period;
       for (auto& lane : lanes_) {
         advance(*lane, t);
+        drift(*lane, p);
         if (lane->kind != StrategyKind::move_aware) boundary(*lane, t);
       }
       advance(*bound_, t);
+      drift(*bound_, p);
       boundary(*bound_, t);
       // move_aware plans toward the placement the bound lane has just solved for the same servers.
       for (auto& lane : lanes_) {
@@ -170,6 +172,23 @@ class Simulation {
     account(lane, until);
   }
 
+  // Speeds that drift change at boundaries, in every lane alike; strategies see them there.
+  void drift(Lane& lane, int period) {
+    for (std::size_t i = 0; i < lane.swarm.size(); ++i) {
+      const ServerPlan& p = plans_[plan_index(lane.swarm[i].id)];
+      if (p.drifted.empty()) continue;
+      lane.swarm.set_throughput(i, p.drifted[static_cast<std::size_t>(period - 1)]);
+      lane.dirty = true;
+    }
+  }
+
+  // The announced throughput of a server now (its speed at the last boundary).
+  double speed(const ServerPlan& p, double t) const {
+    if (p.drifted.empty()) return p.throughput;
+    const int k = static_cast<int>(std::floor(t / c_.period + 1e-9));
+    return k < 1 ? p.throughput : p.drifted[static_cast<std::size_t>(std::min<int>(k, static_cast<int>(p.drifted.size())) - 1)];
+  }
+
   void on_shared(Lane& lane, const SharedEvent& e) {
     const ServerPlan& p = plans_[e.plan];
     if (e.kind == kLeave) {
@@ -177,10 +196,11 @@ class Simulation {
       ++lane.generation[e.plan];
       return;
     }
-    const Span span = lane.strategy->place_joiner(lane.swarm, p.span, p.throughput, lane.rng);
+    const double throughput = speed(p, e.time);
+    const Span span = lane.strategy->place_joiner(lane.swarm, p.span, throughput, lane.rng);
     // The yardstick loads for free; everybody else is joining for its load time.
     const bool instant = lane.kind == StrategyKind::upper_bound;
-    lane.swarm.add({p.id, span, p.throughput, instant ? ServerState::online : ServerState::joining});
+    lane.swarm.add({p.id, span, throughput, instant ? ServerState::online : ServerState::joining});
     if (!instant) push(lane, e.time + p.load_time, kLoaded, e.plan);
   }
 

@@ -96,6 +96,12 @@ TEST(JobFile, MessagesNameFileKeyAndValue) {
   expect(base + "[run]\ncheck = sometimes\n", {"run.check", "sometimes"});
   expect(base + "[churn]\njoins = 10 tpu\n", {"churn.joins", "tpu"});
   expect(base + "[churn]\nleaves = 10 s99999\n", {"churn.leaves", "s99999"});
+  expect(base + "[churn]\nflash_crowd = 10 x 5\n", {"churn.flash_crowd", "x"});
+  expect(base + "[churn]\nflash_crowd = 10 5\n", {"churn.flash_crowd", "TIME COUNT WINDOW"});
+  expect(base + "[churn]\nflash_crowd = 10 0 5\n", {"churn.flash_crowd", "COUNT"});
+  expect(base + "[churn]\nflash_crowd = 10 5 -1\n", {"churn.flash_crowd", "WINDOW"});
+  expect(with("block_rps = 1000", "block_rps = 1000\nspeed_drift = 9"), {"class.gpu.speed_drift", "9"});
+  expect(with("block_rps = 1000", "block_rps = 1000\nleave_at = -1"), {"class.gpu.leave_at", "-1"});
   expect(std::string("[model]\nblocks = 10\n[churn]\ninitial_servers = 3\n"), {"class"});
   expect(std::string("[model]\nblocks = 10\n[class.a]\nspan = 2\n"), {"no servers"});
   EXPECT_NE(error_of(base, {"--run.duration", "-1"}).find("run.duration"), std::string::npos);
