@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "swarm/rules.hpp"
+#include "swarm/strategy.hpp"
 
 namespace swarm {
 namespace {
@@ -113,6 +114,75 @@ Swarm parse_swarm(const json& line) {
   }
 }
 
+// {"op": "plan"}: what a strategy would do at a boundary of this swarm (docs/what-if.md).
+json plan(const Swarm& swarm, const json& q, const std::string& at, Rng& rng) {
+  const std::string name = text(member(q, "strategy", at), at + "strategy");
+  const auto kind = parse_strategy(name);
+  if (!kind) {
+    throw LineError(at + "strategy", "unknown strategy " + brief(name) + " (none, new_only, full, upper_bound, move_aware)");
+  }
+  const auto optional_number = [&](const char* key, double fallback, double lo, double hi) {
+    if (!q.contains(key)) return fallback;
+    const double v = number(q[key], at + key);
+    if (!(v >= lo && v <= hi)) {
+      throw LineError(at + key, "must be in [" + brief(json(lo)) + ", " + brief(json(hi)) + "], got " + brief(q[key]));
+    }
+    return v;
+  };
+  StrategyOptions options;
+  options.balance_quality = optional_number("balance_quality", 0.75, 0, 1e9);
+  options.placement_time_limit_s = optional_number("placement_time_limit_s", 0.5, 0, 60);
+  options.placement_reproducible = true;  // the same line gives the same answer
+  options.move_horizon_s = optional_number("horizon_s", options.move_horizon_s, 0, 1e9);
+  const double per_block = optional_number("load_seconds_per_block", 1.0, 0, 1e6);
+  std::vector<double> load(swarm.size());
+  for (std::size_t i = 0; i < swarm.size(); ++i) load[i] = per_block * swarm[i].span.length();
+  if (q.contains("load_seconds")) {
+    const json& m = q["load_seconds"];
+    if (!m.is_object()) throw LineError(at + "load_seconds", "must be an object {server id: seconds}");
+    for (const auto& [id, v] : m.items()) {
+      const std::string field = at + "load_seconds." + id;
+      const auto i = swarm.find(id);
+      if (!i) throw LineError(field, "unknown server " + brief(id));
+      const double seconds = number(v, field);
+      if (!(seconds >= 0 && seconds <= 1e6)) throw LineError(field, "must be in [0, 1e6], got " + brief(v));
+      load[*i] = seconds;
+    }
+  }
+  const auto strategy = make_strategy(*kind, options);
+  std::vector<std::size_t> due;  // `full`: every online server checks rule 2, in a random order
+  for (std::size_t i = 0; i < swarm.size(); ++i) {
+    if (swarm[i].state == ServerState::online) due.push_back(i);
+  }
+  shuffle(std::span<std::size_t>(due), rng);
+  BoundaryContext context;
+  context.load_seconds = load;
+  const RebalanceResult result = strategy->rebalance(swarm, due, rng, context);
+
+  Swarm after = swarm;
+  apply_moves(after, result.moves, ServerState::joining);
+  json moves = json::array();
+  double downtime = 0;
+  for (const Move& m : result.moves) {
+    const double seconds = load[*swarm.find(m.id)];
+    downtime += seconds;
+    moves.push_back({{"server", m.id}, {"from", {m.from.start, m.from.end}}, {"to", {m.to.start, m.to.end}},
+                     {"load_seconds", seconds}});
+  }
+  json r = {{"strategy", name},
+            {"moves", std::move(moves)},
+            {"current", swarm_throughput(swarm)},
+            {"planned", swarm_throughput(after)},
+            {"reload_seconds", downtime}};
+  if (result.placement) r["target"] = result.placement->value;
+  if (result.plan) {
+    r["expected_gain"] = result.plan->expected_gain();
+    r["net"] = result.plan->net;
+    r["cost"] = result.plan->cost;
+  }
+  return r;
+}
+
 json answer(const Swarm& swarm, const json& q, std::size_t index, Rng& rng) {
   const std::string at = "queries[" + std::to_string(index) + "].";
   if (!q.is_object()) throw LineError("queries[" + std::to_string(index) + "]", "must be an object");
@@ -146,10 +216,12 @@ json answer(const Swarm& swarm, const json& q, std::size_t index, Rng& rng) {
     static constexpr const char* kReasons[] = {"forced", "not_counted", "would_disjoin",
                                                "already_best", "no_improvement", "compared"};
     r["reason"] = kReasons[static_cast<int>(d.reason)];
+  } else if (op == "plan") {
+    r.update(plan(swarm, q, at, rng));
   } else {
     throw LineError(at + "op", "unknown op " + brief(op) +
                                    " (block_throughputs, swarm_throughput, choose_best_blocks, "
-                                   "should_choose_other_blocks)");
+                                   "should_choose_other_blocks, plan)");
   }
   return r;
 }

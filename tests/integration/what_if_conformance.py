@@ -106,6 +106,12 @@ def check_errors(binary):
         (json.dumps({**good, "queries": [{"op": "teleport"}]}), "queries[0].op"),
         (json.dumps({**good, "queries": [{"op": "should_choose_other_blocks", "server": "zz"}]}), "queries[0].server"),
         (json.dumps({**good, "queries": [{"op": "choose_best_blocks", "num_blocks": 5}]}), "queries[0].num_blocks"),
+        (json.dumps({**good, "queries": [{"op": "plan", "strategy": "magic"}]}), "queries[0].strategy"),
+        (json.dumps({**good, "queries": [{"op": "plan"}]}), "queries[0].strategy"),
+        (json.dumps({**good, "queries": [{"op": "plan", "strategy": "move_aware", "horizon_s": -1}]}), "queries[0].horizon_s"),
+        (json.dumps({**good, "queries": [{"op": "plan", "strategy": "move_aware", "load_seconds": {"zz": 1}}]}),
+         "queries[0].load_seconds.zz"),
+        (json.dumps({**good, "queries": [{"op": "plan", "strategy": "full", "load_seconds": [1]}]}), "queries[0].load_seconds"),
         (json.dumps({**good, "servers": [{**good["servers"][0], "throughput": "fast"}]}), "servers[0].throughput"),
         # Finite but so large that sums overflow to inf (answers would read null).
         (json.dumps({**good, "servers": [{**good["servers"][0], "throughput": 1e308}]}), "servers[0].throughput"),
@@ -142,6 +148,99 @@ def check_errors(binary):
     return failures
 
 
+def delivered(total, servers, moves, horizon):
+    """Throughput x seconds over `horizon` when `moves` start together: each mover off at once and
+    on its new span after its load time (the planner's objective, recomputed here)."""
+    times = sorted({0.0, horizon, *(min(m["load_seconds"], horizon) for m in moves)})
+    by_id = {m["server"]: m for m in moves}
+    total_value = 0.0
+    for t, t_next in zip(times, times[1:]):
+        now = []
+        for s in servers:
+            m = by_id.get(s["id"])
+            if m is None:
+                now.append(s)
+            elif m["load_seconds"] <= t:
+                now.append({**s, "start": m["to"][0], "end": m["to"][1]})
+        total_value += min(ref.block_throughputs(total, now)) * (t_next - t)
+    return total_value
+
+
+def check_plans(binary, n=150):
+    """{"op": "plan"}: move_aware's moves checked against the rules the planner promises."""
+    rng = random.Random(20261207)
+    lines = []
+    for i in range(n):
+        total = rng.randint(4, 40)
+        servers = []
+        for j in range(rng.randint(2, 24)):
+            k = rng.randint(1, total)
+            start = rng.randint(0, total - k)
+            servers.append({"id": f"s{j:03d}", "start": start, "end": start + k,
+                            "throughput": round(rng.uniform(1, 100), 3),
+                            "state": rng.choice(["online", "online", "online", "joining"])})
+        horizon = rng.choice([10.0, 100.0, 1000.0, 1800.0])
+        per_block = rng.choice([0.0, 0.5, 2.0])
+        lines.append({"total_blocks": total, "seed": i, "servers": servers,
+                      "queries": [{"op": "plan", "strategy": "move_aware", "horizon_s": horizon,
+                                   "load_seconds_per_block": per_block, "placement_time_limit_s": 0.02},
+                                  {"op": "plan", "strategy": "upper_bound", "placement_time_limit_s": 0.02}]})
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    p = subprocess.run([binary, "what-if"], input=text, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        print("FAIL plan lines:", p.stderr)
+        return 1
+    failures = 0
+    moved_lines = 0
+    for line, out in zip(lines, (json.loads(x) for x in p.stdout.splitlines())):
+        aware, best = out["results"]
+        total, servers = line["total_blocks"], line["servers"]
+        q = line["queries"][0]
+        by_id = {s["id"]: s for s in servers}
+        problems = []
+        current = min(ref.block_throughputs(total, servers))
+        after = [dict(s) for s in servers]
+        for m in aware["moves"]:
+            s = by_id[m["server"]]
+            if s["state"] != "online":
+                problems.append(f"{m['server']} moves while {s['state']}")
+            if m["to"] == [s["start"], s["end"]] or m["to"][1] - m["to"][0] != s["end"] - s["start"]:
+                problems.append(f"{m['server']} moves to its own span or another length: {m}")
+            if abs(m["load_seconds"] - q["load_seconds_per_block"] * (s["end"] - s["start"])) > 1e-9:
+                problems.append(f"{m['server']} load {m['load_seconds']}")
+            for a in after:
+                if a["id"] == m["server"]:
+                    a["start"], a["end"] = m["to"]
+        # No block that an online server covers is left without one while the movers reload.
+        movers = {m["server"] for m in aware["moves"]}
+        for b in range(total):
+            covered = any(s["state"] == "online" and s["start"] <= b < s["end"] for s in servers)
+            stays = any(s["state"] == "online" and s["id"] not in movers and s["start"] <= b < s["end"] for s in servers)
+            if covered and not stays:
+                problems.append(f"block {b} loses its last online server")
+        planned = min(ref.block_throughputs(total, after))
+        if not close(aware["planned"], planned, 1e-9) or not close(aware["current"], current, 1e-9):
+            problems.append(f"planned/current {aware['planned']}/{aware['current']} vs {planned}/{current}")
+        value = delivered(total, servers, aware["moves"], q["horizon_s"])
+        if not close(aware["net"], value - current * q["horizon_s"], 1e-6):
+            problems.append(f"net {aware['net']} vs {value - current * q['horizon_s']}")
+        if aware["moves"]:
+            moved_lines += 1
+            if not value > current * q["horizon_s"]:
+                problems.append("a plan that does not pay")
+        if planned > aware["target"] * (1 + 1e-9) + 1e-12 or aware["target"] > best["target"] * (1 + 1e-9) + 1e-12:
+            problems.append(f"planned {planned} above target {aware['target']} or target above upper_bound's {best['target']}")
+        if problems:
+            failures += 1
+            if failures <= 5:
+                print("FAIL plan:", json.dumps(line)[:200], problems[:3])
+    if moved_lines < n // 4:
+        failures += 1
+        print(f"FAIL only {moved_lines} of {n} plans move anything")
+    print(f"{n} plan queries: {moved_lines} with moves, {failures} failures")
+    return failures
+
+
 def main():
     binary = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
@@ -165,7 +264,7 @@ def main():
             bad += 1
             if bad <= 10:
                 print(f"line {i + 1}: {problems}")
-    failures = check_errors(binary)
+    failures = check_errors(binary) + check_plans(binary)
     print(f"{n} swarms, {queries} queries: {bad} lines disagree with the reference; {failures} error-handling failures")
     return 1 if bad or failures else 0
 
