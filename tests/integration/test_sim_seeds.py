@@ -175,6 +175,18 @@ def main():
               f"mpirun -n {n}: one message naming seed {seed} (got {r.stderr.strip()})")
         check(not os.path.exists(path), f"mpirun -n {n}: no trace left behind")
 
+    # 7. The plot script draws a study's mean with a band; the study script prints the goals.
+    scripts = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
+    png = os.path.join(work, "seeds.png")
+    r = subprocess.run([sys.executable, os.path.join(scripts, "plot_sim.py"), serial, png],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and os.path.getsize(png) > 10000, f"plot_sim.py draws a seeds trace: {r.stderr.strip()}")
+    r = subprocess.run([sys.executable, os.path.join(scripts, "sim_study.py"), "--seeds", "1-2", "--ranks", "2",
+                        "--binary", binary, "--mpirun", mpirun, "--out", os.path.join(work, "study"), job],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, **MPI_ENV))
+    check(r.returncode == 0 and "2 seeds (1-2), 2 rank(s)" in r.stdout and "move_aware holds" in r.stdout,
+          f"sim_study.py runs a scenario over seeds and prints the goals: {r.stdout[-400:]} {r.stderr[-400:]}")
+
     if failures:
         print(f"{len(failures)} checks failed")
         return 1
