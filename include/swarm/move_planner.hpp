@@ -28,6 +28,7 @@ namespace swarm {
 
 struct MovePlanOptions {
   double horizon_s = 1800;  // how long a move's gain is counted
+  double min_gain = 0;      // least (v - v0) / v0 a plan must promise to be made
   /// Servers that may move now (others stay where they are); empty: every online server.
   std::vector<char> movable;
 };

@@ -61,6 +61,7 @@ struct SimConfig {
   bool placement_reproducible = true; // ... counted in work, so the same seed gives the same trace
   double move_horizon = 1800;         // move_aware: seconds over which a move's gain is counted
   double move_min_interval = 600;     // move_aware: seconds a server that moved stays put
+  double move_min_gain = 0;           // move_aware: least relative gain a plan must promise
   int initial_servers = 0;
   double initial_join_window = 0;     // initial servers join at U(0, window)
   double arrival_rate = 0;            // Poisson joins per second

@@ -28,6 +28,7 @@ struct StrategyOptions {
   bool placement_reproducible = false; // count that limit in work: same swarm, same placement
   double move_horizon_s = 1800;        // `move_aware`: seconds over which a move's gain is counted
   double move_min_interval_s = 600;    // `move_aware`: a server that moved stays put this long
+  double move_min_gain = 0;            // `move_aware`: least relative gain in swarm throughput a plan must promise
 };
 
 /// What a boundary knows besides the swarm.

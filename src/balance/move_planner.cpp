@@ -172,7 +172,8 @@ MovePlan plan_moves(const Swarm& swarm, std::span<const int> target, std::span<c
     order.push_back({cand.server, cand.to, pick_cost});
     loads.push_back(cand.server < load_seconds.size() ? std::max(0.0, load_seconds[cand.server]) : 0.0);
     const double net = transition_value(trans, swarm, order, loads, options.horizon_s) - plan.current * options.horizon_s;
-    if (net > best_net) {
+    const bool enough = now.value - plan.current >= options.min_gain * plan.current;
+    if (enough && net > best_net) {
       best_net = net;
       best_len = order.size();
       best_value = now.value;

@@ -226,6 +226,7 @@ class MoveAware final : public Strategy {
     }
     MovePlanOptions options;
     options.horizon_s = o_.move_horizon_s;
+    options.min_gain = o_.move_min_gain;
     options.movable.assign(swarm.size(), 1);
     for (std::size_t i = 0; i < swarm.size(); ++i) {
       const auto last = last_move_.find(swarm[i].id);

@@ -18,8 +18,10 @@ Balancer::Balancer(const JobConfig& config, int blocks, std::vector<int> span_le
       blocks_(blocks),
       span_lengths_(std::move(span_lengths)),
       strategy_(make_strategy(config.strategy, {config.balance_quality, config.placement_time_limit, false,
-                                                config.move_horizon, config.move_min_interval})),
+                                                config.move_horizon, config.move_min_interval,
+                                                config.move_min_gain})),
       rng_(derive_seed(config.seed, "balancer")),
+      churn_rng_(derive_seed(config.seed, "churn")),
       swarm_(blocks) {
   const int n = static_cast<int>(span_lengths_.size());
   for (int r = 0; r < n; ++r) swarm_.add({server_id(r), {0, 0}, 0.0, ServerState::offline});
@@ -90,7 +92,7 @@ BoundaryDecision Balancer::boundary(int epoch) {
   }
   for (int r = 0; r < n; ++r) {
     const bool serving = swarm_[static_cast<std::size_t>(r)].state != ServerState::offline;
-    const double u = uniform01(rng_);  // drawn for every rank: the stream does not depend on states
+    const double u = uniform01(churn_rng_);  // drawn for every rank: the stream depends on neither states nor strategy
     if (leaves[r] || joins[r]) continue;  // a scheduled event wins over a random one
     if (serving && config_.churn.leave_probability > 0 && u < config_.churn.leave_probability) leaves[r] = 1;
     if (!serving && config_.churn.join_probability > 0 && u < config_.churn.join_probability) joins[r] = 1;

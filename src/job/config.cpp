@@ -119,6 +119,7 @@ po::options_description schema() {
       ("run.placement_time_limit", po::value<double>()->default_value(1.0), "upper_bound: seconds for the optimal placement")
       ("run.move_horizon", po::value<double>()->default_value(30.0), "move_aware: seconds of traffic over which a move's gain is counted against its reload (measured throughput x measured load time)")
       ("run.move_min_interval", po::value<double>()->default_value(5.0), "move_aware: seconds of traffic a rank that moved stays where it is")
+      ("run.move_min_gain", po::value<double>()->default_value(0.05), "move_aware: least relative gain in swarm throughput a plan must promise; measured throughputs vary by a few percent from epoch to epoch, and a smaller gain is noise")
       ("run.seed", po::value<std::uint64_t>()->default_value(1), "seed of the workload, churn and balancing draws")
       ("run.transport", po::value<std::string>()->default_value("auto"), "activations: auto (nccl on GPUs, else mpi), mpi, nccl")
       ("run.comm_timeout", po::value<double>()->default_value(120.0), "seconds before a silent peer ends the job")
@@ -209,6 +210,7 @@ JobConfig load_config(const JobFile& job, int world) {
   c.placement_time_limit = job.in_range("run.placement_time_limit", 0, 3600);
   c.move_horizon = job.in_range("run.move_horizon", 0, 1e9);
   c.move_min_interval = job.in_range("run.move_min_interval", 0, 1e9);
+  c.move_min_gain = job.in_range("run.move_min_gain", 0, 10);
   c.seed = job.seed("run.seed");
   c.transport = job.get<std::string>("run.transport");
   if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {

@@ -101,6 +101,7 @@ po::options_description job_schema() {
       ("run.placement_reproducible", po::value<bool>()->default_value(true), "count that limit in work (search nodes, tabu moves; CBC's root only), so the same seed gives the same trace; false: by the clock")
       ("run.move_horizon", po::value<double>()->default_value(1800), "move_aware: seconds over which a move's gain in swarm throughput is counted against its reload downtime (throughput x load time)")
       ("run.move_min_interval", po::value<double>()->default_value(600), "move_aware: seconds a server that moved stays where it is (no flapping)")
+      ("run.move_min_gain", po::value<double>()->default_value(0.0), "move_aware: least relative gain in swarm throughput a plan must promise (0: any gain that pays for its reloads)")
       ("churn.initial_servers", po::value<long>()->default_value(0), "servers present from the start (classes drawn by share)")
       ("churn.initial_join_window", po::value<double>()->default_value(0), "initial servers join at U(0, window) seconds")
       ("churn.arrival_rate", po::value<double>()->default_value(0), "Poisson joins per second after the start")
@@ -162,6 +163,7 @@ SimConfig load_config(const JobFile& job) {
   c.placement_reproducible = job.get<bool>("run.placement_reproducible");
   c.move_horizon = job.in_range("run.move_horizon", 0, 1e9);
   c.move_min_interval = job.in_range("run.move_min_interval", 0, 1e9);
+  c.move_min_gain = job.in_range("run.move_min_gain", 0, 10);
   c.initial_servers = static_cast<int>(job.integer("churn.initial_servers", 0, kMaxServers));
   c.initial_join_window = job.non_negative("churn.initial_join_window");
   c.arrival_rate = job.non_negative("churn.arrival_rate");

@@ -64,7 +64,7 @@ struct Lane {
   Lane(StrategyKind k, const SimConfig& c, std::size_t plans)
       : kind(k),
         strategy(make_strategy(k, {c.balance_quality, c.placement_time_limit, c.placement_reproducible,
-                                   c.move_horizon, c.move_min_interval})),
+                                   c.move_horizon, c.move_min_interval, c.move_min_gain})),
         swarm(c.blocks),
         rng(derive_seed(c.seed, to_string(k))),
         generation(plans, 0) {

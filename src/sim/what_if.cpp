@@ -134,6 +134,7 @@ json plan(const Swarm& swarm, const json& q, const std::string& at, Rng& rng) {
   options.placement_time_limit_s = optional_number("placement_time_limit_s", 0.5, 0, 60);
   options.placement_reproducible = true;  // the same line gives the same answer
   options.move_horizon_s = optional_number("horizon_s", options.move_horizon_s, 0, 1e9);
+  options.move_min_gain = optional_number("min_gain", 0, 0, 10);
   const double per_block = optional_number("load_seconds_per_block", 1.0, 0, 1e6);
   std::vector<double> load(swarm.size());
   for (std::size_t i = 0; i < swarm.size(); ++i) load[i] = per_block * swarm[i].span.length();

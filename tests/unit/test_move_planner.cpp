@@ -143,6 +143,14 @@ TEST(MovePlanner, ChargesAReloadWhereItCostsTheSwarm) {
   EXPECT_DOUBLE_EQ(plan.net, (13 - 6) * 2.0);  // the gain after its load, no dip before
   EXPECT_DOUBLE_EQ(plan.cost, 100.0);          // the downtime it charges: 10 x 10
   // Charged t * L against gain x horizon instead (7 x 12 < 100), the move would not be made.
+
+  // A least relative gain: 7 / 6 = 117% passes 100% and fails 120%.
+  o.min_gain = 1.0;
+  EXPECT_EQ(plan_moves(swarm, target, load, o).moves.size(), 1u);
+  o.min_gain = 1.2;
+  const MovePlan timid = plan_moves(swarm, target, load, o);
+  EXPECT_TRUE(timid.moves.empty());
+  EXPECT_EQ(timid.planned, timid.current);
 }
 
 TEST(MoveAware, DoesNotMoveAServerAgainBeforeTheMinimumInterval) {

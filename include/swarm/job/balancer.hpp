@@ -60,7 +60,8 @@ class Balancer {
   int blocks_;
   std::vector<int> span_lengths_;
   std::unique_ptr<Strategy> strategy_;
-  Rng rng_;
+  Rng rng_;        // the strategy's draws (rule 2, joiners, check order)
+  Rng churn_rng_;  // random leaves and joins: the same for every strategy of a seed
   Swarm swarm_;
   std::vector<double> block_tps_, compute_, network_, announced_, next_check_;
   std::vector<double> load_per_block_;  // measured at the rank's last reload (s per block; 0: unknown)

@@ -78,6 +78,7 @@ struct JobConfig {
   double placement_time_limit = 1.0;
   double move_horizon = 30;       // move_aware: seconds of job time a move's gain is counted over
   double move_min_interval = 5;   // move_aware: seconds a rank that moved stays put
+  double move_min_gain = 0.05;    // move_aware: least relative gain (measured throughputs are noisy)
   std::uint64_t seed = 1;
   std::string transport = "auto";  // auto, mpi, nccl
   double comm_timeout = 120.0;
