@@ -270,6 +270,24 @@ else
   echo "skip real swarm_pipe runs: $REAL not built yet"
 fi
 
+# 6b. a seed study of swarm_sim through the same script: 2 ranks share 4 seeds, rank 0 writes
+#     the one trace (docs/simulator.md, "Seeds"); both launchers
+SIM=$BUILD/bin/swarm_sim
+if [[ ${SWARM_TEST_REAL:-1} != 0 && -x $SIM ]]; then
+  for launcher in srun mpirun; do
+    CASE_T0=$SECONDS
+    name=swarm-sim-seeds-$launcher
+    OMPI_MCA_mpi_yield_when_idle=1 SWARM_PIPE=$SIM SWARM_LAUNCHER=$launcher SWARM_TRACE=$OUT/$name.h5 \
+      run_wait "$name" 0 -n 2 --ntasks-per-node=2 -- "$SRC/jobs/petals-appendix-e.ini" \
+      --run.duration 300 --run.placement_time_limit 0.02 --run.seeds 1-4 --quiet
+    expect_in "$LAST_OUT" "over 4 seeds" "pipeline: $launcher exited with 0"
+    trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete"
+    "$PY" -c 'import sys, h5py; f = h5py.File(sys.argv[1], "r"); sys.exit(0 if sorted(f) == ["seed_1", "seed_2", "seed_3", "seed_4", "summary"] and len(f["summary/move_aware/moves"]) == 4 else 1)' \
+      "$OUT/$name.h5" || fail "$name: trace lacks /seed_1..4 and a 4-seed /summary"
+    pass "$name: swarm_sim --run.seeds 1-4 on 2 ranks under sbatch, exit 0, one trace with 4 seeds and the summary"
+  done
+fi
+
 # 7. GPUs (pretend ones: the cluster restarted with 2 gres gpu backed by /dev/null copies)
 CASE_T0=$SECONDS
 start_cluster 2
