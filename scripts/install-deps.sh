@@ -9,6 +9,7 @@ packages=(
   libhdf5-dev hdf5-tools                # traces (C API) and h5dump
   libboost-program-options-dev          # options and job files
   libopenblas-dev                       # CPU backend GEMMs
+  libdnnl-dev                           # CPU bf16 GEMMs (model.compute_dtype = bf16)
   nlohmann-json3-dev                    # what-if JSON lines, config.json, safetensors headers
   coinor-libcbc-dev                     # integer programme of the optimal placement
   libgtest-dev libbenchmark-dev         # tests and benchmarks

@@ -33,6 +33,7 @@ model::ModelConfig random_model(const JobConfig& c) {
   m.rms_norm_eps = c.rms_norm_eps;
   m.rope_theta = c.rope_theta;
   m.max_position_embeddings = c.max_position;
+  m.weights_dtype = c.weights_dtype;
   if (c.eos_token_id >= 0) m.eos_token_ids = {c.eos_token_id};
   m.validate("job file [model]");
   return m;
@@ -198,7 +199,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
         if (config.memory_mb > 0 && needed_mb > config.memory_mb) {
           file.fail("servers.memory_mb", std::to_string(config.memory_mb),
                     "a span of " + std::to_string(longest) + " blocks needs " + std::to_string(needed_mb) +
-                        " MiB of fp32 weights; the model is too big for the ranks' memory (use more ranks "
+                        " MiB of weights; the model is too big for the ranks' memory (use more ranks "
                         "and a shorter servers.span)");
         }
         if (rank != kClientRank) return;  // the rest concerns the client: it reads and reports it
@@ -234,6 +235,19 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                           " MiB of KV cache for one session of batch " + std::to_string(batch) + " and " +
                           std::to_string(total) + " positions (the cache grows in powers of two); sessions beyond " +
                           "the budget wait for room, but one must fit");
+          }
+        }
+        if (mc.sliding_window > 0) {
+          // Full attention equals the sliding window only while a sequence fits in the window.
+          long long longest_sequence = prompts.empty() ? config.workload.prompt_tokens + config.workload.new_tokens : 0;
+          for (const Prompt& p : prompts) {
+            longest_sequence = std::max(longest_sequence, static_cast<long long>(p.tokens.size()) + p.max_new_tokens);
+          }
+          if (longest_sequence > mc.sliding_window) {
+            throw ConfigError((std::filesystem::path(config.model_dir) / "config.json").string() + ": key 'sliding_window' = " +
+                              std::to_string(mc.sliding_window) + ": the workload has sequences of up to " +
+                              std::to_string(longest_sequence) +
+                              " positions, longer than the window, and only full attention is implemented");
           }
         }
         if (config.model_dir.empty() == false && config.workload.prompts.empty() && !config.generate &&
@@ -275,8 +289,11 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   std::unique_ptr<SpanServer> span;
   Measurement first;
   if (!all_ok(fabric, [&] {
-        span = std::make_unique<SpanServer>(*source, options.backend, config.class_of(rank), rank,
-                                            static_cast<std::size_t>(config.max_cache_bytes()), options.device);
+        model::ExecutorOptions executor;
+        executor.device = options.device;
+        executor.max_cache_bytes = static_cast<std::size_t>(config.max_cache_bytes());
+        executor.compute = config.compute_dtype;
+        span = std::make_unique<SpanServer>(*source, options.backend, config.class_of(rank), rank, executor);
         const int sequences = std::max(1, config.workload.concurrency * config.workload.batch / 2);
         const int prompt_tokens = std::max(1, std::min(config.workload.prompt_tokens, config.max_batch_tokens / sequences));
         (void)span->benchmark(std::min(sequences, config.max_batch_tokens), prompt_tokens, config.workload.new_tokens);

@@ -18,11 +18,11 @@ model::Memory memory_of(const comm::Activations& rows) {
 }  // namespace
 
 SpanServer::SpanServer(const model::WeightSource& source, model::Backend backend, const DeviceClass& device,
-                       int rank, std::size_t max_cache_bytes, int cuda_device)
+                       int rank, const model::ExecutorOptions& options)
     : source_(source),
       backend_(backend),
-      device_index_(cuda_device),
-      executor_(model::make_executor(backend, {cuda_device, max_cache_bytes})),
+      options_(options),
+      executor_(model::make_executor(backend, options)),
       device_(device),
       rank_(rank) {}
 
@@ -47,7 +47,9 @@ double SpanServer::benchmark(int sequences, int prompt_tokens, int new_tokens) {
   // Speed does not depend on the weights' values: a block of random weights of the model's
   // dimensions, so that no rank reads checkpoint tensors outside its span.
   const model::RandomWeights random(source_.config(), 0);
-  const auto probe = model::make_executor(backend_, {device_index_, 0});
+  model::ExecutorOptions probe_options = options_;
+  probe_options.max_cache_bytes = 0;  // the probe's caches are its own
+  const auto probe = model::make_executor(backend_, probe_options);
   probe->load(random, {0, 1});
   const int hidden = source_.config().hidden_size;
   const double factor = device_.compute_factor * slowdown_;

@@ -18,8 +18,9 @@ namespace swarm::job {
 
 class SpanServer {
  public:
+  /// `options`: the executor's device, KV-cache budget and compute dtype.
   SpanServer(const model::WeightSource& source, model::Backend backend, const DeviceClass& device, int rank,
-             std::size_t max_cache_bytes, int cuda_device);
+             const model::ExecutorOptions& options);
 
   /// Loads blocks [start, end) (a joiner or a mover); the time counts as reload downtime.
   void load(int start, int end);
@@ -67,7 +68,7 @@ class SpanServer {
  private:
   const model::WeightSource& source_;
   model::Backend backend_;
-  int device_index_;
+  model::ExecutorOptions options_;
   std::unique_ptr<model::SpanExecutor> executor_;
   DeviceClass device_;
   int rank_;

@@ -129,13 +129,14 @@ Generation greedy(const ClientModel& client, std::span<const std::int32_t> promp
 }
 
 Generation generate_local(const WeightSource& source, Backend backend, std::span<const std::int32_t> prompt, int batch,
-                          const GreedyOptions& options, std::span<const Span> split) {
+                          const GreedyOptions& options, std::span<const Span> split,
+                          const ExecutorOptions& executor_options) {
   const int layers = source.config().num_hidden_layers;
   const std::vector<Span> spans = split.empty() ? std::vector<Span>{{0, layers}} : std::vector<Span>(split.begin(), split.end());
   check_split(spans, layers);
   std::vector<std::unique_ptr<SpanExecutor>> executors;
   for (const Span& span : spans) {
-    executors.push_back(make_executor(backend));
+    executors.push_back(make_executor(backend, executor_options));
     executors.back()->load(source, span);
   }
   const ClientModel client(source);

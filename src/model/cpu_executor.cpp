@@ -50,11 +50,17 @@ class CpuExecutor final : public SpanExecutor {
     blocks_.shrink_to_fit();
     sessions_.clear();
     loaded_ = false;
-    const auto needed = static_cast<std::uint64_t>(config.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
+    const bool bf16 = options_.compute == DType::bf16;
+    ModelConfig held = config;  // the matrices as this executor holds them
+    if (bf16) held.weights_dtype = DType::bf16;
+    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
     require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, available_host_bytes(), "host");
     try {
       blocks_.reserve(static_cast<std::size_t>(span.size()));
-      for (int layer = span.start; layer < span.end; ++layer) blocks_.push_back(load_block(source, layer));
+      for (int layer = span.start; layer < span.end; ++layer) {
+        blocks_.push_back(load_block(source, layer));
+        if (bf16) blocks_.back().round_to_bf16();
+      }
     } catch (const std::bad_alloc&) {
       blocks_.clear();
       throw OutOfMemoryError("blocks " + span_string(span) + " of " + source.describe() + " need " +
@@ -62,7 +68,7 @@ class CpuExecutor final : public SpanExecutor {
     }
     config_ = config;
     span_ = span;
-    inv_freq_ = rope_inv_freq(config_.head_dim, config_.rope_theta);
+    inv_freq_ = rope_inv_freq(config_);
     loaded_ = true;
   }
 
@@ -73,6 +79,7 @@ class CpuExecutor final : public SpanExecutor {
     if (memory == Memory::device) throw UsageError("forward() with device rows needs the cuda backend; this executor is cpu");
     auto began = std::chrono::steady_clock::now();
     const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
+    check_window(config_, segments);
     if (total > 0 && first_block < last_block) {
       const std::vector<Session*> states = sessions_.prepare_checked(
           segments, span_, first_block, last_block,
@@ -169,9 +176,9 @@ class CpuExecutor final : public SpanExecutor {
 
     // Attention: h = x + o_proj(attn(rmsnorm(x)))
     rms_norm(x, w.input_norm.data(), ws_.norm.data(), rows, h, eps);
-    linear(ws_.norm.data(), rows, h, w.q.data(), q_dim, bias_or_null(w.q_bias), ws_.q.data());
-    linear(ws_.norm.data(), rows, h, w.k.data(), kv_dim, bias_or_null(w.k_bias), ws_.k.data());
-    linear(ws_.norm.data(), rows, h, w.v.data(), kv_dim, bias_or_null(w.v_bias), ws_.v.data());
+    project(ws_.norm.data(), rows, h, w.q, q_dim, bias_or_null(w.q_bias), ws_.q.data());
+    project(ws_.norm.data(), rows, h, w.k, kv_dim, bias_or_null(w.k_bias), ws_.k.data());
+    project(ws_.norm.data(), rows, h, w.v, kv_dim, bias_or_null(w.v_bias), ws_.v.data());
     std::int64_t first_row = 0;
     for (std::size_t i = 0; i < segments.size(); ++i) {
       KvCache& cache = states[i]->blocks[index];
@@ -180,18 +187,24 @@ class CpuExecutor final : public SpanExecutor {
       cache.length += segments[i].tokens;
       first_row += segments[i].rows();
     }
-    linear(ws_.attn.data(), rows, q_dim, w.o.data(), h, nullptr, ws_.delta.data());
+    project(ws_.attn.data(), rows, q_dim, w.o, h, nullptr, ws_.delta.data());
     residual_add(x, ws_.delta.data(), bias_or_null(w.o_bias), rows, h);
 
     // MLP: out = h + down(silu(gate(n)) * up(n)), n = rmsnorm(h)
     ws_.gate.resize(static_cast<std::size_t>(rows * inter));
     ws_.up.resize(static_cast<std::size_t>(rows * inter));
     rms_norm(x, w.post_norm.data(), ws_.norm.data(), rows, h, eps);
-    linear(ws_.norm.data(), rows, h, w.gate.data(), inter, bias_or_null(w.gate_bias), ws_.gate.data());
-    linear(ws_.norm.data(), rows, h, w.up.data(), inter, bias_or_null(w.up_bias), ws_.up.data());
+    project(ws_.norm.data(), rows, h, w.gate, inter, bias_or_null(w.gate_bias), ws_.gate.data());
+    project(ws_.norm.data(), rows, h, w.up, inter, bias_or_null(w.up_bias), ws_.up.data());
     swiglu(ws_.gate.data(), ws_.up.data(), rows * inter);
-    linear(ws_.gate.data(), rows, inter, w.down.data(), h, nullptr, ws_.delta.data());
+    project(ws_.gate.data(), rows, inter, w.down, h, nullptr, ws_.delta.data());
     residual_add(x, ws_.delta.data(), bias_or_null(w.down_bias), rows, h);
+  }
+
+  // One projection in the configured compute dtype.
+  void project(const float* x, std::int64_t rows, int in, const Matrix& w, int out, const float* bias, float* y) const {
+    if (options_.compute == DType::bf16) return linear_bf16(x, rows, in, w, out, bias, y);
+    linear(x, rows, in, w, out, bias, y);
   }
 
   // RoPE on the segment's q and k rows at positions cache.length + t, then append k and v to

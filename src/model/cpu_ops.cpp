@@ -40,6 +40,33 @@ std::vector<float> rope_inv_freq(int head_dim, double theta) {
   return inv;
 }
 
+std::vector<float> rope_inv_freq(const ModelConfig& config) {
+  std::vector<float> inv = rope_inv_freq(config.head_dim, config.rope_theta);
+  const RopeScaling& s = config.rope_scaling;
+  if (!s.llama3) return inv;
+  // transformers: wavelen = 2 pi / inv_freq; long wavelengths are divided by factor, short ones
+  // kept, and those between interpolated by a smooth factor. Tensors are fp32 and Python scalars
+  // are rounded to fp32 where they meet one; `scalar / tensor` is torch's reciprocal() * scalar.
+  const auto factor = static_cast<float>(s.factor);
+  const auto low = static_cast<float>(s.low_freq_factor);
+  const double old_len = s.original_max_position_embeddings;
+  const auto low_wavelen = static_cast<float>(old_len / s.low_freq_factor);
+  const auto high_wavelen = static_cast<float>(old_len / s.high_freq_factor);
+  const auto span = static_cast<float>(s.high_freq_factor - s.low_freq_factor);
+  constexpr auto kTwoPi = static_cast<float>(2.0 * 3.14159265358979323846);
+  for (float& f : inv) {
+    const float wavelen = (1.0F / f) * kTwoPi;
+    const float scaled = wavelen > low_wavelen ? f / factor : f;
+    if (wavelen < high_wavelen || wavelen > low_wavelen) {
+      f = scaled;
+      continue;
+    }
+    const float smooth = ((1.0F / wavelen) * static_cast<float>(old_len) - low) / span;
+    f = (1.0F - smooth) * scaled / factor + smooth * scaled;
+  }
+  return inv;
+}
+
 void rope_cos_sin(std::int64_t position, std::span<const float> inv_freq, float* cos, float* sin) {
   const auto pos = static_cast<float>(position);
   for (std::size_t i = 0; i < inv_freq.size(); ++i) {

@@ -52,6 +52,17 @@ std::int64_t check_batch(const Span& loaded, bool is_loaded, std::span<const Seg
   return total;
 }
 
+void check_window(const ModelConfig& config, std::span<const Segment> segments) {
+  if (config.sliding_window <= 0) return;
+  for (const Segment& seg : segments) {
+    if (std::int64_t{seg.position} + seg.tokens > config.sliding_window) {
+      throw UsageError("session " + std::to_string(seg.session) + " reaches position " +
+                       std::to_string(std::int64_t{seg.position} + seg.tokens) + ", beyond the model's sliding_window " +
+                       std::to_string(config.sliding_window) + " (only full attention is implemented)");
+    }
+  }
+}
+
 void throw_position_mismatch(SessionId id, int block, int cached, int position) {
   throw UsageError("session " + std::to_string(id) + " continues at position " + std::to_string(position) +
                    " but its cache in block " + std::to_string(block) + " holds " + std::to_string(cached) +

@@ -16,6 +16,10 @@ namespace swarm::model::detail {
 [[nodiscard]] std::int64_t check_batch(const Span& loaded, bool is_loaded, std::span<const Segment> segments, int first,
                                        int last, const void* rows);
 
+/// UsageError when a segment would reach past config.sliding_window (when set): the executors
+/// implement full attention, which equals sliding-window attention only within the window.
+void check_window(const ModelConfig& config, std::span<const Segment> segments);
+
 /// UsageError: a segment continues at another position than its cache holds.
 [[noreturn]] void throw_position_mismatch(SessionId id, int block, int cached, int position);
 

@@ -34,6 +34,28 @@ float f16_to_f32(std::uint16_t bits) {
 
 float bf16_to_f32(std::uint16_t bits) { return std::bit_cast<float>(std::uint32_t{bits} << 16); }
 
+std::uint16_t f32_to_bf16(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  if ((bits & 0x7FFFFFFFU) > 0x7F800000U) return static_cast<std::uint16_t>((bits >> 16) | 0x40U);  // quiet NaN
+  const std::uint32_t rounding = 0x7FFFU + ((bits >> 16) & 1U);
+  return static_cast<std::uint16_t>((bits + rounding) >> 16);
+}
+
+std::uint16_t f32_to_f16(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000U);
+  const std::uint32_t magnitude = bits & 0x7FFFFFFFU;
+  if (magnitude > 0x7F800000U) return static_cast<std::uint16_t>(sign | 0x7E00U);  // NaN
+  if (magnitude >= 0x477FF000U) return static_cast<std::uint16_t>(sign | 0x7C00U);  // rounds to inf
+  if (magnitude < 0x38800000U) {  // below the smallest normal half: a subnormal or zero
+    // value * 2^24 rounded to an integer is the subnormal's mantissa (rint: nearest even).
+    const float scaled = std::bit_cast<float>(magnitude) * 16777216.0F;
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(scaled)));
+  }
+  const std::uint32_t rounded = magnitude + 0xFFFU + ((magnitude >> 13) & 1U);
+  return static_cast<std::uint16_t>(sign | ((rounded - 0x38000000U) >> 13));
+}
+
 std::string shape_string(std::span<const std::int64_t> shape) {
   std::string out = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
@@ -172,6 +194,13 @@ SafetensorsFile::SafetensorsFile(std::filesystem::path path) : path_(std::move(p
     if (name == "__metadata__") continue;
     tensors_.emplace(name, parse_entry(path_, name, value, 8 + header_size, file_.size()));
   }
+}
+
+void SafetensorsFile::read_16(const std::string& name, const TensorEntry& entry, std::span<std::uint16_t> out) const {
+  if (entry.dtype != "F16" && entry.dtype != "BF16") {
+    fail(path_, "tensor '" + name + "' has dtype " + entry.dtype + ", not F16 or BF16");
+  }
+  std::memcpy(out.data(), file_.data() + entry.begin, out.size() * 2);
 }
 
 void SafetensorsFile::read_f32(const std::string& name, const TensorEntry& entry, std::span<float> out) const {

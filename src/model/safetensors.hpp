@@ -15,6 +15,10 @@ namespace swarm::model::detail {
 [[nodiscard]] float f16_to_f32(std::uint16_t bits);
 /// bfloat16 -> binary32: the upper half of the fp32 bit pattern.
 [[nodiscard]] float bf16_to_f32(std::uint16_t bits);
+/// binary32 -> bfloat16, rounded to nearest even (NaN stays NaN), as torch's .to(bfloat16).
+[[nodiscard]] std::uint16_t f32_to_bf16(float value);
+/// binary32 -> binary16, rounded to nearest even (overflow to inf), as torch's .to(float16).
+[[nodiscard]] std::uint16_t f32_to_f16(float value);
 
 /// "[64, 128]".
 [[nodiscard]] std::string shape_string(std::span<const std::int64_t> shape);
@@ -68,6 +72,8 @@ class SafetensorsFile {
   [[nodiscard]] const std::map<std::string, TensorEntry>& tensors() const { return tensors_; }
   /// Converts `entry`'s data to fp32 into `out` (entry.shape elements); F32, F16, BF16 only.
   void read_f32(const std::string& name, const TensorEntry& entry, std::span<float> out) const;
+  /// Copies a F16 or BF16 tensor's raw 16-bit words into `out` (entry.shape elements).
+  void read_16(const std::string& name, const TensorEntry& entry, std::span<std::uint16_t> out) const;
 
  private:
   std::filesystem::path path_;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -26,21 +27,26 @@ namespace {
 
 std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-// Every member of BlockWeights with its name suffix; biases are flagged so specs can skip them.
-struct BlockField {
+// Every member of BlockWeights with its name suffix: the seven projection matrices (held in
+// their stored dtype) and the vectors (norms, biases: fp32; a bias absent from the config has
+// no shape and is skipped).
+struct MatrixField {
+  const char* suffix;
+  detail::Matrix detail::BlockWeights::*member;
+};
+constexpr MatrixField kMatrixFields[] = {
+    {"self_attn.q_proj.weight", &detail::BlockWeights::q},   {"self_attn.k_proj.weight", &detail::BlockWeights::k},
+    {"self_attn.v_proj.weight", &detail::BlockWeights::v},   {"self_attn.o_proj.weight", &detail::BlockWeights::o},
+    {"mlp.gate_proj.weight", &detail::BlockWeights::gate},   {"mlp.up_proj.weight", &detail::BlockWeights::up},
+    {"mlp.down_proj.weight", &detail::BlockWeights::down},
+};
+struct VectorField {
   const char* suffix;
   std::vector<float> detail::BlockWeights::*member;
 };
-constexpr BlockField kBlockFields[] = {
+constexpr VectorField kVectorFields[] = {
     {"input_layernorm.weight", &detail::BlockWeights::input_norm},
-    {"self_attn.q_proj.weight", &detail::BlockWeights::q},
-    {"self_attn.k_proj.weight", &detail::BlockWeights::k},
-    {"self_attn.v_proj.weight", &detail::BlockWeights::v},
-    {"self_attn.o_proj.weight", &detail::BlockWeights::o},
     {"post_attention_layernorm.weight", &detail::BlockWeights::post_norm},
-    {"mlp.gate_proj.weight", &detail::BlockWeights::gate},
-    {"mlp.up_proj.weight", &detail::BlockWeights::up},
-    {"mlp.down_proj.weight", &detail::BlockWeights::down},
     {"self_attn.q_proj.bias", &detail::BlockWeights::q_bias},
     {"self_attn.k_proj.bias", &detail::BlockWeights::k_bias},
     {"self_attn.v_proj.bias", &detail::BlockWeights::v_bias},
@@ -53,16 +59,16 @@ constexpr BlockField kBlockFields[] = {
 // Shape of a block tensor by suffix; empty when the config has no such tensor (unused bias).
 std::vector<std::int64_t> block_shape(const ModelConfig& c, std::string_view suffix) {
   const std::int64_t h = c.hidden_size, i = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
-  const bool attn_bias = c.attention_bias, mlp_bias = c.mlp_bias;
+  const bool qkv_bias = c.qkv_bias, o_bias = c.o_bias, mlp_bias = c.mlp_bias;
   if (suffix == "input_layernorm.weight" || suffix == "post_attention_layernorm.weight") return {h};
   if (suffix == "self_attn.q_proj.weight") return {q, h};
   if (suffix == "self_attn.k_proj.weight" || suffix == "self_attn.v_proj.weight") return {kv, h};
   if (suffix == "self_attn.o_proj.weight") return {h, q};
   if (suffix == "mlp.gate_proj.weight" || suffix == "mlp.up_proj.weight") return {i, h};
   if (suffix == "mlp.down_proj.weight") return {h, i};
-  if (suffix == "self_attn.q_proj.bias" && attn_bias) return {q};
-  if ((suffix == "self_attn.k_proj.bias" || suffix == "self_attn.v_proj.bias") && attn_bias) return {kv};
-  if (suffix == "self_attn.o_proj.bias" && attn_bias) return {h};
+  if (suffix == "self_attn.q_proj.bias" && qkv_bias) return {q};
+  if ((suffix == "self_attn.k_proj.bias" || suffix == "self_attn.v_proj.bias") && qkv_bias) return {kv};
+  if (suffix == "self_attn.o_proj.bias" && o_bias) return {h};
   if ((suffix == "mlp.gate_proj.bias" || suffix == "mlp.up_proj.bias") && mlp_bias) return {i};
   if (suffix == "mlp.down_proj.bias" && mlp_bias) return {h};
   return {};
@@ -102,9 +108,14 @@ float uniform_pm1(std::uint64_t key, std::uint64_t i) {
 
 std::vector<TensorSpec> block_tensor_specs(const ModelConfig& config, int layer) {
   std::vector<TensorSpec> specs;
-  for (const auto& field : kBlockFields) {
-    auto shape = block_shape(config, field.suffix);
-    if (!shape.empty()) specs.push_back({layer_prefix(layer) + field.suffix, std::move(shape)});
+  const auto add = [&](const char* suffix) {
+    auto shape = block_shape(config, suffix);
+    if (!shape.empty()) specs.push_back({layer_prefix(layer) + suffix, std::move(shape)});
+  };
+  add("input_layernorm.weight");
+  for (const auto& field : kMatrixFields) add(field.suffix);
+  for (const auto& field : kVectorFields) {
+    if (std::string_view(field.suffix) != "input_layernorm.weight") add(field.suffix);
   }
   return specs;
 }
@@ -114,16 +125,31 @@ std::vector<TensorSpec> client_tensor_specs(const ModelConfig& config) {
   return {{"model.embed_tokens.weight", {v, h}}, {"model.norm.weight", {h}}, {"lm_head.weight", {v, h}}};
 }
 
+detail::Matrix detail::read_matrix(const WeightSource& source, const TensorSpec& spec) {
+  Matrix m;
+  m.dtype = source.stored_dtype(spec.name);
+  if (m.dtype == DType::f32) {
+    m.f32 = source.read(spec);
+  } else {
+    m.bits = source.read_16(spec);
+  }
+  return m;
+}
+
 std::size_t detail::BlockWeights::bytes() const {
   std::size_t n = 0;
-  for (const auto& field : kBlockFields) n += (this->*field.member).size() * sizeof(float);
+  for (const auto& field : kMatrixFields) n += (this->*field.member).bytes();
+  for (const auto& field : kVectorFields) n += (this->*field.member).size() * sizeof(float);
   return n;
 }
 
 detail::BlockWeights detail::load_block(const WeightSource& source, int layer) {
   BlockWeights weights;
   const ModelConfig& config = source.config();
-  for (const auto& field : kBlockFields) {
+  for (const auto& field : kMatrixFields) {
+    weights.*field.member = read_matrix(source, {layer_prefix(layer) + field.suffix, block_shape(config, field.suffix)});
+  }
+  for (const auto& field : kVectorFields) {
     auto shape = block_shape(config, field.suffix);
     if (!shape.empty()) weights.*field.member = source.read({layer_prefix(layer) + field.suffix, std::move(shape)});
   }
@@ -142,7 +168,7 @@ bool RandomWeights::has_tensor(std::string_view name) const {
   return expected_spec(config_, name).has_value();
 }
 
-std::vector<float> RandomWeights::read(const TensorSpec& spec) const {
+std::vector<float> RandomWeights::generate(const TensorSpec& spec) const {
   const auto expected = has_tensor(spec.name) ? expected_spec(config_, spec.name) : std::nullopt;
   if (!expected) throw CheckpointError(describe() + ": no tensor '" + spec.name + "' in this model");
   if (expected->shape != spec.shape) {
@@ -151,7 +177,6 @@ std::vector<float> RandomWeights::read(const TensorSpec& spec) const {
   }
   const std::uint64_t key = derive_seed(seed_, spec.name);
   const bool is_norm = spec.name.ends_with("norm.weight");
-  const bool is_bias = spec.name.ends_with(".bias");
   // Uniform(-a, a) has std a/sqrt(3): std 1/sqrt(fan_in) keeps activations O(1) through the
   // residual stream; norms near 1 and small biases exercise those tensors without dominating.
   const double std_dev = spec.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(spec.shape[1])) : 0.02;
@@ -161,7 +186,33 @@ std::vector<float> RandomWeights::read(const TensorSpec& spec) const {
     const float u = uniform_pm1(key, i) * half_width;
     values[i] = is_norm ? 1.0F + u : u;
   }
-  (void)is_bias;
+  return values;
+}
+
+DType RandomWeights::stored_dtype(std::string_view name) const {
+  const auto spec = has_tensor(name) ? expected_spec(config_, name) : std::nullopt;
+  return spec && spec->shape.size() == 2 ? config_.weights_dtype : DType::f32;
+}
+
+std::vector<std::uint16_t> RandomWeights::read_16(const TensorSpec& spec) const {
+  const DType dtype = stored_dtype(spec.name);
+  const std::vector<float> values = generate(spec);
+  if (dtype == DType::f32) throw CheckpointError(describe() + ": tensor '" + spec.name + "' is f32, not 16-bit");
+  std::vector<std::uint16_t> bits(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    bits[i] = dtype == DType::bf16 ? detail::f32_to_bf16(values[i]) : detail::f32_to_f16(values[i]);
+  }
+  return bits;
+}
+
+std::vector<float> RandomWeights::read(const TensorSpec& spec) const {
+  const DType dtype = stored_dtype(spec.name);
+  if (dtype == DType::f32) return generate(spec);
+  const std::vector<std::uint16_t> bits = read_16(spec);
+  std::vector<float> values(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    values[i] = dtype == DType::bf16 ? detail::bf16_to_f32(bits[i]) : detail::f16_to_f32(bits[i]);
+  }
   return values;
 }
 
@@ -246,6 +297,8 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory)
                             "' is listed there by model.safetensors.index.json but not found in that file");
     }
   }
+  // Memory checks count the matrices in the dtype they will be held in: the stored one.
+  config_.weights_dtype = stored_dtype(layer_prefix(0) + "self_attn.q_proj.weight");
 }
 
 Checkpoint::~Checkpoint() = default;
@@ -262,7 +315,8 @@ const std::pair<const detail::SafetensorsFile*, const detail::TensorEntry*>* Che
 
 bool Checkpoint::has_tensor(std::string_view name) const { return find(name) != nullptr; }
 
-std::vector<float> Checkpoint::read(const TensorSpec& spec) const {
+const std::pair<const detail::SafetensorsFile*, const detail::TensorEntry*>& Checkpoint::entry(
+    const TensorSpec& spec) const {
   const auto* found = find(spec.name);
   if (found == nullptr) {
     std::string files;
@@ -276,15 +330,36 @@ std::vector<float> Checkpoint::read(const TensorSpec& spec) const {
                           detail::shape_string(entry->shape) + ", expected " + detail::shape_string(spec.shape) +
                           " from config.json");
   }
+  return *found;
+}
+
+std::vector<float> Checkpoint::read(const TensorSpec& spec) const {
+  const auto& [file, entry] = this->entry(spec);
   std::vector<float> values(static_cast<std::size_t>(spec.elements()));
   file->read_f32(spec.name, *entry, values);
   return values;
 }
 
+DType Checkpoint::stored_dtype(std::string_view name) const {
+  const auto* found = find(name);
+  if (found == nullptr) return DType::f32;
+  const std::string& dtype = found->second->dtype;
+  return dtype == "BF16" ? DType::bf16 : dtype == "F16" ? DType::f16 : DType::f32;
+}
+
+std::vector<std::uint16_t> Checkpoint::read_16(const TensorSpec& spec) const {
+  const auto& [file, entry] = this->entry(spec);
+  std::vector<std::uint16_t> bits(static_cast<std::size_t>(spec.elements()));
+  file->read_16(spec.name, *entry, bits);
+  return bits;
+}
+
 std::string Checkpoint::describe() const { return "checkpoint " + directory_.string(); }
 
-void save_checkpoint(const WeightSource& source, const std::filesystem::path& directory) {
-  const ModelConfig& config = source.config();
+void save_checkpoint(const WeightSource& source, const std::filesystem::path& directory,
+                     std::optional<DType> matrices) {
+  ModelConfig config = source.config();
+  if (matrices) config.weights_dtype = *matrices;
   std::filesystem::create_directories(directory);
   std::vector<TensorSpec> specs = client_tensor_specs(config);
   for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
@@ -293,7 +368,21 @@ void save_checkpoint(const WeightSource& source, const std::filesystem::path& di
   std::vector<detail::RawTensor> tensors;
   for (const auto& spec : specs) {
     if (!source.has_tensor(spec.name)) continue;  // a tied lm_head
-    tensors.push_back({spec.name, "F32", spec.shape, detail::f32_bytes(source.read(spec))});
+    const DType stored = source.stored_dtype(spec.name);
+    const DType dtype = matrices && spec.shape.size() == 2 ? *matrices : stored;
+    if (dtype == DType::f32) {
+      tensors.push_back({spec.name, "F32", spec.shape, detail::f32_bytes(source.read(spec))});
+    } else {
+      std::vector<std::uint16_t> bits;
+      if (stored == dtype) {
+        bits = source.read_16(spec);
+      } else {
+        for (const float v : source.read(spec)) bits.push_back(dtype == DType::bf16 ? detail::f32_to_bf16(v) : detail::f32_to_f16(v));
+      }
+      std::vector<std::byte> bytes(bits.size() * 2);
+      std::memcpy(bytes.data(), bits.data(), bytes.size());
+      tensors.push_back({spec.name, dtype == DType::bf16 ? "BF16" : "F16", spec.shape, std::move(bytes)});
+    }
   }
   detail::write_safetensors(directory / "model.safetensors", tensors);
   std::ofstream out(directory / "config.json");

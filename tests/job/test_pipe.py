@@ -99,7 +99,8 @@ def tiny(epochs=3, seconds=0.4, strategy="full", span=4, new=6, extra=""):
 
 # ---------------------------------------------------------------------------------------------
 def case_generation(r):
-    for fixture in ["tiny_f32_tied", "tiny_bf16_sharded", "tiny_f16_headdim_bias"]:
+    for fixture in ["tiny_f32_tied", "tiny_bf16_sharded", "tiny_f16_headdim_bias", "tiny_llama3_bf16",
+                    "tiny_qwen2_bf16", "tiny_mistral_f32"]:
         d = os.path.join(r.src, "tests", "data", "model", fixture)
         expected = json.load(open(os.path.join(d, "expected.json")))
         prompt = expected["prompt"][0]
@@ -125,6 +126,31 @@ def case_generation(r):
             check(rel <= 1e-4, f"{fixture}: {ranks} rank(s) logits within 1e-4 of HF (max rel {rel:.2e})")
         if len(outputs) == 2:
             check(np.array_equal(outputs[1][1], outputs[3][1]), f"{fixture}: 1 and 3 ranks agree bitwise")
+
+    # A BF16 checkpoint is held in bf16: each server rank's memory (the trace's memory_bytes) is
+    # at most 0.55 of what the same model exported to F32 takes, with the same tokens.
+    bf16 = os.path.join(r.src, "tests", "data", "model", "tiny_llama3_bf16")
+    f32 = r.path("llama3_as_f32")
+    shutil.rmtree(f32, ignore_errors=True)
+    tool = os.path.join(os.path.dirname(r.binary), "..", "src", "model", "swarm_model_run")
+    if not os.path.exists(tool):
+        tool = os.path.join(os.path.dirname(r.binary), "swarm_model_run")
+    p = subprocess.run([tool, "--model-dir", bf16, "--export", f32, "--export-dtype", "f32", "--max-new-tokens", "1"],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"export to F32 ({p.stderr[-300:]})")
+    held = {}
+    for name, d in (("bf16", bf16), ("f32", f32)):
+        out, trace = r.path(f"held_{name}.h5"), r.path(f"held_{name}_trace.h5")
+        p = r.run(2, "--model-dir", d, "--prompt-tokens", "5,6,7,8,9", "--max-new-tokens", "6", "--servers.span", "4",
+                  "--dump-output", out, "--trace", trace, "--quiet")
+        check(p.returncode == 0, f"{name} checkpoint: 2 ranks exit 0 ({p.stderr[-300:]})")
+        if p.returncode == 0:
+            with h5py.File(out, "r") as h, h5py.File(trace, "r") as t:
+                held[name] = (list(h["output/tokens"][:]), t["epochs/memory_bytes"][:])
+    if len(held) == 2:
+        check(held["bf16"][0] == held["f32"][0], "bf16 and f32 checkpoints generate the same tokens")
+        ratio = float((held["bf16"][1] / held["f32"][1]).max())
+        check(ratio <= 0.55, f"a bf16 span holds <= 0.55 of the f32 span's memory ({ratio:.3f})")
 
     # Random weights, uneven spans: 1, 2 and 4 ranks.
     results = []
@@ -268,6 +294,14 @@ def case_bad_input(r):
     expect_failure("arrivals that stop the clock", 2,
                    ["--job", good, "--trace", t, "--workload.arrival", "poisson", "--workload.rate", "1e300"],
                    ["workload.rate"], t)
+    expect_failure("unknown weights dtype", 2, ["--job", good, "--trace", t, "--model.weights_dtype", "f8"],
+                   ["model.weights_dtype", "f8"], t)
+    expect_failure("bf16 compute on cuda", 2, ["--job", good, "--trace", t, "--model.compute_dtype", "bf16",
+                                              "--model.backend", "cuda"], ["model.compute_dtype", "cpu backend"], t)
+    mistral = os.path.join(r.src, "tests", "data", "model", "tiny_mistral_f32")
+    expect_failure("sequence beyond the sliding window", 2,
+                   ["--model-dir", mistral, "--prompt-tokens", ",".join(["3"] * 60), "--max-new-tokens", "8"],
+                   ["sliding_window", "64", "68"])
     expect_failure("negative seed", 2, ["--job", good, "--trace", t, "--run.seed", "-1"], ["run.seed"], t)
     expect_failure("trace over the job file", 2, ["--job", good, "--trace", good], ["job file", "--trace"])
     check(open(good).read() == tiny(), "trace over the job file: the job file is intact")

@@ -261,7 +261,7 @@ TEST(SpanServer, ASlowerClassIsBusyForItsFactor) {
   const model::RandomWeights weights(m, 1);
   DeviceClass slow;
   slow.compute_factor = 4;
-  SpanServer span(weights, model::Backend::cpu, slow, 0, 0, 0);
+  SpanServer span(weights, model::Backend::cpu, slow, 0, {});
   span.load(0, 4);
   Header h;
   h.route = {{0, 0, 4}};

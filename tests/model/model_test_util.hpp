@@ -23,7 +23,8 @@ inline std::filesystem::path fixture_dir(const std::string& name) {
 }
 
 inline const std::vector<std::string>& fixture_names() {
-  static const std::vector<std::string> names = {"tiny_f32_tied", "tiny_bf16_sharded", "tiny_f16_headdim_bias"};
+  static const std::vector<std::string> names = {"tiny_f32_tied",    "tiny_bf16_sharded", "tiny_f16_headdim_bias",
+                                                       "tiny_llama3_bf16", "tiny_qwen2_bf16",   "tiny_mistral_f32"};
   return names;
 }
 

@@ -26,7 +26,8 @@ TEST(ModelConfig, ReadsExplicitHeadDimAndBiases) {
   EXPECT_EQ(c.head_dim, 32);
   EXPECT_EQ(c.q_dim(), 128);
   EXPECT_EQ(c.kv_dim(), 64);
-  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_TRUE(c.o_bias);
   EXPECT_TRUE(c.mlp_bias);
   EXPECT_TRUE(ModelConfig::from_hf_json(fixture_dir("tiny_f32_tied") / "config.json").tie_word_embeddings);
 }
@@ -39,7 +40,10 @@ TEST(ModelConfig, AppliesLlamaDefaults) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.max_position_embeddings, 2048);
   EXPECT_FALSE(c.tie_word_embeddings);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.family, Family::llama);
+  EXPECT_EQ(c.weights_dtype, DType::f32);
 }
 
 TEST(ModelConfig, AcceptsTransformers4RopeKeys) {
@@ -59,10 +63,21 @@ TEST(ModelConfig, AcceptsTransformers4RopeKeys) {
 
 TEST(ModelConfig, RoundTripsThroughHfJson) {
   auto c = tiny_config();
-  c.attention_bias = true;
+  c.qkv_bias = c.o_bias = true;
   c.tie_word_embeddings = true;
   c.rope_theta = 500000.0;
   EXPECT_EQ(ModelConfig::parse_hf_json(c.to_hf_json(), "round trip"), c);
+  c.rope_scaling = {true, 32.0, 1.0, 4.0, 8192};
+  c.weights_dtype = DType::bf16;
+  EXPECT_EQ(ModelConfig::parse_hf_json(c.to_hf_json(), "round trip llama3"), c);
+  ModelConfig q = tiny_config();
+  q.family = Family::qwen2;
+  q.qkv_bias = true;
+  EXPECT_EQ(ModelConfig::parse_hf_json(q.to_hf_json(), "round trip qwen2"), q);
+  ModelConfig m = tiny_config();
+  m.family = Family::mistral;
+  m.sliding_window = 4096;
+  EXPECT_EQ(ModelConfig::parse_hf_json(m.to_hf_json(), "round trip mistral"), m);
 }
 
 struct BadConfig {
@@ -94,14 +109,37 @@ INSTANTIATE_TEST_SUITE_P(
                   {"'num_key_value_heads' = 3", "divide", "num_attention_heads = 8"}},
         BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
                       "num_attention_heads": 8, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})",
-                  {"'rope_scaling'", "\"llama3\"", "only null / \"default\""}},
+                  {"'rope_scaling.low_freq_factor' is missing", "llama3"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+                      "low_freq_factor": 4.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 8192}})",
+                  {"'rope_scaling.high_freq_factor' = 1.0", "low_freq_factor = 4.0"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "rope_scaling": {"rope_type": "linear", "factor": 2.0}})",
+                  {"'rope_scaling'", "\"linear\"", "\"llama3\""}},
+        BadConfig{R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 64, "intermediate_size": 1,
+                      "num_hidden_layers": 1, "num_attention_heads": 8, "use_sliding_window": true})",
+                  {"'use_sliding_window' = true", "full attention"}},
+        BadConfig{R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 64, "intermediate_size": 1,
+                      "num_hidden_layers": 2, "num_attention_heads": 8,
+                      "layer_types": ["full_attention", "sliding_attention"]})",
+                  {"'layer_types[1]' = \"sliding_attention\""}},
+        BadConfig{R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 64, "intermediate_size": 1,
+                      "num_hidden_layers": 1, "num_attention_heads": 8, "attention_bias": false})",
+                  {"'attention_bias' = false", "not a Qwen2 key"}},
+        BadConfig{R"({"model_type": "mistral", "vocab_size": 10, "hidden_size": 64, "intermediate_size": 1,
+                      "num_hidden_layers": 1, "num_attention_heads": 8, "sliding_window": -4})",
+                  {"'sliding_window' = -4", "positive integer"}},
+        BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
+                      "num_attention_heads": 8, "sliding_window": 4096})",
+                  {"'sliding_window' = 4096", "not a Llama key"}},
         BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
                       "num_attention_heads": 8, "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}})",
                   {"'rope_parameters'", "\"yarn\""}},
         BadConfig{R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 1, "num_hidden_layers": 1,
                       "num_attention_heads": 8, "hidden_act": "gelu"})",
                   {"'hidden_act'", "\"gelu\"", "silu"}},
-        BadConfig{R"({"model_type": "gpt2"})", {"'model_type'", "\"gpt2\""}},
+        BadConfig{R"({"model_type": "gpt2"})", {"'model_type'", "\"gpt2\"", "\"qwen2\""}},
         BadConfig{R"({"vocab_size": 10, "hidden_size": 60, "intermediate_size": 1, "num_hidden_layers": 1,
                       "num_attention_heads": 8})",
                   {"hidden_size = 60", "num_attention_heads = 8"}},
@@ -146,10 +184,13 @@ TEST(ModelConfig, MissingFileNamesIt) {
 TEST(ModelConfig, ParameterCountsMatchTensorSpecs) {
   for (const auto& name : fixture_names()) {
     const auto c = ModelConfig::from_hf_json(fixture_dir(name) / "config.json");
-    std::int64_t block = 0;
-    for (const auto& spec : block_tensor_specs(c, 0)) block += spec.elements();
+    std::int64_t block = 0, bytes = 0;
+    for (const auto& spec : block_tensor_specs(c, 0)) {
+      block += spec.elements();
+      bytes += spec.elements() * (spec.shape.size() == 2 ? dtype_bytes(c.weights_dtype) : 4);  // matrices in dtype
+    }
     EXPECT_EQ(c.block_parameters(), block) << name;
-    EXPECT_EQ(c.block_weight_bytes(), 4 * block) << name;
+    EXPECT_EQ(c.block_weight_bytes(), bytes) << name;
     const std::int64_t table = std::int64_t{c.vocab_size} * c.hidden_size;
     EXPECT_EQ(c.client_parameters(), table + c.hidden_size + (c.tie_word_embeddings ? 0 : table)) << name;
     EXPECT_EQ(c.kv_bytes_per_token(), 8 * c.kv_dim()) << name;

@@ -66,7 +66,7 @@ TEST_F(Cuda, HiddenStatesMatchCpuOverLongContexts) {
     c.head_dim = head_dim;
     c.intermediate_size = 512;
     c.num_hidden_layers = 3;
-    c.attention_bias = head_dim == 128;
+    c.qkv_bias = c.o_bias = head_dim == 128;
     const RandomWeights weights(c, 3);
     auto cpu = make_executor(Backend::cpu);
     auto gpu = make_executor(Backend::cuda);

@@ -15,6 +15,7 @@ Needs only numpy (Debian's /usr/bin/python3 has it).
 """
 import argparse
 import json
+import math
 import pathlib
 import struct
 import sys
@@ -74,9 +75,16 @@ class Llama:
         self.layers = config["num_hidden_layers"]
         self.eps = F32(config.get("rms_norm_eps", 1e-6))
         rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-        if rope.get("rope_type", rope.get("type", "default")) != "default":
-            raise ValueError("only default RoPE is implemented")
+        self.rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if self.rope_type not in ("default", "llama3"):
+            raise ValueError(f"RoPE type {self.rope_type} is not implemented")
+        self.rope_params = rope
         self.theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+        # Mistral's window (Qwen2 only with use_sliding_window): key j is visible from query i
+        # when i - window < j <= i.
+        self.window = config.get("sliding_window") if config.get("model_type") == "mistral" else None
+        if config.get("model_type") == "qwen2" and config.get("use_sliding_window"):
+            self.window = config.get("sliding_window")
         self.embed = tensors["model.embed_tokens.weight"]
         tied = config.get("tie_word_embeddings", False)
         self.lm_head = tensors.get("lm_head.weight", self.embed if tied else None)
@@ -85,6 +93,25 @@ class Llama:
         # inv_freq exactly as transformers computes it: float32 arange / dim, float32 pow.
         exponents = np.arange(0, self.head_dim, 2, dtype=F32) / F32(self.head_dim)
         self.inv_freq = (F32(1.0) / np.power(F32(self.theta), exponents, dtype=F32)).astype(F32)
+        if self.rope_type == "llama3":
+            self.inv_freq = self.llama3_scaling(self.inv_freq, self.rope_params)
+
+    @staticmethod
+    def llama3_scaling(freqs, p):
+        """Llama 3's frequency scaling as Meta's reference apply_scaling writes it (float64 here)."""
+        factor, low, high = p["factor"], p["low_freq_factor"], p["high_freq_factor"]
+        old = p["original_max_position_embeddings"]
+        out = []
+        for freq in freqs.astype(np.float64):
+            wavelen = 2 * math.pi / freq
+            if wavelen < old / high:
+                out.append(freq)
+            elif wavelen > old / low:
+                out.append(freq / factor)
+            else:
+                smooth = (old / wavelen - low) / (high - low)
+                out.append((1 - smooth) * freq / factor + smooth * freq)
+        return np.array(out).astype(F32)
 
     def rms_norm(self, x, weight):
         variance = np.mean(np.square(x, dtype=F32), axis=-1, keepdims=True, dtype=F32)
@@ -115,6 +142,8 @@ class Llama:
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)  # repeat_kv
         scores = (q @ k.transpose(0, 1, 3, 2)) * F32(self.head_dim ** -0.5)
         mask = np.triu(np.ones((tokens, tokens), dtype=bool), k=1)
+        if self.window:
+            mask |= np.tril(np.ones((tokens, tokens), dtype=bool), k=-self.window)
         scores = np.where(mask, F32(-np.inf), scores)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         probs = (scores / scores.sum(axis=-1, keepdims=True)).astype(F32)

@@ -11,6 +11,7 @@
 
 #include "swarm/dispatch/policy.hpp"
 #include "swarm/job_file.hpp"
+#include "swarm/model/config.hpp"
 #include "swarm/strategy.hpp"
 
 namespace swarm::job {
@@ -65,6 +66,8 @@ struct JobConfig {
   int vocab_size = 256, max_position = 4096;
   double rope_theta = 10000.0, rms_norm_eps = 1e-5;
   std::uint64_t weights_seed = 1;
+  model::DType weights_dtype = model::DType::f32;  // random weights: dtype of the matrices in memory
+  model::DType compute_dtype = model::DType::f32;  // operands of the matrix products (cpu: f32 or bf16)
   int eos_token_id = -1;         // random weights: the end-of-sequence token (-1: none)
   std::string backend = "auto";  // auto, cpu, cuda
   int threads = 1;               // OpenBLAS threads per rank

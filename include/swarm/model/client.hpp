@@ -67,6 +67,7 @@ struct Generation {
 /// covering all blocks; empty = one executor for all). The single-rank truth of the tests.
 [[nodiscard]] Generation generate_local(const WeightSource& source, Backend backend,
                                         std::span<const std::int32_t> prompt, int batch,
-                                        const GreedyOptions& options, std::span<const Span> split = {});
+                                        const GreedyOptions& options, std::span<const Span> split = {},
+                                        const ExecutorOptions& executor = {});
 
 }  // namespace swarm::model

@@ -71,6 +71,11 @@ struct Segment {
 struct ExecutorOptions {
   int device = 0;                  ///< CUDA device ordinal (cuda backend only)
   std::size_t max_cache_bytes = 0; ///< KV-cache budget over all sessions; 0 = no limit
+  /// Operands of the matrix products (model.compute_dtype; accumulation is fp32 either way).
+  /// f32: activations fp32, weights widened exactly from their dtype. bf16 (cpu backend): the
+  /// weights are held in bf16 (rounded at load when stored otherwise) and the activations are
+  /// rounded to bf16 before each product, run by oneDNN on the CPU's bf16 instructions.
+  DType compute = DType::f32;
 };
 
 /// Positions a KV cache holds once grown to `needed` from `capacity`: the power of two at or

@@ -184,9 +184,9 @@ struct DeviceBlock {
   DeviceBuffer q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;
 
   DeviceBlock(const BlockWeights& w, cudaStream_t stream)
-      : input_norm(upload_async(w.input_norm, stream)), q(upload_async(w.q, stream)), k(upload_async(w.k, stream)),
-        v(upload_async(w.v, stream)), o(upload_async(w.o, stream)), post_norm(upload_async(w.post_norm, stream)),
-        gate(upload_async(w.gate, stream)), up(upload_async(w.up, stream)), down(upload_async(w.down, stream)),
+      : input_norm(upload_async(w.input_norm, stream)), q(upload_async(w.q.f32, stream)), k(upload_async(w.k.f32, stream)),
+        v(upload_async(w.v.f32, stream)), o(upload_async(w.o.f32, stream)), post_norm(upload_async(w.post_norm, stream)),
+        gate(upload_async(w.gate.f32, stream)), up(upload_async(w.up.f32, stream)), down(upload_async(w.down.f32, stream)),
         q_bias(upload_async(w.q_bias, stream)), k_bias(upload_async(w.k_bias, stream)),
         v_bias(upload_async(w.v_bias, stream)), o_bias(upload_async(w.o_bias, stream)),
         gate_bias(upload_async(w.gate_bias, stream)), up_bias(upload_async(w.up_bias, stream)),
@@ -369,18 +369,21 @@ class CudaExecutor final : public SpanExecutor {
     pool_.trim();
     std::size_t free_bytes = 0, total_bytes = 0;
     SWARM_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const auto needed = static_cast<std::uint64_t>(config.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
+    ModelConfig held = config;  // the device holds fp32 matrices (widened on the host)
+    held.weights_dtype = DType::f32;
+    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
     require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, free_bytes, device_label());
 
     // Copies on the compute stream, so every later forward is ordered after them. At most two
     // blocks are on the host: the next one is read while the previous one's copies may run.
-    const std::vector<float> inv_freq = rope_inv_freq(config.head_dim, config.rope_theta);
+    const std::vector<float> inv_freq = rope_inv_freq(config);
     BlockWeights in_flight;
     const StreamDrain drain(stream);  // destroyed first: no copy still reads in_flight / inv_freq
     inv_freq_ = upload_async(inv_freq, stream);
     blocks_.reserve(static_cast<std::size_t>(span.size()));
     for (int layer = span.start; layer < span.end; ++layer) {
       BlockWeights next = load_block(source, layer);
+      next.widen();
       SWARM_CUDA_CHECK(cudaStreamSynchronize(stream));  // the previous block's copies have read in_flight
       in_flight = std::move(next);
       blocks_.emplace_back(in_flight, stream);
@@ -396,6 +399,7 @@ class CudaExecutor final : public SpanExecutor {
   void forward(std::span<const Segment> segments, int first_block, int last_block, float* rows,
                Memory memory) override {
     const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
+    check_window(config_, segments);
     if (total == 0 || first_block == last_block) return;
     if (total > std::numeric_limits<int>::max()) {
       throw UsageError("forward() with " + std::to_string(total) +

@@ -57,7 +57,9 @@ std::unique_ptr<WeightSource> open_source(const po::variables_map& args) {
 int run(const po::variables_map& args) {
   const auto source = open_source(args);
   if (args.count("export")) {
-    save_checkpoint(*source, args["export"].as<std::string>());
+    std::optional<DType> matrices;
+    if (args.count("export-dtype")) matrices = parse_dtype(args["export-dtype"].as<std::string>(), "--export-dtype");
+    save_checkpoint(*source, args["export"].as<std::string>(), matrices);
     std::cerr << "wrote " << source->describe() << " to " << args["export"].as<std::string>() << '\n';
   }
   int batch = 0;
@@ -100,7 +102,8 @@ int main(int argc, char** argv) {
       ("backend", po::value<std::string>()->default_value("cpu"), "cpu or cuda")
       ("split", po::value<std::string>(), "block boundaries of the executors, e.g. 0,2,3,6 (default: one)")
       ("json", po::value<std::string>(), "write tokens and per-step logits to this JSON file")
-      ("export", po::value<std::string>(), "also save the weights as a Hugging Face checkpoint (F32) in this directory");
+      ("export", po::value<std::string>(), "also save the weights as a Hugging Face checkpoint in this directory")
+      ("export-dtype", po::value<std::string>(), "with --export: write the matrices in f32, bf16 or f16 (default: as stored)");
   po::variables_map args;
   try {
     po::store(po::parse_command_line(argc, argv, desc), args);
