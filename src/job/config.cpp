@@ -130,7 +130,7 @@ po::options_description schema() {
       ("servers.classes", po::value<std::string>()->default_value(""), "device class per rank, e.g. 'fast, fast, slow' (cycled over ranks)")
       ("servers.max_batch_tokens", po::value<long>()->default_value(2048), "tokens of one forward at most: micro-batches are cut to it, longer prompts are prefilled in chunks (Petals' max_batch_size default, 2048)")
       ("servers.max_cache_mb", po::value<double>()->default_value(0.0), "KV-cache budget per rank in MiB (0: none); sessions beyond it wait for room")
-      ("servers.memory_mb", po::value<double>()->default_value(0.0), "memory per rank for weights in MiB (0: unchecked); a span that does not fit is rejected")
+      ("servers.memory_mb", po::value<double>()->default_value(0.0), "memory per rank in MiB for the weights (in the dtype held) and the KV caches (servers.max_cache_mb, else the workload's sessions at full length) (0: unchecked); a span that does not fit is rejected")
       ("workload.prompt_tokens", po::value<long>()->default_value(16), "prompt length")
       ("workload.new_tokens", po::value<long>()->default_value(8), "tokens generated per session")
       ("workload.batch", po::value<long>()->default_value(1), "sequences per session, decoded in lockstep")

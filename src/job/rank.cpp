@@ -195,12 +195,24 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                         " blocks in all (with the [class.*] spans) cannot cover the model's " + std::to_string(blocks) +
                         " blocks; more ranks are needed (or longer spans)");
         }
-        const double needed_mb = static_cast<double>(mc.block_weight_bytes()) * longest / (1024.0 * 1024.0);
-        if (config.memory_mb > 0 && needed_mb > config.memory_mb) {
-          file.fail("servers.memory_mb", std::to_string(config.memory_mb),
-                    "a span of " + std::to_string(longest) + " blocks needs " + std::to_string(needed_mb) +
-                        " MiB of weights; the model is too big for the ranks' memory (use more ranks "
-                        "and a shorter servers.span)");
+        // Weights in the dtype the executor holds them in, plus the KV caches the rank may hold:
+        // the budget when one is set, else the synthetic workload's sessions in flight at full length.
+        model::ModelConfig held = mc;
+        if (config.compute_dtype == model::DType::bf16) held.weights_dtype = model::DType::bf16;
+        const double weights_mb = static_cast<double>(held.block_weight_bytes()) * longest / (1024.0 * 1024.0);
+        double cache_mb = config.max_cache_mb;
+        if (cache_mb <= 0 && config.workload.prompts.empty()) {
+          const double sessions = static_cast<double>(config.workload.concurrency);
+          cache_mb = sessions * static_cast<double>(model::session_kv_bytes_per_block(
+                                    mc, config.workload.batch, config.workload.prompt_tokens + config.workload.new_tokens)) *
+                     longest / (1024.0 * 1024.0);
+        }
+        if (config.memory_mb > 0 && weights_mb + cache_mb > config.memory_mb) {
+          file.fail("servers.memory_mb", format_number(config.memory_mb),
+                    "a span of " + std::to_string(longest) + " blocks needs " + format_number(weights_mb) + " MiB of " +
+                        std::string(model::to_string(held.weights_dtype)) + " weights and " + format_number(cache_mb) +
+                        " MiB of KV caches; the model is too big for the ranks' memory (use more ranks "
+                        "and a shorter servers.span, or a smaller servers.max_cache_mb)");
         }
         if (rank != kClientRank) return;  // the rest concerns the client: it reads and reports it
         if (!config.workload.prompts.empty()) {

@@ -53,6 +53,20 @@ dnnl::matmul& primitive(Dnnl& d, std::int64_t rows, int in, int out) {
 
 }  // namespace
 
+Bf16Threads::Bf16Threads() : budget_(openblas_get_num_threads()) {
+  // oneDNN runs on OpenMP threads, whose count is per calling thread: the executor's budget.
+  Dnnl& d = dnnl_state();
+  if (budget_ != d.threads) {
+    omp_set_num_threads(budget_);
+    d.threads = budget_;
+  }
+  if (budget_ > 1) openblas_set_num_threads(1);
+}
+
+Bf16Threads::~Bf16Threads() {
+  if (budget_ > 1) openblas_set_num_threads(budget_);
+}
+
 bool bf16_compute_available() { return true; }
 
 bool bf16_compute_native() {
@@ -65,12 +79,6 @@ void linear_bf16(const float* x, std::int64_t rows, int in, const Matrix& weight
   if (weight.dtype != DType::bf16) throw UsageError("linear_bf16() needs bf16 weights");
   if (rows == 0) return;
   Dnnl& d = dnnl_state();
-  // oneDNN runs on OpenMP threads, whose count is per calling thread: follow the executor's CPU
-  // thread budget (set_cpu_threads, OpenBLAS's count), so both libraries use the same cores.
-  if (const int threads = openblas_get_num_threads(); threads != d.threads) {
-    omp_set_num_threads(threads);
-    d.threads = threads;
-  }
   const std::size_t n = static_cast<std::size_t>(rows) * in;
   d.activations.resize(n);
   for (std::size_t i = 0; i < n; ++i) d.activations[i] = f32_to_bf16(x[i]);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <unordered_map>
 
 #include "block_weights.hpp"
@@ -81,6 +82,8 @@ class CpuExecutor final : public SpanExecutor {
     const std::int64_t total = check_batch(span_, loaded_, segments, first_block, last_block, rows);
     check_window(config_, segments);
     if (total > 0 && first_block < last_block) {
+      std::optional<Bf16Threads> threads;
+      if (options_.compute == DType::bf16) threads.emplace();
       const std::vector<Session*> states = sessions_.prepare_checked(
           segments, span_, first_block, last_block,
           [&](const std::vector<Session*>& prepared) { grow_caches(segments, prepared, first_block, last_block); });

@@ -25,6 +25,7 @@
 // GCC 12 warns inside its own AVX-512 headers (the undefined source vector of the unmasked
 // forms: GCC bug 105593); nothing in this file reads an uninitialised value.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #define SWARM_GEMM16_X86 1
 #define SWARM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -218,6 +219,8 @@ void BlockWeights::round_to_bf16() {
 }
 
 #ifndef SWARM_MODEL_HAVE_DNNL
+Bf16Threads::Bf16Threads() = default;
+Bf16Threads::~Bf16Threads() = default;
 bool bf16_compute_available() { return false; }
 bool bf16_compute_native() { return false; }
 void linear_bf16(const float* x, std::int64_t rows, int in, const Matrix& weight, int out, const float* bias,

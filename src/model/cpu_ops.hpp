@@ -24,6 +24,21 @@ void linear(const float* x, std::int64_t rows, int in, const Matrix& weight, int
 /// model.compute_dtype = bf16: y = round_bf16(x) * W^T (+ bias), fp32 accumulation, W bf16.
 /// Through oneDNN where the build has it (cpu_dnnl.cpp); otherwise x stays fp32 (linear above).
 void linear_bf16(const float* x, std::int64_t rows, int in, const Matrix& weight, int out, const float* bias, float* y);
+/// For the duration of a bf16-compute forward: oneDNN's OpenMP threads get the CPU thread budget
+/// (set_cpu_threads) and OpenBLAS (attention) one thread, because the two pools wait for work by
+/// spinning and, sharing the cores, stall each other (measured: 2 threads ran decode at 0.96x of
+/// fp32 instead of 1.9x).
+class Bf16Threads {
+ public:
+  Bf16Threads();
+  ~Bf16Threads();
+  Bf16Threads(const Bf16Threads&) = delete;
+  Bf16Threads& operator=(const Bf16Threads&) = delete;
+
+ private:
+  int budget_ = 1;
+};
+
 /// Whether this build has the bf16 product (oneDNN), and whether this CPU runs it natively
 /// (AVX512_BF16 or AMX; elsewhere oneDNN emulates it, slower than the fp32 path).
 [[nodiscard]] bool bf16_compute_available();

@@ -15,9 +15,13 @@ TEST(DType, SixteenBitValuesRoundTripExactly) {
   for (std::uint32_t b = 0; b <= 0xFFFF; ++b) {
     const auto bits = static_cast<std::uint16_t>(b);
     const float bf = detail::bf16_to_f32(bits);
-    if (!std::isnan(bf)) EXPECT_EQ(detail::f32_to_bf16(bf), bits) << "bf16 " << b;
+    if (!std::isnan(bf)) {
+      EXPECT_EQ(detail::f32_to_bf16(bf), bits) << "bf16 " << b;
+    }
     const float h = detail::f16_to_f32(bits);
-    if (!std::isnan(h)) EXPECT_EQ(detail::f32_to_f16(h), bits) << "f16 " << b;
+    if (!std::isnan(h)) {
+      EXPECT_EQ(detail::f32_to_f16(h), bits) << "f16 " << b;
+    }
   }
 }
 

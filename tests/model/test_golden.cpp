@@ -1,6 +1,7 @@
 // Greedy generation on the Hugging Face fixtures (tests/data/model, written by
 // tests/reference/make_model_fixtures.py with transformers): tokens must be identical and every
 // step's logits within kTolerance * max |logit| of transformers' fp32 logits.
+#include "cpu_ops.hpp"
 #include "model_test_util.hpp"
 
 namespace swarm::model::test {
@@ -70,6 +71,7 @@ TEST_P(Golden, GreedyThroughACustomPipelineCallback) {
 constexpr float kBf16Tolerance = 3e-2F;
 
 TEST_P(Golden, Bf16ComputeStaysWithinItsTolerance) {
+  if (!detail::bf16_compute_available()) GTEST_SKIP() << "this build has no oneDNN (SWARM_DNNL): bf16 compute is f32";
   const Expected expected = load_expected(GetParam());
   const Checkpoint checkpoint(fixture_dir(GetParam()));
   GreedyOptions options;
