@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -193,6 +194,23 @@ SafetensorsFile::SafetensorsFile(std::filesystem::path path) : path_(std::move(p
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") continue;
     tensors_.emplace(name, parse_entry(path_, name, value, 8 + header_size, file_.size()));
+  }
+  // The format gives every tensor its own bytes: overlapping ranges would let one tensor's
+  // values change another's (the safetensors reference implementation refuses them too).
+  std::vector<std::pair<const std::string*, const TensorEntry*>> by_offset;
+  for (const auto& [name, entry] : tensors_) {
+    if (entry.end > entry.begin) by_offset.emplace_back(&name, &entry);
+  }
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const auto& a, const auto& b) { return a.second->begin < b.second->begin; });
+  for (std::size_t i = 1; i < by_offset.size(); ++i) {
+    const auto& [prev_name, prev] = by_offset[i - 1];
+    const auto& [name, entry] = by_offset[i];
+    if (entry->begin < prev->end) {
+      fail(path_, "tensor '" + *name + "' (bytes [" + std::to_string(entry->begin) + ", " + std::to_string(entry->end) +
+                      ")) overlaps tensor '" + *prev_name + "' (bytes [" + std::to_string(prev->begin) + ", " +
+                      std::to_string(prev->end) + ")): data_offsets must not overlap");
+    }
   }
 }
 

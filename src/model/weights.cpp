@@ -247,7 +247,14 @@ std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path&
     }
     for (const auto& [name, file] : index["weight_map"].items()) {
       if (!file.is_string()) throw CheckpointError(index_path.string() + ": weight_map entry '" + name + "' is not a file name");
-      weight_map.emplace(name, file.get<std::string>());
+      // A shard is a file of the checkpoint directory itself: a path could read any file.
+      const std::string f = file.get<std::string>();
+      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\\') != std::string::npos ||
+          f.find('\0') != std::string::npos) {
+        throw CheckpointError(index_path.string() + ": weight_map entry '" + name + "' names '" + f +
+                              "', which is not a file name in the checkpoint directory");
+      }
+      weight_map.emplace(name, f);
       const auto path = dir / file.get<std::string>();
       if (std::find(files.begin(), files.end(), path) == files.end()) files.push_back(path);
     }
@@ -295,6 +302,20 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory)
     if (it == index_->tensors.end() || it->second.first->path().filename() != file) {
       throw CheckpointError((directory_ / file).string() + ": tensor '" + name +
                             "' is listed there by model.safetensors.index.json but not found in that file");
+    }
+  }
+  // Blocks beyond num_hidden_layers mean config.json and the weights disagree on the model.
+  for (const auto& [name, where] : index_->tensors) {
+    std::string_view n = name;
+    if (n.starts_with("model.")) n.remove_prefix(6);
+    if (!n.starts_with("layers.")) continue;
+    n.remove_prefix(7);
+    long long layer = 0;
+    std::size_t digits = 0;
+    while (digits < n.size() && digits < 12 && n[digits] >= '0' && n[digits] <= '9') layer = layer * 10 + (n[digits++] - '0');
+    if (digits > 0 && layer >= config_.num_hidden_layers) {
+      throw CheckpointError(where.first->path().string() + ": tensor '" + name + "' is of block " + std::to_string(layer) +
+                            " but config.json has num_hidden_layers = " + std::to_string(config_.num_hidden_layers));
     }
   }
   // Memory checks count the matrices in the dtype they will be held in: the stored one.

@@ -275,6 +275,44 @@ TEST_F(BadCheckpoint, MissingLmHeadWithoutTyingIsAnError) {
   EXPECT_NE(message.find("'lm_head.weight'"), std::string::npos) << message;
 }
 
+TEST_F(BadCheckpoint, OverlappingDataOffsetsAreRefused) {
+  write([](auto&) {});
+  // Two tensors sharing bytes 4-7: the format gives every tensor its own.
+  const std::string header = R"({"model.norm.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                             R"( "lm_head.weight": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  std::ofstream(file(), std::ios::binary | std::ios::trunc) << bytes << header << std::string(12, '\0');
+  const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
+  EXPECT_NE(message.find(file().string()), std::string::npos) << message;
+  EXPECT_NE(message.find("'lm_head.weight'"), std::string::npos) << message;
+  EXPECT_NE(message.find("'model.norm.weight'"), std::string::npos) << message;
+  EXPECT_NE(message.find("overlap"), std::string::npos) << message;
+}
+
+TEST_F(BadCheckpoint, AnIndexEntryOutsideTheDirectoryIsRefused) {
+  write([](auto&) {});
+  for (const char* target : {"../../../../etc/passwd", "/etc/passwd", "sub/model.safetensors", ".."}) {
+    std::ofstream(dir() / "model.safetensors.index.json", std::ios::trunc)
+        << R"({"weight_map": {"model.norm.weight": ")" << target << R"("}})";
+    const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
+    EXPECT_NE(message.find("model.safetensors.index.json"), std::string::npos) << message;
+    EXPECT_NE(message.find("'model.norm.weight'"), std::string::npos) << message;
+    EXPECT_NE(message.find(std::string("'") + target + "'"), std::string::npos) << message;
+    EXPECT_NE(message.find("not a file name in the checkpoint directory"), std::string::npos) << message;
+  }
+}
+
+TEST_F(BadCheckpoint, BlocksBeyondTheConfigAreRefused) {
+  const int layers = tiny_config().num_hidden_layers;
+  const std::string extra = "model.layers." + std::to_string(layers) + ".mlp.up_proj.weight";
+  write([&](auto& tensors) { tensors.push_back({extra, "F32", {2}, std::vector<std::byte>(8)}); });
+  const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
+  EXPECT_NE(message.find(file().string()), std::string::npos) << message;
+  EXPECT_NE(message.find("'" + extra + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("num_hidden_layers = " + std::to_string(layers)), std::string::npos) << message;
+}
+
 TEST_F(BadCheckpoint, IndexListingAWrongFileIsReported) {
   write([](auto&) {});
   std::ofstream(dir() / "model.safetensors.index.json")
