@@ -101,4 +101,16 @@ class JobFile {
 /// Parses a number; ConfigError via `job.fail(key, ...)` when `text` is not one.
 double parse_number(const JobFile& job, const std::string& key, const std::string& text);
 
+/// A path a run reads or writes, and what names it in messages ("--trace", "model.dir").
+struct NamedPath {
+  std::string name;
+  std::filesystem::path path;
+};
+
+/// Throws ConfigError before anything is opened for writing when an output is, or resolves to
+/// (symbolic links, "..", hard links), a file the run reads, or when two outputs are the same
+/// file. An input that is a directory (a checkpoint) stands for every file directly in it.
+/// Empty paths are skipped.
+void refuse_outputs_over_inputs(const std::vector<NamedPath>& outputs, const std::vector<NamedPath>& inputs);
+
 }  // namespace swarm

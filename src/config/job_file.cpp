@@ -270,4 +270,49 @@ double parse_number(const JobFile& job, const std::string& key, const std::strin
   }
 }
 
+void refuse_outputs_over_inputs(const std::vector<NamedPath>& outputs, const std::vector<NamedPath>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<NamedPath> files;  // the inputs, directories expanded to their files
+  for (const NamedPath& in : inputs) {
+    std::error_code ec;
+    if (in.path.empty()) continue;
+    if (fs::is_directory(in.path, ec)) {
+      for (const auto& entry : fs::directory_iterator(in.path, ec)) {
+        if (entry.is_regular_file(ec)) files.push_back({"a file of " + in.name + " '" + in.path.string() + "'", entry.path()});
+      }
+    } else {
+      files.push_back({in.name, in.path});
+    }
+  }
+  const auto same = [](const fs::path& a, const fs::path& b) {
+    std::error_code ec;
+    if (fs::equivalent(a, b, ec)) return true;  // both exist: same inode whatever the names
+    const fs::path ca = fs::weakly_canonical(a, ec), cb = fs::weakly_canonical(b, ec);
+    return !ca.empty() && ca == cb;
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const NamedPath& out = outputs[i];
+    if (out.path.empty()) continue;
+    for (const NamedPath& in : files) {
+      if (same(out.path, in.path)) {
+        throw ConfigError("command line: " + out.name + " '" + out.path.string() + "' is " + in.name + " ('" +
+                          in.path.string() + "'), which this run reads and writing would destroy");
+      }
+    }
+    for (const NamedPath& in : inputs) {
+      std::error_code ec;
+      if (!in.path.empty() && fs::is_directory(in.path, ec) && same(out.path, in.path)) {
+        throw ConfigError("command line: " + out.name + " '" + out.path.string() + "' is the directory " + in.name +
+                          " '" + in.path.string() + "', not a file");
+      }
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (!outputs[j].path.empty() && same(out.path, outputs[j].path)) {
+        throw ConfigError("command line: " + out.name + " '" + out.path.string() + "' and " + outputs[j].name + " '" +
+                          outputs[j].path.string() + "' are the same file; each output needs its own");
+      }
+    }
+  }
+}
+
 }  // namespace swarm

@@ -66,8 +66,14 @@ int run_swarm_pipe(int argc, char** argv) {
     if (pre.count("job") && pre["job"].as<std::string>().empty()) throw ConfigError("command line: --job is empty");
     file.emplace(pre.count("job") ? pre["job"].as<std::string>() : std::string(), all, tables, args);
     config.emplace(load_config(*file, comm.size()));
-    file->refuse_as_output(config->trace, "--trace");
-    if (config->generate) file->refuse_as_output(config->generate->dump_output, "--dump-output");
+    // Every output against every input (job file, prompts, the checkpoint's files) and each other.
+    refuse_outputs_over_inputs(
+        {{"--trace", config->trace},
+         {"--dump-output", config->generate ? config->generate->dump_output : std::string()},
+         {"workload.outputs", config->workload.outputs}},
+        {{"the job file", pre.count("job") ? pre["job"].as<std::string>() : std::string()},
+         {"workload.prompts", config->workload.prompts},
+         {"model.dir", config->model_dir}});
     if (!pre.count("job") && !config->generate && config->workload.prompts.empty()) {
       throw ConfigError("command line: --job FILE.ini is required (or --prompt-tokens for generation, or --workload.prompts); see --help");
     }

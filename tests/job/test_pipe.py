@@ -294,6 +294,26 @@ def case_bad_input(r):
     expect_failure("arrivals that stop the clock", 2,
                    ["--job", good, "--trace", t, "--workload.arrival", "poisson", "--workload.rate", "1e300"],
                    ["workload.rate"], t)
+    # Outputs over inputs: on a copy of a checkpoint, so that a failure cannot harm the fixture.
+    ck = r.path("ck_copy")
+    shutil.rmtree(ck, ignore_errors=True)
+    shutil.copytree(os.path.join(r.src, "tests", "data", "model", "tiny_bf16_sharded"), ck)
+    before = {f: open(os.path.join(ck, f), "rb").read() for f in os.listdir(ck)}
+    link = r.path("shard_link.h5")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join(ck, "model-00002-of-00004.safetensors"), link)
+    gen = ["--model-dir", ck, "--prompt-tokens", "1,2,3", "--max-new-tokens", "2"]
+    for what, args, words in (
+            ("dump over config.json", ["--dump-output", os.path.join(ck, "config.json")], ["--dump-output", "config.json"]),
+            ("trace over a shard through a symbolic link", ["--trace", link], ["--trace", "model-00002-of-00004"]),
+            ("trace over the index through '..'",
+             ["--trace", os.path.join(ck, "..", "ck_copy", "model.safetensors.index.json")], ["--trace", "index"]),
+            ("dump and trace the same file", ["--dump-output", r.path("same.h5"), "--trace", r.path("same.h5")],
+             ["--dump-output", "--trace", "same file"])):
+        expect_failure(what, 2, gen + args, words)
+    after = {f: open(os.path.join(ck, f), "rb").read() for f in os.listdir(ck)}
+    check(before == after, "outputs over inputs: every checkpoint file is unchanged")
     expect_failure("unknown weights dtype", 2, ["--job", good, "--trace", t, "--model.weights_dtype", "f8"],
                    ["model.weights_dtype", "f8"], t)
     expect_failure("bf16 compute on cuda", 2, ["--job", good, "--trace", t, "--model.compute_dtype", "bf16",
