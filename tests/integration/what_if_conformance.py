@@ -116,6 +116,11 @@ def check_errors(binary):
         # Finite but so large that sums overflow to inf (answers would read null).
         (json.dumps({**good, "servers": [{**good["servers"][0], "throughput": 1e308}]}), "servers[0].throughput"),
         (json.dumps({**good, "total_blocks": 10_000_001}), "total_blocks"),
+        # An inverted span is blamed on its start and called inverted.
+        (json.dumps({**good, "total_blocks": 8, "servers": [{**good["servers"][0], "start": 5, "end": 2}]}),
+         "servers[0].start"),
+        # A million servers: refused by the count before the line is built (it used to hang).
+        (json.dumps({**good, "servers": [{**good["servers"][0], "id": f"s{i}"} for i in range(1_000_000)]}), "servers"),
         # Nested 100,000 deep where a number belongs: the message must not recurse through it.
         (json.dumps(good).replace('"total_blocks": 4', '"total_blocks": ' + "[" * 100_000 + "]" * 100_000),
          "total_blocks"),
@@ -125,6 +130,8 @@ def check_errors(binary):
         text = json.dumps(good) + "\n" + bad + "\n"
         p = subprocess.run([binary, "what-if"], input=text, capture_output=True, text=True, timeout=60)
         ok = p.returncode != 0 and "line 2" in p.stderr and f"'{field}'" in p.stderr and p.stdout.count("\n") == 1
+        if field == "servers[0].start":
+            ok = ok and "inverted" in p.stderr
         if not ok:
             failures += 1
             print(f"FAIL malformed line not reported as field {field}: rc={p.returncode} stderr={p.stderr!r}")
