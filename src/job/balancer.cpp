@@ -94,8 +94,22 @@ BoundaryDecision Balancer::boundary(int epoch) {
     const bool serving = swarm_[static_cast<std::size_t>(r)].state != ServerState::offline;
     const double u = uniform01(churn_rng_);  // drawn for every rank: the stream depends on neither states nor strategy
     if (leaves[r] || joins[r]) continue;  // a scheduled event wins over a random one
-    if (serving && config_.churn.leave_probability > 0 && u < config_.churn.leave_probability) leaves[r] = 1;
+    if (serving && config_.churn.leave_probability > 0 && u < config_.churn.leave_probability) leaves[r] = 2;
     if (!serving && config_.churn.join_probability > 0 && u < config_.churn.join_probability) joins[r] = 1;
+  }
+  // Random churn never takes the last server: a swarm with none would serve nothing for the rest
+  // of the run (scheduled churn that empties the swarm is refused at start-up).
+  {
+    int staying = 0, random_leaver = -1;
+    bool anyone_joins = false;
+    for (int r = 0; r < n; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      const bool serving = swarm_[i].state != ServerState::offline;
+      if (serving && !leaves[i]) ++staying;
+      if (serving && leaves[i] == 2 && random_leaver < 0) random_leaver = r;
+      if (!serving && joins[i]) anyone_joins = true;
+    }
+    if (staying == 0 && !anyone_joins && random_leaver >= 0) leaves[static_cast<std::size_t>(random_leaver)] = 0;
   }
   std::vector<int> joiners;
   for (int r = 0; r < n; ++r) {

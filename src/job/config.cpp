@@ -61,6 +61,48 @@ std::vector<Churn::Event> events(const JobFile& job, const std::string& key, int
   return out;
 }
 
+// Scheduled churn that cannot be meant: every rank gone at some epoch (the swarm would serve
+// nothing), and, without random churn (which makes the states unpredictable), a leave of a rank
+// that is not serving or a join of one that is (the engine would ignore it).
+void check_schedule(const JobFile& job, const Churn& churn, int world) {
+  const bool random = churn.leave_probability > 0 || churn.join_probability > 0;
+  int last = 1;
+  for (const auto* list : {&churn.leaves, &churn.joins}) {
+    for (const auto& e : *list) last = std::max(last, e.epoch);
+  }
+  std::vector<char> serving(static_cast<std::size_t>(world), 1);
+  for (int epoch = 2; epoch <= last; ++epoch) {
+    std::vector<char> leaving(serving.size(), 0);
+    for (const auto& e : churn.leaves) {
+      if (e.epoch != epoch) continue;
+      if (!serving[static_cast<std::size_t>(e.rank)] && !random) {
+        job.fail("churn.leaves", std::to_string(e.epoch) + " " + std::to_string(e.rank),
+                 "rank " + std::to_string(e.rank) + " is not serving before epoch " + std::to_string(epoch) +
+                     " (it left earlier and has not joined again)");
+      }
+      leaving[static_cast<std::size_t>(e.rank)] = 1;
+    }
+    for (const auto& e : churn.joins) {
+      if (e.epoch != epoch) continue;
+      if (serving[static_cast<std::size_t>(e.rank)] && !leaving[static_cast<std::size_t>(e.rank)] && !random) {
+        job.fail("churn.joins", std::to_string(e.epoch) + " " + std::to_string(e.rank),
+                 "rank " + std::to_string(e.rank) + " is serving before epoch " + std::to_string(epoch) +
+                     " (it never left), so it cannot join");
+      }
+    }
+    for (std::size_t r = 0; r < serving.size(); ++r) {
+      if (leaving[r]) serving[r] = 0;
+    }
+    for (const auto& e : churn.joins) {
+      if (e.epoch == epoch) serving[static_cast<std::size_t>(e.rank)] = 1;
+    }
+    if (std::none_of(serving.begin(), serving.end(), [](char s) { return s != 0; })) {
+      job.fail("churn.leaves", job.get<std::string>("churn.leaves"),
+               "no rank is serving from epoch " + std::to_string(epoch) + ": a swarm with no server serves nothing");
+    }
+  }
+}
+
 }  // namespace
 
 const DeviceClass& JobConfig::class_of(int rank) const {
@@ -243,7 +285,21 @@ JobConfig load_config(const JobFile& job, int world) {
     job.fail("servers.span", std::to_string(c.span), "longer than the model (" + std::to_string(c.layers) + " layers)");
   }
   for (const auto& t : job.tables("class")) c.classes.push_back(device_class(job, t, blocks_hint));
-  c.rank_classes = split_list(job.get<std::string>("servers.classes"));
+  {
+    // An empty item would shift every later rank's class: refused, as an unknown name is.
+    const std::string list = job.get<std::string>("servers.classes");
+    c.rank_classes = split_list(list);
+    if (list.find_first_not_of(" \t") != std::string::npos &&
+        c.rank_classes.size() != static_cast<std::size_t>(std::count(list.begin(), list.end(), ',') + 1)) {
+      job.fail("servers.classes", list, "has an empty item (each rank's class is named, cycled over the ranks)");
+    }
+    if (c.rank_classes.size() > static_cast<std::size_t>(world)) {
+      job.fail("servers.classes", list,
+               "names " + std::to_string(c.rank_classes.size()) + " classes for " + std::to_string(world) +
+                   " ranks; the last " + std::to_string(c.rank_classes.size() - static_cast<std::size_t>(world)) +
+                   " would not be used (give at most one a rank; the list is cycled over the ranks)");
+    }
+  }
   for (const auto& name : c.rank_classes) {
     const bool known = std::any_of(c.classes.begin(), c.classes.end(), [&](const DeviceClass& d) { return d.name == name; });
     if (!known) job.fail("servers.classes", job.get<std::string>("servers.classes"), "no [class." + name + "] section");
@@ -325,6 +381,7 @@ JobConfig load_config(const JobFile& job, int world) {
   c.churn.joins = events(job, "churn.joins", c.epochs, world);
   c.churn.leave_probability = job.in_range("churn.leave_probability", 0, 1);
   c.churn.join_probability = job.in_range("churn.join_probability", 0, 1);
+  check_schedule(job, c.churn, world);
 
   if (job.has("prompt-tokens")) {
     Generate g;

@@ -118,6 +118,20 @@ TEST(Balancer, ScheduledChurnActsAtItsBoundary) {
   EXPECT_EQ(join.assignment[1].state, static_cast<std::int32_t>(RankState::online));
 }
 
+TEST(Balancer, RandomChurnNeverTakesTheLastServer) {
+  JobConfig c = config_with(StrategyKind::new_only);
+  c.churn.leave_probability = 1.0;  // every serving rank draws a leave at every boundary
+  Balancer b(c, 8, {8, 8, 8});
+  b.update(measurements({100, 100, 100}));
+  (void)b.initial();
+  for (int epoch = 1; epoch < 6; ++epoch) {
+    const BoundaryDecision d = b.boundary(epoch);
+    int serving = 0;
+    for (const Assignment& a : d.assignment) serving += a.state != static_cast<std::int32_t>(RankState::offline);
+    EXPECT_EQ(serving, 1) << "boundary " << epoch;  // all but one leave; the last one stays
+  }
+}
+
 TEST(Balancer, FullBalancingMovesAServerOffACrowdedSpan) {
   const JobConfig c = config_with(StrategyKind::full);
   Balancer b(c, 8, {4, 4, 4});

@@ -314,6 +314,17 @@ def case_bad_input(r):
         expect_failure(what, 2, gen + args, words)
     after = {f: open(os.path.join(ck, f), "rb").read() for f in os.listdir(ck)}
     check(before == after, "outputs over inputs: every checkpoint file is unchanged")
+    classes = tiny() + "[class.fast]\ncompute_factor = 1\n[class.slow]\ncompute_factor = 2\n"
+    cj = r.write("classes.ini", classes)
+    expect_failure("an empty class name", 2, ["--job", cj, "--trace", t, "--servers.classes", "fast,,slow"],
+                   ["servers.classes", "empty item"], t)
+    expect_failure("more classes than ranks", 2, ["--job", cj, "--trace", t, "--servers.classes", "fast,slow,slow"],
+                   ["servers.classes", "3 classes for 2 ranks", "would not be used"], t)
+    expect_failure("a schedule that empties the swarm", 2,
+                   ["--job", good, "--trace", t, "--servers.span", "8", "--churn.leaves", "2 0, 3 1"],
+                   ["churn.leaves", "no rank is serving from epoch 3"], t)
+    expect_failure("a join of a rank that never left", 2,
+                   ["--job", good, "--trace", t, "--churn.joins", "2 1"], ["churn.joins", "never left"], t)
     expect_failure("unknown weights dtype", 2, ["--job", good, "--trace", t, "--model.weights_dtype", "f8"],
                    ["model.weights_dtype", "f8"], t)
     expect_failure("bf16 compute on cuda", 2, ["--job", good, "--trace", t, "--model.compute_dtype", "bf16",
