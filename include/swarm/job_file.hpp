@@ -14,6 +14,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace swarm {
@@ -100,6 +101,11 @@ class JobFile {
 
 /// Parses a number; ConfigError via `job.fail(key, ...)` when `text` is not one.
 double parse_number(const JobFile& job, const std::string& key, const std::string& text);
+
+/// A value as messages echo it: control characters (a NUL included) as \xNN, and cut after
+/// `limit` characters with the full length said, so that a 2,000,000-character value does not
+/// become a 2 MB message.
+[[nodiscard]] std::string readable_value(std::string_view value, std::size_t limit = 80);
 
 /// A path a run reads or writes, and what names it in messages ("--trace", "model.dir").
 struct NamedPath {

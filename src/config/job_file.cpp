@@ -37,6 +37,24 @@ std::string format_number(double value) {
   return s.str();
 }
 
+std::string readable_value(std::string_view value, std::size_t limit) {
+  std::string out;
+  std::size_t shown = 0, i = 0;
+  for (; i < value.size() && shown < limit; ++i, ++shown) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c == 0x7F) {  // a NUL would end the message where C strings read it
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (i < value.size()) out += "... (" + std::to_string(value.size()) + " characters)";
+  return out;
+}
+
 std::vector<std::string> split_list(const std::string& text, char sep) {
   std::vector<std::string> out;
   std::stringstream in(text);
@@ -197,7 +215,7 @@ void JobFile::refuse_as_output(const std::filesystem::path& output, const std::s
 }
 
 void JobFile::fail(const std::string& key, const std::string& value, const std::string& reason) const {
-  throw ConfigError(where(key) + ": key '" + key + "' = '" + value + "': " + reason);
+  throw ConfigError(where(key) + ": key '" + key + "' = '" + readable_value(value) + "': " + reason);
 }
 
 double JobFile::positive(const std::string& key) const {

@@ -17,7 +17,12 @@ using nlohmann::json;
   throw ConfigError(std::string(origin) + ": " + what);
 }
 
-std::string show(const json& value) { return value.dump(); }
+// A value as messages echo it: JSON (control characters escaped), cut after 80 characters.
+std::string show(const json& value) {
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > 80) text = text.substr(0, 80) + "... (" + std::to_string(text.size()) + " characters)";
+  return text;
+}
 
 // A key that is absent or null counts as not given (HF writes null for unset optionals).
 const json* find(const json& doc, const char* key) {

@@ -108,6 +108,20 @@ TEST(JobFile, MessagesNameFileKeyAndValue) {
   EXPECT_NE(error_of(base, {"--run.nope", "1"}).find("command line"), std::string::npos);
 }
 
+TEST(JobFile, EchoedValuesAreCutAndControlCharactersShown) {
+  EXPECT_EQ(readable_value("fast"), "fast");
+  EXPECT_EQ(readable_value(std::string("a\0b\n", 4)), "a\\x00b\\x0a");
+  const std::string huge(2'000'000, 'x');
+  const std::string shown = readable_value(huge);
+  EXPECT_LT(shown.size(), 120U);
+  EXPECT_NE(shown.find("2000000 characters"), std::string::npos) << shown;
+  // Through a job file: the message stays short and names the key.
+  const std::string msg = error_of(std::string(kGood) + "[run]\ncheck = " + huge + "\n");
+  EXPECT_LT(msg.size(), 400U);
+  EXPECT_NE(msg.find("run.check"), std::string::npos) << msg.substr(0, 300);
+  EXPECT_NE(msg.find("2000000 characters"), std::string::npos) << msg.substr(0, 300);
+}
+
 TEST(JobFile, TableKeysCanBeOverriddenOnTheCommandLine) {
   const auto path = write("good3", kGood);
   const std::string tables[] = {"class"};
