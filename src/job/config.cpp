@@ -293,11 +293,11 @@ JobConfig load_config(const JobFile& job, int world) {
         c.rank_classes.size() != static_cast<std::size_t>(std::count(list.begin(), list.end(), ',') + 1)) {
       job.fail("servers.classes", list, "has an empty item (each rank's class is named, cycled over the ranks)");
     }
-    if (c.rank_classes.size() > static_cast<std::size_t>(world)) {
-      job.fail("servers.classes", list,
-               "names " + std::to_string(c.rank_classes.size()) + " classes for " + std::to_string(world) +
-                   " ranks; the last " + std::to_string(c.rank_classes.size() - static_cast<std::size_t>(world)) +
-                   " would not be used (give at most one a rank; the list is cycled over the ranks)");
+    if (c.rank_classes.size() > static_cast<std::size_t>(world)) {  // a job file for more ranks: said, not refused
+      c.notes.push_back(job.where("servers.classes") + ": key 'servers.classes' names " +
+                        std::to_string(c.rank_classes.size()) + " classes for " + std::to_string(world) +
+                        " ranks; the last " + std::to_string(c.rank_classes.size() - static_cast<std::size_t>(world)) +
+                        " are not used");
     }
   }
   for (const auto& name : c.rank_classes) {

@@ -81,6 +81,9 @@ int run_swarm_pipe(int argc, char** argv) {
     error = e.what();
   }
   if (!comm::agree(comm, error)) return 2;
+  if (comm.rank() == 0) {
+    for (const std::string& note : config->notes) std::cerr << "swarm_pipe: note: " << note << '\n';
+  }
   world.set_timeout(std::chrono::duration<double>(config->comm_timeout));
 
   // Backend and transport: the GPU path only when every rank has its own GPU.

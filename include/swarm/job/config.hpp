@@ -90,6 +90,7 @@ struct JobConfig {
   // servers
   int span = 0;                    // 0: automatic
   std::vector<std::string> rank_classes;  // class name per rank, cycled
+  std::vector<std::string> notes;         // what the job file says that this run ignores (rank 0 prints them)
   std::vector<DeviceClass> classes;
   int max_batch_tokens = 2048;     // tokens of one forward at most (one micro-batch)
   double max_cache_mb = 0.0;
