@@ -125,7 +125,12 @@ class File {
   static File create(const std::filesystem::path& path);
 
   [[nodiscard]] Group& root() { return root_; }
-  /// Pushes everything written so far to the file (called once per period or epoch).
+  /// Call before writing a round of rows: frees the room held for them (see flush).
+  void make_room();
+  /// Pushes everything written so far to the file (called once per period or epoch), then holds
+  /// room on the filesystem for the next round (a hidden `.NAME.reserve` file beside the trace,
+  /// at least 1 MiB, twice the largest round so far). Throws TraceError naming the file and the errno when the flush fails or
+  /// the room cannot be held (a full disk): the rows flushed so far then still read back.
   void flush();
   /// Marks the trace complete (`complete` = 1) and closes it.
   void finish();
@@ -133,9 +138,27 @@ class File {
 
  private:
   File() = default;
+  struct Ballast {
+    std::filesystem::path path;
+    bool held = false;
+    Ballast() = default;
+    Ballast(Ballast&& o) noexcept : path(std::move(o.path)), held(std::exchange(o.held, false)) {}
+    Ballast& operator=(Ballast&& o) noexcept {
+      release();
+      path = std::move(o.path);
+      held = std::exchange(o.held, false);
+      return *this;
+    }
+    ~Ballast();
+    void release();
+    void take(std::uintmax_t bytes, const std::string& trace);
+  };
   std::filesystem::path path_;
   Handle file_;
   Group root_;
+  Ballast ballast_;
+  std::uintmax_t margin_ = 1 << 20;
+  std::uintmax_t last_size_ = 0;
 };
 
 /// Returns the HDF5 library version "major.minor.release".

@@ -82,6 +82,7 @@ JobTrace::JobTrace(trace::File& file, const JobMetadata& m) : file_(file) {
 }
 
 void JobTrace::append(const EpochRecord& r) {
+  file_.make_room();  // the room held for this epoch's rows (trace::File::flush)
   for (std::size_t i = 0; i < scalars_.size(); ++i) scalars_[i].second.append(kColumns[i].get(r));
   std::vector<std::int32_t> start, end, state;
   std::vector<double> cs, reload, memory, client, wait, forwards;

@@ -74,6 +74,14 @@ int run_swarm_pipe(int argc, char** argv) {
         {{"the job file", pre.count("job") ? pre["job"].as<std::string>() : std::string()},
          {"workload.prompts", config->workload.prompts},
          {"model.dir", config->model_dir}});
+    // A trace or dump left by an earlier run at these paths must not pass for this run's output
+    // if this run fails before writing its own (the outputs were just checked to be no input).
+    if (comm.rank() == 0) {
+      for (const std::string& out : {config->trace, config->generate ? config->generate->dump_output : std::string()}) {
+        std::error_code ec;
+        if (!out.empty() && std::filesystem::is_regular_file(out, ec)) std::filesystem::remove(out, ec);
+      }
+    }
     if (!pre.count("job") && !config->generate && config->workload.prompts.empty()) {
       throw ConfigError("command line: --job FILE.ini is required (or --prompt-tokens for generation, or --workload.prompts); see --help");
     }

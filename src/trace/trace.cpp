@@ -2,7 +2,14 @@
 
 #include <hdf5.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 #include "swarm/version.hpp"
@@ -14,22 +21,29 @@ namespace {
 
 static_assert(std::is_same_v<hid_t, std::int64_t>, "Handle stores hid_t as int64_t");
 
-// Walks the HDF5 error stack into one line, innermost first.
+// The HDF5 error stack as one line: the system error where a call reached the OS (a full disk:
+// "No space left on device (errno 28)"), else the innermost description.
 std::string error_stack() {
-  std::string text;
+  struct Walk {
+    std::string innermost;
+    int err = 0;
+  } walk;
   H5Ewalk2(
       H5E_DEFAULT, H5E_WALK_DOWNWARD,
       [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-        auto& s = *static_cast<std::string*>(out);
-        if (!s.empty()) s += "; ";
-        s += e->func_name ? e->func_name : "?";
-        s += ": ";
-        s += e->desc ? e->desc : "";
+        auto& w = *static_cast<Walk*>(out);
+        const std::string desc = e->desc ? e->desc : "";
+        w.innermost = (e->func_name ? std::string(e->func_name) + ": " : std::string()) + desc;
+        if (const auto at = desc.find("errno = "); at != std::string::npos && w.err == 0) {
+          w.err = std::atoi(desc.c_str() + at + 8);
+        }
         return 0;
       },
-      &text);
+      &walk);
   H5Eclear2(H5E_DEFAULT);
-  return text;
+  if (walk.err != 0) return std::string(std::strerror(walk.err)) + " (errno " + std::to_string(walk.err) + ")";
+  const auto newline = walk.innermost.find('\n');
+  return newline == std::string::npos ? walk.innermost : walk.innermost.substr(0, newline);
 }
 
 // One check for every HDF5 call: negative means failure.
@@ -208,23 +222,74 @@ File File::create(const std::filesystem::path& path) {
   check(H5Pset_file_locking(fapl.id(), false, true), "H5Pset_file_locking", p);
   const hid_t id = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
   if (id < 0) {
-    const std::string stack = error_stack();
-    throw TraceError("cannot create trace file '" + p + "': " + stack);
+    throw TraceError("cannot create trace file '" + p + "': " + error_stack());
   }
   File f;
   f.path_ = path;
   f.file_ = Handle(id, H5Fclose);
-  Handle root(check(H5Gopen2(id, "/", H5P_DEFAULT), "H5Gopen2", p), H5Gclose);
-  f.root_ = Group(std::move(root), "/");
-  f.root_.set_attribute("complete", std::int64_t{0});
+  std::string hidden = ".";  // appended: GCC 12's -Wrestrict misfires on "." + string
+  hidden.append(path.filename().string()).append(".reserve");
+  f.ballast_.path = parent / hidden;
+  try {
+    Handle root(check(H5Gopen2(id, "/", H5P_DEFAULT), "H5Gopen2", p), H5Gclose);
+    f.root_ = Group(std::move(root), "/");
+    f.root_.set_attribute("complete", std::int64_t{0});
+    f.flush();
+  } catch (const TraceError& e) {
+    // Nothing of this run is in it: no file is left that a reader could take for a trace.
+    f.root_ = Group();
+    f.file_.reset();
+    std::filesystem::remove(path, ec);
+    throw TraceError("cannot create trace file '" + p + "': " + e.what());
+  }
   return f;
 }
 
-void File::flush() { check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "H5Fflush", path_.string()); }
+// The ballast: a file of `margin` bytes next to the trace, holding room on its filesystem for the
+// next round of rows. HDF5 cannot be asked to write "all or nothing", and a flush that fails on a
+// full disk leaves a file whose datasets no longer read. So the room is taken before the rows are
+// written: the ballast is removed just before a round (make_room, flush) and taken again right
+// after its flush; when it cannot be taken, the run stops there with every flushed row readable.
+File::Ballast::~Ballast() { release(); }
+
+void File::Ballast::release() {
+  if (!held) return;
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  held = false;
+}
+
+void File::Ballast::take(std::uintmax_t bytes, const std::string& trace) {
+  release();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (fd >= 0 && ::close(fd) != 0 && err == 0) err = errno;
+  held = fd >= 0;
+  if (err == 0) return;
+  release();
+  throw TraceError("'" + trace + "': no room on its filesystem for the next rows (" + std::to_string(bytes) +
+                   " bytes held back in '" + path.string() + "' failed: " + std::strerror(err) + ", errno " +
+                   std::to_string(err) + "); the rows flushed so far read back");
+}
+
+void File::make_room() { ballast_.release(); }
+
+void File::flush() {
+  ballast_.release();
+  check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "H5Fflush", path_.string());
+  hsize_t size = 0;
+  check(H5Fget_filesize(file_.id(), &size), "H5Fget_filesize", path_.string());
+  // Room for twice the largest growth of one round (the first ones create the datasets), and at
+  // least 1 MiB.
+  if (size > last_size_) margin_ = std::max<std::uintmax_t>(margin_, 2 * (size - last_size_));
+  last_size_ = size;
+  ballast_.take(margin_, path_.string());
+}
 
 void File::finish() {
+  ballast_.release();
   root_.set_attribute("complete", std::int64_t{1});
-  flush();
+  check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "H5Fflush", path_.string());
   root_ = Group();
   file_.reset();
 }

@@ -328,6 +328,14 @@ def case_bad_input(r):
                    ["churn.leaves", "no rank is serving from epoch 3"], t)
     expect_failure("a join of a rank that never left", 2,
                    ["--job", good, "--trace", t, "--churn.joins", "2 1"], ["churn.joins", "never left"], t)
+    # An earlier run's complete trace at the path does not survive a run that fails before writing.
+    old = r.path("old_complete.h5")
+    p = r.run(2, "--job", good, "--trace", old, "--run.epochs", "1", "--quiet")
+    check(p.returncode == 0 and h5py.File(old, "r").attrs["complete"] == 1, "a complete trace to overwrite")
+    expect_failure("a failure after an earlier complete trace", 2,
+                   ["--job", good, "--trace", old, "--servers.memory_mb", "0.01"], ["servers.memory_mb"], old)
+    check(not os.path.exists(old), "the earlier complete trace is gone")
+    check_full_disk(r, good)
     expect_failure("unknown weights dtype", 2, ["--job", good, "--trace", t, "--model.weights_dtype", "f8"],
                    ["model.weights_dtype", "f8"], t)
     expect_failure("bf16 compute on cuda", 2, ["--job", good, "--trace", t, "--model.compute_dtype", "bf16",
@@ -357,6 +365,32 @@ def case_bad_input(r):
     misshaped = broken_checkpoint(r, "misshaped", reshape)
     expect_failure("mis-shaped tensor", 3, ["--job", good, "--model.dir", misshaped, "--trace", t, "--servers.span", "2"],
                    ["model.layers.1.mlp.up_proj.weight"], t)
+
+
+def check_full_disk(r, job):
+    """A trace on a filesystem that fills up: one message naming the file and the errno, and every
+    flushed epoch reads back (a small tmpfs; skipped, saying so, where mounting is not allowed)."""
+    mnt = r.path("tfs")
+    os.makedirs(mnt, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", mnt], capture_output=True).returncode != 0:
+        print("SKIP full disk: cannot mount a tmpfs here")
+        return
+    try:
+        trace = os.path.join(mnt, "t.h5")
+        p = r.run(2, "--job", job, "--trace", trace, "--run.epochs", "400", "--run.epoch_seconds", "0.02", "--quiet",
+                  timeout=200)
+        lines = [l for l in p.stderr.splitlines() if l.startswith("swarm_pipe:")]
+        check(p.returncode != 0, f"full disk: non-zero exit ({p.returncode})")
+        check(len(lines) == 1 and trace in lines[0] and "errno 28" in lines[0],
+              f"full disk: one message naming the file and errno 28 ({lines})")
+        with h5py.File(trace, "r") as h:
+            rows = int(h["epochs"].attrs["epochs_complete"])
+            check(h.attrs["complete"] == 0 and rows >= 1, f"full disk: incomplete, {rows} epochs flushed")
+            for name, d in h["epochs"].items():
+                check(d.shape[0] >= rows and np.all(np.isfinite(d[:rows])), f"full disk: epochs/{name} reads back")
+        check(not any(f.endswith(".reserve") for f in os.listdir(mnt)), "full disk: no reserve file left")
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
 
 
 def case_signals(r):
