@@ -21,6 +21,8 @@ struct Matrix {
   [[nodiscard]] std::size_t elements() const { return dtype == DType::f32 ? f32.size() : bits.size(); }
   /// The values widened to fp32 (a copy).
   [[nodiscard]] std::vector<float> to_f32() const;
+  /// Elements [first, first + count) widened into `out` (an embedding row).
+  void widen_into(std::size_t first, std::size_t count, float* out) const;
   /// Widens the values to fp32 in place (dtype becomes f32).
   void widen();
   /// Rounds the values to bf16 in place (to nearest even; bf16 stays as it is).

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <new>
 
+#include "block_weights.hpp"
 #include "cpu_ops.hpp"
 #include "executor_common.hpp"
 #include "memory.hpp"
@@ -42,15 +43,17 @@ ClientModel::ClientModel(const WeightSource& source) : config_(source.config()) 
   // Hugging Face tying: with tie_word_embeddings a missing lm_head takes the embeddings (and a
   // missing embedding the lm_head); when both are stored, each keeps its own values.
   const bool share = c.tie_word_embeddings && (has_embed != has_head);
-  const std::uint64_t tables = share ? 1 : 2;
+  const bool embed_from_head = share && !has_embed;
+  const auto cells = static_cast<std::uint64_t>(c.vocab_size) * static_cast<std::uint64_t>(c.hidden_size);
+  const auto table_bytes = [&](const char* name) { return cells * static_cast<std::uint64_t>(dtype_bytes(source.stored_dtype(name))); };
   detail::require_memory("client weights of " + source.describe(),
-                         tables * 4ULL * static_cast<std::uint64_t>(c.vocab_size) * static_cast<std::uint64_t>(c.hidden_size) + 4ULL * c.hidden_size,
+                         table_bytes(embed_from_head ? kLmHead : kEmbed) + (share ? 0 : table_bytes(kLmHead)) +
+                             4ULL * c.hidden_size,
                          detail::available_host_bytes(), "host");
   try {
-    const bool embed_from_head = share && !has_embed;
-    embed_ = source.read({embed_from_head ? kLmHead : kEmbed, table});
+    embed_ = std::make_shared<const detail::Matrix>(detail::read_matrix(source, {embed_from_head ? kLmHead : kEmbed, table}));
     norm_ = source.read({kNorm, {c.hidden_size}});
-    if (!share) lm_head_ = source.read({kLmHead, table});
+    if (!share) lm_head_ = std::make_shared<const detail::Matrix>(detail::read_matrix(source, {kLmHead, table}));
   } catch (const std::bad_alloc&) {
     throw OutOfMemoryError("client weights of " + source.describe() + ": host allocation failed");
   }
@@ -65,7 +68,7 @@ std::vector<float> ClientModel::embed(std::span<const std::int32_t> tokens) cons
       throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
                        std::to_string(config_.vocab_size) + ")");
     }
-    std::copy_n(embed_.data() + static_cast<std::size_t>(id) * h, h, hidden.data() + i * h);
+    embed_->widen_into(static_cast<std::size_t>(id) * h, h, hidden.data() + i * h);
   }
   return hidden;
 }
@@ -79,13 +82,12 @@ std::vector<float> ClientModel::logits(std::span<const float> hidden, int rows) 
   std::vector<float> normed(hidden.size());
   detail::rms_norm(hidden.data(), norm_.data(), normed.data(), rows, h, static_cast<float>(config_.rms_norm_eps));
   std::vector<float> out(static_cast<std::size_t>(rows) * vocab);
-  const float* head = lm_head_.empty() ? embed_.data() : lm_head_.data();
-  detail::linear(normed.data(), rows, h, head, vocab, nullptr, out.data());
+  detail::linear(normed.data(), rows, h, lm_head_ ? *lm_head_ : *embed_, vocab, nullptr, out.data());
   return out;
 }
 
 std::size_t ClientModel::weight_bytes() const {
-  return (embed_.size() + norm_.size() + lm_head_.size()) * sizeof(float);
+  return embed_->bytes() + norm_.size() * sizeof(float) + (lm_head_ ? lm_head_->bytes() : 0);
 }
 
 Generation greedy(const ClientModel& client, std::span<const std::int32_t> prompt, int batch,

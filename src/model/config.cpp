@@ -367,7 +367,7 @@ std::int64_t ModelConfig::block_weight_bytes() const {
 }
 
 std::int64_t ModelConfig::client_weight_bytes() const {
-  return 4 * client_parameters();
+  return dtype_bytes(weights_dtype) * (client_parameters() - hidden_size) + 4 * std::int64_t{hidden_size};
 }
 
 std::int64_t ModelConfig::client_parameters() const {

@@ -194,6 +194,14 @@ std::vector<float> Matrix::to_f32() const {
   return values;
 }
 
+void Matrix::widen_into(std::size_t first, std::size_t count, float* out) const {
+  if (dtype == DType::f32) {
+    std::copy_n(f32.data() + first, count, out);
+  } else {
+    widen_any(bits.data() + first, dtype, static_cast<std::int64_t>(count), out);
+  }
+}
+
 void Matrix::widen() {
   if (dtype == DType::f32) return;
   f32 = to_f32();

@@ -155,6 +155,23 @@ TEST(DType, ABf16CheckpointKeepsItsDtypeAndGeneratesTheFp32Tokens) {
   EXPECT_LE(max_abs_diff(half.logits, full.logits), 1e-5F * max_abs(full.logits));
 }
 
+TEST(DType, TheClientHoldsItsTablesInTheirDtype) {
+  ModelConfig c = tiny_config();
+  c.weights_dtype = DType::bf16;
+  const RandomWeights half(c, 3);
+  const ClientModel a(half);
+  const ClientModel b{Widened(half)};
+  EXPECT_EQ(a.weight_bytes(), static_cast<std::size_t>(c.client_weight_bytes()));
+  EXPECT_LE(static_cast<double>(a.weight_bytes()), 0.55 * static_cast<double>(b.weight_bytes()));
+  const std::vector<std::int32_t> tokens{0, 5, 17, c.vocab_size - 1};
+  EXPECT_EQ(a.embed(tokens), b.embed(tokens));  // widening is exact
+  for (const int rows : {1, 3, 12}) {  // the direct kernel and the panels
+    const auto x = random_hidden(rows, c.hidden_size, static_cast<unsigned>(rows));
+    const auto la = a.logits(x, rows), lb = b.logits(x, rows);
+    EXPECT_LE(max_abs_diff(la, lb), 1e-5F * max_abs(lb)) << rows;
+  }
+}
+
 TEST(DType, AnF32TensorHasNoSixteenBitWords) {
   const RandomWeights random(tiny_config(), 1);
   const std::string message = message_of<CheckpointError>([&] {

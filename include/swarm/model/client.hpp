@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -14,7 +15,12 @@
 
 namespace swarm::model {
 
-/// Embeddings, final RMSNorm and LM head, on the CPU (fp32, OpenBLAS).
+namespace detail {
+struct Matrix;
+}  // namespace detail
+
+/// Embeddings, final RMSNorm and LM head, on the CPU. The tables stay in their stored dtype
+/// (bf16/f16 widened exactly as they are used); arithmetic is fp32.
 class ClientModel {
  public:
   /// Reads model.embed_tokens.weight, model.norm.weight and lm_head.weight (or, when
@@ -26,14 +32,14 @@ class ClientModel {
   [[nodiscard]] std::vector<float> embed(std::span<const std::int32_t> tokens) const;
   /// Final norm + LM head of `rows` hidden rows [rows, hidden_size] -> logits [rows, vocab_size].
   [[nodiscard]] std::vector<float> logits(std::span<const float> hidden, int rows) const;
-  /// fp32 bytes held (embedding, norm, and lm_head unless tied).
+  /// Bytes held (embedding, norm, and lm_head unless tied), tables in their dtype.
   [[nodiscard]] std::size_t weight_bytes() const;
 
  private:
   ModelConfig config_;
-  std::vector<float> embed_;
+  std::shared_ptr<const detail::Matrix> embed_;
   std::vector<float> norm_;
-  std::vector<float> lm_head_;  // empty when tied to embed_
+  std::shared_ptr<const detail::Matrix> lm_head_;  // null when tied to embed_
 };
 
 /// Runs blocks 0..num_hidden_layers-1 in place on host `hidden` [batch * tokens, hidden_size]

@@ -97,7 +97,8 @@ struct ModelConfig {
   /// Bytes of one block's weights as held by a CPU executor: matrices in weights_dtype, norms
   /// and biases in fp32.
   [[nodiscard]] std::int64_t block_weight_bytes() const;
-  /// Bytes of the client's weights, held in fp32 whatever the stored dtype.
+  /// Bytes of the client's weights: the embedding and lm_head tables in weights_dtype (as a
+  /// checkpoint stores them alike), the final norm fp32.
   [[nodiscard]] std::int64_t client_weight_bytes() const;
   /// KV-cache bytes one token of one sequence occupies in one block (fp32 k and v).
   [[nodiscard]] std::int64_t kv_bytes_per_token() const { return 2 * 4 * kv_dim(); }
