@@ -172,6 +172,13 @@ class BadCheckpoint : public ::testing::Test {
     edit(tensors);
     detail::write_safetensors(file(), tensors);
   }
+  // Replaces the file by a hand-written header (8-byte little-endian length, JSON) and
+  // `data_bytes` zero bytes of data, for headers the writer would never produce.
+  void write_raw(const std::string& header, std::size_t data_bytes) const {
+    std::string length(8, '\0');
+    for (int i = 0; i < 8; ++i) length[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    std::ofstream(file(), std::ios::binary | std::ios::trunc) << length << header << std::string(data_bytes, '\0');
+  }
   [[nodiscard]] std::filesystem::path file() const { return dir_.path() / "model.safetensors"; }
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_.path(); }
 
@@ -235,9 +242,7 @@ TEST_F(BadCheckpoint, TruncatedHeaderIsReported) {
 TEST_F(BadCheckpoint, HeaderWithAnOverflowingNumberIsReported) {
   write([](auto&) {});
   const std::string header = R"({"__metadata__": {"format": "pt"}, "x": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}})";
-  std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  std::ofstream(file(), std::ios::binary | std::ios::trunc) << bytes << header << std::string(4, '\0');
+  write_raw(header, 4);
   const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
   EXPECT_NE(message.find(file().string()), std::string::npos) << message;
   EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
@@ -280,9 +285,7 @@ TEST_F(BadCheckpoint, OverlappingDataOffsetsAreRefused) {
   // Two tensors sharing bytes 4-7: the format gives every tensor its own.
   const std::string header = R"({"model.norm.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
                              R"( "lm_head.weight": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})";
-  std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  std::ofstream(file(), std::ios::binary | std::ios::trunc) << bytes << header << std::string(12, '\0');
+  write_raw(header, 12);
   const std::string message = message_of<CheckpointError>([&] { Checkpoint checkpoint(dir()); });
   EXPECT_NE(message.find(file().string()), std::string::npos) << message;
   EXPECT_NE(message.find("'lm_head.weight'"), std::string::npos) << message;
