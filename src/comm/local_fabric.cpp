@@ -157,6 +157,7 @@ class LocalFabric final : public Fabric {
     stats_.wait_seconds += std::chrono::duration<double>(Clock::now() - began).count();
   }
   [[nodiscard]] std::size_t in_flight() const noexcept override { return 0; }  // delivered on post
+  [[nodiscard]] std::vector<int> in_flight_peers() const override { return {}; }
   [[nodiscard]] ActivationPool& pool() noexcept override { return pool_; }
   [[nodiscard]] FabricStats take_stats() override { return std::exchange(stats_, {}); }
 

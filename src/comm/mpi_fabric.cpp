@@ -124,6 +124,16 @@ class MpiFabric final : public Fabric {
   }
 
   [[nodiscard]] std::size_t in_flight() const noexcept override { return queued_ + sending_.size(); }
+  [[nodiscard]] std::vector<int> in_flight_peers() const override {
+    std::vector<int> peers;
+    for (int peer = 0; peer < size(); ++peer) {
+      if (!waiting_[static_cast<std::size_t>(peer)].empty()) peers.push_back(peer);
+    }
+    for (const Sending& s : sending_) peers.push_back(s.peer);
+    std::sort(peers.begin(), peers.end());
+    peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+    return peers;
+  }
   [[nodiscard]] ActivationPool& pool() noexcept override { return pool_; }
   [[nodiscard]] FabricStats take_stats() override { return std::exchange(stats_, {}); }
 

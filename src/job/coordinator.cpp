@@ -32,6 +32,7 @@ Coordinator::Coordinator(const JobConfig& config, const JobFile& file, const mod
       client_(model_, config, ranks, std::move(prompts)),
       balancer_(config, source.config().num_hidden_layers, std::move(span_lengths)),
       last_post_(static_cast<std::size_t>(ranks), 0.0),
+      last_heard_(static_cast<std::size_t>(ranks), 0.0),
       began_(seconds_now()) {
   if (!config_.trace.empty()) {
     trace_file_.emplace(trace::File::create(config_.trace));
@@ -87,7 +88,12 @@ void Coordinator::post(std::vector<Outgoing> out, SpanServer& span, comm::Fabric
 }
 
 void Coordinator::handle(comm::Packet packet, HopRunner& runner, SpanServer& span, comm::Fabric& fabric) {
+  last_heard_[static_cast<std::size_t>(packet.peer)] = seconds_now();
   Header h = decode(packet.header, packet.peer);
+  if (h.kind == PacketKind::heartbeat) return;
+  if (h.kind == PacketKind::epoch_done) {
+    fabric.abort("rank " + std::to_string(packet.peer) + " ended its epoch before rank 0 ended it", 1);
+  }
   const bool for_client = (h.kind == PacketKind::batch || h.kind == PacketKind::probe) &&
                           h.hop == static_cast<std::int32_t>(h.route.size());
   if (h.kind == PacketKind::stop) {
@@ -119,6 +125,7 @@ double Coordinator::traffic(HopRunner& runner, SpanServer& span, comm::Fabric& f
                             const std::atomic<bool>* terminate) {
   const double began = seconds_now();
   client_seconds_ = 0;
+  std::fill(last_heard_.begin(), last_heard_.end(), began);
   post(std::exchange(pending_, {}), span, fabric);
   bool draining = false;
   const double heartbeat = fabric.timeout().count() / 4;
@@ -156,10 +163,19 @@ double Coordinator::traffic(HopRunner& runner, SpanServer& span, comm::Fabric& f
     }
     if (draining && client_.idle() && probes_in_flight_ == 0 && runner.idle()) break;
     if (const auto oldest = client_.oldest_in_flight(); oldest && now - oldest->second.sent > fabric.timeout().count()) {
-      fabric.abort("batch " + std::to_string(oldest->first) + " on route " + oldest->second.route +
-                       " did not come back within " + format_number(fabric.timeout().count()) +
-                       " s (run.comm_timeout): a rank on it died or hangs",
-                   1);
+      // Servers send rank 0 a heartbeat every timeout / 4: one silent for half of it is stuck.
+      const std::vector<int> silent = silent_ranks(oldest->second.hops, now, fabric.timeout().count() / 2);
+      std::string message = "batch " + std::to_string(oldest->first) + " on route " + oldest->second.route +
+                            " did not come back within " + format_number(fabric.timeout().count()) +
+                            " s (run.comm_timeout): ";
+      if (silent.empty()) {
+        message.append("a rank on it died or hangs");
+      } else {
+        message.append(name_ranks(silent) + " on it sent nothing for " +
+                       format_number(now - last_heard_[static_cast<std::size_t>(silent.front())]) + " s (" +
+                       (silent.size() == 1 ? "died or hangs)" : "died or hang)"));
+      }
+      fabric.abort(message, 1);
     }
     for (int r = 1; r < ranks_; ++r) {
       if (now - last_post_[static_cast<std::size_t>(r)] > heartbeat) {
@@ -177,10 +193,57 @@ double Coordinator::traffic(HopRunner& runner, SpanServer& span, comm::Fabric& f
     h.kind = PacketKind::end_epoch;
     send({r, encode(h), {}}, fabric);
   }
+  await_epoch_done(fabric);
   const double seconds = seconds_now() - began;
   span.executor().synchronize();
   staged_.clear();
   return seconds;
+}
+
+// Every server answers end_epoch once it has nothing left of the epoch. Waiting for those
+// answers here (not in the boundary's collective) lets a timeout name the ranks that are missing.
+void Coordinator::await_epoch_done(comm::Fabric& fabric) {
+  std::vector<bool> done(static_cast<std::size_t>(ranks_), false);
+  int missing = ranks_ - 1;
+  const double began = seconds_now();
+  while (missing > 0) {
+    while (std::optional<comm::Packet> p = fabric.poll()) {
+      last_heard_[static_cast<std::size_t>(p->peer)] = seconds_now();
+      const Header h = decode(p->header, p->peer);
+      if (h.kind == PacketKind::epoch_done && !done[static_cast<std::size_t>(p->peer)]) {
+        done[static_cast<std::size_t>(p->peer)] = true;
+        --missing;
+      } else if (h.kind == PacketKind::stop) {
+        stop_ = true;
+      } else if (h.kind != PacketKind::heartbeat) {
+        fabric.abort("a packet from rank " + std::to_string(p->peer) + " arrived after the end of the epoch", 1);
+      }
+    }
+    if (missing == 0) break;
+    if (seconds_now() - began > fabric.timeout().count()) {
+      std::vector<int> late;
+      for (int r = 1; r < ranks_; ++r) {
+        if (!done[static_cast<std::size_t>(r)]) late.push_back(r);
+      }
+      fabric.abort(name_ranks(late) + " did not finish the epoch within " +
+                       format_number(fabric.timeout().count()) + " s (run.comm_timeout) after rank 0 ended it: " +
+                       (late.size() == 1 ? "it died or hangs" : "they died or hang"),
+                   1);
+    }
+    fabric.wait(std::chrono::milliseconds(1));
+  }
+}
+
+std::vector<int> Coordinator::silent_ranks(const std::vector<Hop>& hops, double now, double longer_than) const {
+  std::vector<int> silent;
+  for (const Hop& hop : hops) {
+    if (hop.rank != kClientRank && now - last_heard_[static_cast<std::size_t>(hop.rank)] > longer_than) {
+      silent.push_back(hop.rank);
+    }
+  }
+  std::sort(silent.begin(), silent.end());
+  silent.erase(std::unique(silent.begin(), silent.end()), silent.end());
+  return silent;
 }
 
 void Coordinator::between_blocks(HopRunner& runner, SpanServer& span, comm::Fabric& fabric) {

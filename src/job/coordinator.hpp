@@ -65,6 +65,8 @@ class Coordinator {
   void handle(comm::Packet packet, HopRunner& runner, SpanServer& span, comm::Fabric& fabric);
   void post(std::vector<Outgoing> out, SpanServer& span, comm::Fabric& fabric);
   void send(comm::Packet packet, comm::Fabric& fabric);
+  void await_epoch_done(comm::Fabric& fabric);
+  [[nodiscard]] std::vector<int> silent_ranks(const std::vector<Hop>& hops, double now, double longer_than) const;
   void record(int epoch, const std::vector<Measurement>& measured, double traffic_s, const BoundaryTimes& boundary);
   void progress(int epoch, const EpochRecord& r) const;
   void summary() const;
@@ -83,7 +85,8 @@ class Coordinator {
   BoundaryDecision last_decision_;
   std::vector<Outgoing> pending_;  // drops and probes for the start of the next epoch
   std::vector<EpochRecord> records_;
-  std::vector<double> last_post_;  // per rank: when rank 0 last sent it something (heartbeats)
+  std::vector<double> last_post_;   // per rank: when rank 0 last sent it something (heartbeats)
+  std::vector<double> last_heard_;  // per rank: when it last sent rank 0 something in this epoch
   std::vector<std::vector<float>> staged_;  // host rows of uploads that may still be copying
   static constexpr int kDisjointEpochs = 10;
   int disjoint_epochs_ = 0;    // consecutive epochs with a block no online server holds

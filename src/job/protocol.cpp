@@ -59,7 +59,7 @@ Header decode(std::span<const std::byte> bytes, int source) {
   if (bytes.size() < sizeof(Prefix)) throw bad(std::to_string(bytes.size()) + " bytes");
   std::memcpy(&p, bytes.data(), sizeof(Prefix));
   if (p.magic != kMagic) throw bad("wrong magic");
-  if (p.kind < 1 || p.kind > 6) throw bad("unknown kind " + std::to_string(p.kind));
+  if (p.kind < 1 || p.kind > static_cast<std::uint8_t>(PacketKind::epoch_done)) throw bad("unknown kind " + std::to_string(p.kind));
   const std::size_t expected = sizeof(Prefix) + std::size_t{p.hops} * sizeof(Hop) +
                                std::size_t{p.segments} * sizeof(model::Segment);
   if (bytes.size() != expected) throw bad(std::to_string(bytes.size()) + " bytes, expected " + std::to_string(expected));
@@ -79,6 +79,15 @@ Header decode(std::span<const std::byte> bytes, int source) {
 std::size_t max_header_bytes(int hops, int segments) {
   return sizeof(Prefix) + static_cast<std::size_t>(hops) * sizeof(Hop) +
          static_cast<std::size_t>(segments) * sizeof(model::Segment);
+}
+
+std::string name_ranks(std::span<const int> ranks) {
+  std::string out = ranks.size() == 1 ? "rank " : "ranks ";
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    if (i > 0) out.append(i + 1 == ranks.size() ? " and " : ", ");
+    out.append(std::to_string(ranks[i]));
+  }
+  return out;
 }
 
 }  // namespace swarm::job

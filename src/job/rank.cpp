@@ -93,9 +93,12 @@ void drain(comm::Fabric& fabric) {
       continue;
     }
     if (seconds_now() - began > fabric.timeout().count()) {
-      fabric.abort("packets sent in the epoch were not taken within " + format_number(fabric.timeout().count()) +
-                       " s (run.comm_timeout): a peer died or hangs",
-                   1);
+      const std::vector<int> peers = fabric.in_flight_peers();
+      std::string message = "packets sent in the epoch";
+      if (!peers.empty()) message.append(" to " + name_ranks(peers));
+      message.append(" were not taken within " + format_number(fabric.timeout().count()) +
+                     " s (run.comm_timeout): " + (peers.size() == 1 ? "it died or hangs" : "they died or hang"));
+      fabric.abort(message, 1);
     }
     fabric.wait(std::chrono::milliseconds(1));
   }
@@ -106,7 +109,7 @@ void drain(comm::Fabric& fabric) {
 double serve_epoch(HopRunner& runner, SpanServer& span, comm::Fabric& fabric, const std::atomic<bool>* terminate,
                    bool& stop_sent) {
   const double began = seconds_now();
-  double last_word = began;
+  double last_word = began, last_heartbeat = began;
   bool ended = false;
   for (;;) {
     const double iteration = seconds_now();
@@ -129,7 +132,23 @@ double serve_epoch(HopRunner& runner, SpanServer& span, comm::Fabric& fabric, co
       fabric.post({kClientRank, encode(h), {}});
       stop_sent = true;
     }
-    if (ended && runner.idle()) return seconds_now() - began;
+    if (ended && runner.idle()) {
+      Header h;
+      h.kind = PacketKind::epoch_done;
+      fabric.post({kClientRank, encode(h), {}});
+      return seconds_now() - began;
+    }
+    // Rank 0 hears from every server at least this often, so that a timeout there can name the
+    // rank that went silent.
+    if (seconds_now() - last_heartbeat > fabric.timeout().count() / 4) {
+      Header h;
+      h.kind = PacketKind::heartbeat;
+      fabric.post({kClientRank, encode(h), {}});
+      last_heartbeat = seconds_now();
+    }
+    // An iteration that took long (this rank was stopped, or ran a long forward) gives rank 0
+    // a fresh deadline: the silence was this rank's, and its packets may still be unread.
+    if (seconds_now() - iteration > fabric.timeout().count() / 4) last_word = seconds_now();
     if (seconds_now() - last_word > fabric.timeout().count()) {
       fabric.abort("no word from rank 0 (the coordinator) within " + format_number(fabric.timeout().count()) +
                        " s (run.comm_timeout): it died or hangs",

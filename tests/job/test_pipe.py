@@ -275,6 +275,9 @@ def case_bad_input(r):
     t = r.path("bad.h5")
     expect_failure("unknown key", 3, ["--job", r.write("b1.ini", tiny() + "[run]\nwarp = 9\n"), "--trace", t],
                    ["run.warp", "b1.ini"], t)
+    for other, command in (("petals-appendix-e.ini", "swarm_sim --job"), ("dispatch-static.ini", "swarm_sim dispatch --job")):
+        expect_failure(f"another program's job ({other})", 1, ["--job", os.path.join(r.src, "jobs", other), "--trace", t],
+                       ["unknown key", other, command], t)
     expect_failure("bad value", 3, ["--job", r.write("b2.ini", tiny(strategy="best")), "--trace", t],
                    ["run.strategy", "best", "b2.ini"], t)
     expect_failure("override", 2, ["--job", good, "--trace", t, "--run.epoch_seconds", "-1"],
@@ -430,6 +433,42 @@ def case_signals(r):
                 check(h.attrs["complete"] == 0, "killed rank: trace not marked complete")
                 check(took < 60, f"killed rank: job down within a minute ({took:.1f} s)")
         check(subprocess.run(["h5dump", "-H", trace], capture_output=True).returncode == 0, f"signal {int(sig)}: h5dump reads it")
+
+    # A rank that hangs (SIGSTOP) rather than dies: rank 0 names it, whether a batch waits on it
+    # or only the end of the epoch does, and the job comes down within the deadline.
+    for stopped in (1, 2):
+        trace = r.path(f"sigstop{stopped}.h5")
+        proc = subprocess.Popen(r.cmd(3, "--job", job, "--trace", trace, "--quiet", "--run.comm_timeout", "4"),
+                                cwd=r.src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        time.sleep(6)
+        ranks = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "swarm_pipe"], capture_output=True, text=True)
+        victim = None
+        for pid in (int(x) for x in ranks.stdout.split()):
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+            if env.get(b"OMPI_COMM_WORLD_RANK") == str(stopped).encode():
+                victim = pid
+        check(victim is not None, f"SIGSTOP: rank {stopped} found")
+        if victim is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            continue
+        began = time.time()
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+        took = time.time() - began
+        lines = [l for l in err.splitlines() if l.startswith("swarm_pipe:")]
+        check(proc.returncode != 0 and took < 60, f"SIGSTOP rank {stopped}: non-zero exit within a minute "
+                                                   f"({proc.returncode}, {took:.1f} s)")
+        check(bool(lines) and f"rank {stopped} " in lines[0] and "run.comm_timeout" in lines[0],
+              f"SIGSTOP rank {stopped}: the first message names it and the deadline ({lines[:2]})")
+        with h5py.File(trace, "r") as h:
+            check(h.attrs["complete"] == 0, f"SIGSTOP rank {stopped}: trace not marked complete")
 
 
 def case_dispatch(r):

@@ -95,7 +95,7 @@ std::string prompts_text(int count, int seed) {
   for (int i = 0; i < count; ++i) {
     text += "{\"id\": \"p" + std::to_string(i) + "\", \"tokens\": [";
     const int len = 1 + (i * 7 + seed) % 13;
-    for (int t = 0; t < len; ++t) text += (t ? "," : "") + std::to_string((i * 31 + t * 17 + seed) % 256);
+    for (int t = 0; t < len; ++t) text.append(t ? "," : "").append(std::to_string((i * 31 + t * 17 + seed) % 256));
     text += "], \"max_new_tokens\": " + std::to_string(1 + (i * 5 + seed) % 9) + "}\n";
   }
   return text;
@@ -134,7 +134,7 @@ std::vector<std::vector<std::int32_t>> read_answers(const fs::path& file) {
   std::string line;
   for (int i = 0; std::getline(in, line); ++i) {
     const auto j = nlohmann::json::parse(line);
-    EXPECT_EQ(j.at("id").get<std::string>(), "p" + std::to_string(i)) << "input order";
+    EXPECT_EQ(j.at("id").get<std::string>(), std::string("p").append(std::to_string(i))) << "input order";
     out.push_back(j.at("tokens").get<std::vector<std::int32_t>>());
   }
   return out;

@@ -75,6 +75,8 @@ class Fabric {
   virtual void wait(Seconds max) = 0;
   /// Packets posted to other ranks whose transfer has not completed yet.
   [[nodiscard]] virtual std::size_t in_flight() const noexcept = 0;
+  /// The peers of those packets, ascending (for a message naming the ranks that do not take them).
+  [[nodiscard]] virtual std::vector<int> in_flight_peers() const = 0;
   /// Rows for this rank's packets (from the pool received rows also come from).
   [[nodiscard]] virtual ActivationPool& pool() noexcept = 0;
   /// Counters since the last call.

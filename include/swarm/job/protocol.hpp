@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "swarm/job/routing.hpp"
@@ -22,7 +23,9 @@ enum class PacketKind : std::uint8_t {
   drop = 3,       ///< the segments' sessions ended or moved: free their caches (no rows)
   end_epoch = 4,  ///< rank 0 to every rank: nothing is in flight any more, the boundary follows
   stop = 5,       ///< a rank to rank 0: it got SIGTERM or SIGINT
-  heartbeat = 6,  ///< rank 0 to a rank it sent nothing for a while: the coordinator is alive
+  heartbeat = 6,  ///< sent when nothing else went to that peer for a while: rank 0 to a server
+                  ///< (the coordinator is alive), a server to rank 0 (rank 0 can name a silent rank)
+  epoch_done = 7,  ///< a server to rank 0 after end_epoch: it has nothing left of the epoch
 };
 
 /// The header of a packet. A batch carries its whole route, so that every server knows the next
@@ -43,6 +46,8 @@ struct Header {
 [[nodiscard]] std::vector<std::byte> encode(const Header& header);
 /// Throws std::runtime_error naming `source` for bytes that are not a header of this build.
 [[nodiscard]] Header decode(std::span<const std::byte> bytes, int source);
+/// "rank 2", "ranks 2 and 5", "ranks 1, 2 and 5": the ranks a message blames.
+[[nodiscard]] std::string name_ranks(std::span<const int> ranks);
 /// The largest encoded header of a route of up to `hops` hops and up to `segments` segments.
 [[nodiscard]] std::size_t max_header_bytes(int hops, int segments);
 
