@@ -22,6 +22,9 @@ namespace swarm {
 /// process exit code (0 ok, 2 bad input, 1 failure, 3 stopped by a signal).
 int run_dispatch_study(const std::vector<std::string>& args);
 
+/// Whether the job file at `path` is a dispatch study's (all its keys are the study's).
+[[nodiscard]] bool is_dispatch_job(const std::string& path);
+
 }  // namespace swarm
 
 namespace swarm::study {

@@ -24,6 +24,12 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A job file key the program does not know (the file may be another program's job).
+class UnknownKeyError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
 /// One `[prefix.name]` section: its keys and raw values.
 struct Table {
   std::string name;                           // e.g. "a100"
@@ -86,6 +92,11 @@ class JobFile {
   std::vector<std::string> keys_;
   std::set<std::string> from_command_line_;
 };
+
+/// Whether every key of the job file at `path` belongs to `schema` (or its `tables`): a job of
+/// the program with that schema. Values are not checked; false when the file cannot be read.
+[[nodiscard]] bool keys_fit(const std::filesystem::path& path, const boost::program_options::options_description& schema,
+                            std::span<const std::string> tables);
 
 /// The command line's schema options, its table keys (--class.big.span 3) left out: a first look
 /// (--help, --job, --trace) before the job file is read. Throws po::error or ConfigError.

@@ -117,6 +117,20 @@ SplitArgs split_table_overrides(const std::vector<std::string>& args, std::span<
 
 }  // namespace
 
+bool keys_fit(const std::filesystem::path& path, const po::options_description& schema,
+              std::span<const std::string> tables) {
+  std::ifstream in(path);
+  if (!in) return false;
+  try {
+    for (const auto& opt : po::parse_config_file(in, schema, true).options) {
+      if (opt.unregistered && !table_key(opt.string_key, tables)) return false;
+    }
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 po::variables_map preview_command_line(const std::vector<std::string>& args, const po::options_description& schema,
                                        std::span<const std::string> tables) {
   po::variables_map out;
@@ -177,7 +191,7 @@ JobFile::JobFile(std::filesystem::path path, const po::options_description& sche
         } catch (const ConfigError& e) {
           throw ConfigError(where() + ": " + e.what());
         }
-        if (!table) throw ConfigError(where() + ": unknown key '" + key + "' (value '" + value + "')");
+        if (!table) throw UnknownKeyError(where() + ": unknown key '" + key + "' (value '" + value + "')");
         std::string& slot = table_entry(*table);
         if (!table_keys_in_file.insert(key).second) {
           throw ConfigError(where() + ": key '" + key + "' is given twice (values '" + slot + "' and '" + value + "')");

@@ -15,9 +15,11 @@
 #include "swarm/comm/fabric.hpp"
 #include "swarm/comm/mpi_world.hpp"
 #include "swarm/comm/transport.hpp"
+#include "swarm/dispatch_study.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/rank.hpp"
 #include "swarm/model/executor.hpp"
+#include "swarm/sim_job.hpp"
 #include "swarm/version.hpp"
 
 namespace po = boost::program_options;
@@ -64,7 +66,21 @@ int run_swarm_pipe(int argc, char** argv) {
   std::optional<JobConfig> config;
   try {
     if (pre.count("job") && pre["job"].as<std::string>().empty()) throw ConfigError("command line: --job is empty");
-    file.emplace(pre.count("job") ? pre["job"].as<std::string>() : std::string(), all, tables, args);
+    const std::string path = pre.count("job") ? pre["job"].as<std::string>() : std::string();
+    try {
+      file.emplace(path, all, tables, args);
+    } catch (const UnknownKeyError& e) {
+      // The simulator's jobs share sections with this job's: say which program a file is for.
+      if (keys_fit(path, sim::job_schema(), tables)) {
+        throw ConfigError(std::string(e.what()) + "; the file is a simulator job: run swarm_sim --job " + path +
+                          " --trace OUT.h5");
+      }
+      if (is_dispatch_job(path)) {
+        throw ConfigError(std::string(e.what()) + "; the file is a dispatch-study job: run swarm_sim dispatch --job " +
+                          path + " --trace OUT.h5");
+      }
+      throw;
+    }
     config.emplace(load_config(*file, comm.size()));
     // Every output against every input (job file, prompts, the checkpoint's files) and each other.
     refuse_outputs_over_inputs(

@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "study_job.hpp"
 #include "study_trace.hpp"
+#include "swarm/sim_job.hpp"
 #include "swarm/version.hpp"
 
 namespace po = boost::program_options;
@@ -54,6 +56,11 @@ void print_row(dispatch::PolicyKind kind, const dispatch::Metrics& m) {
 
 }  // namespace
 
+bool is_dispatch_job(const std::string& path) {
+  const std::string tables[] = {"class"};
+  return keys_fit(path, study::job_schema(), tables);
+}
+
 int run_dispatch_study(const std::vector<std::string>& args) {
   po::options_description program(
       "swarm_sim " + std::string(kVersion) +
@@ -84,7 +91,18 @@ int run_dispatch_study(const std::vector<std::string>& args) {
       std::cerr << "swarm_sim dispatch: --job and --trace are required (see --help)\n";
       return 2;
     }
-    const JobFile job(pre["job"].as<std::string>(), all, tables, args);
+    const std::string path = pre["job"].as<std::string>();
+    std::optional<JobFile> parsed;
+    try {
+      parsed.emplace(path, all, tables, args);
+    } catch (const UnknownKeyError& e) {
+      if (keys_fit(path, sim::job_schema(), tables)) {
+        throw ConfigError(std::string(e.what()) + "; the file is a simulator job: run swarm_sim --job " + path +
+                          " --trace OUT.h5 (without 'dispatch')");
+      }
+      throw;
+    }
+    const JobFile& job = *parsed;
     const study::StudyConfig config = study::load_config(job);
     const std::string trace_path = pre["trace"].as<std::string>();
     job.refuse_as_output(trace_path, "--trace");

@@ -93,6 +93,15 @@ def main():
         check(p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and bad in p.stderr,
               f"plot_sim.py {bad} {target}: exit 1, one line: rc={p.returncode} {p.stderr!r}")
 
+    # A job of the other mode says which command runs it.
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    for args, other, hint in ((["--job"], "dispatch-churn.ini", "run swarm_sim dispatch --job"),
+                              (["dispatch", "--job"], "petals-appendix-e.ini", "run swarm_sim --job")):
+        other_trace = os.path.join(work, "other.h5")
+        p = run(binary, *args, os.path.join(src, "jobs", other), "--trace", other_trace)
+        check(p.returncode == 2 and "unknown key" in p.stderr and hint in p.stderr and not os.path.exists(other_trace),
+              f"{' '.join(args)} {other}: exit 2 naming the command that runs it: {p.stderr.strip()!r}")
+
     # Bad input: message names file, key and value; exit 2; no trace left behind.
     bad_cases = [
         ("[run]\nperiod = 0\n", ["run.period", "'0'"]),
