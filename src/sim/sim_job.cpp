@@ -200,6 +200,17 @@ SimConfig load_config(const JobFile& job) {
     if (!(c.flash_crowd.window >= 0 && std::isfinite(c.flash_crowd.window))) job.fail("churn.flash_crowd", flash, "WINDOW must be >= 0 seconds");
     c.flash_crowd.count = static_cast<int>(n);
   }
+  // Every source of servers together, before any is drawn.
+  const double servers = c.initial_servers + c.arrival_rate * c.duration + c.flash_crowd.count +
+                         static_cast<double>(c.joins.size());
+  if (servers > kMaxServers) {
+    const bool flash = c.flash_crowd.count > 0;
+    job.fail(flash ? "churn.flash_crowd" : "churn.joins",
+             flash ? job.get<std::string>("churn.flash_crowd") : std::to_string(c.joins.size()) + " joins",
+             "with churn.initial_servers, churn.arrival_rate * run.duration" + std::string(flash ? " and churn.joins" : "") +
+                 " the run would have " + format_number(servers) + " servers, more than " +
+                 std::to_string(kMaxServers));
+  }
   if (c.initial_servers == 0 && c.arrival_rate == 0 && c.joins.empty() && c.flash_crowd.count == 0) {
     job.fail("churn.initial_servers", "0", "no servers: set churn.initial_servers, churn.arrival_rate or churn.joins");
   }

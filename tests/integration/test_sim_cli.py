@@ -150,6 +150,8 @@ def main():
     cli_cases = [
         (["--churn.arrival_rate", "1e20"], ["command line", "churn.arrival_rate", "1e+20", "100000"]),
         (["--run.placement_time_limit", "1e20"], ["command line", "run.placement_time_limit"]),
+        (["--churn.initial_servers", "60000", "--churn.flash_crowd", "60 60000 10"],
+         ["churn.flash_crowd", "servers, more than 100000"]),
         (["--run.check", "random", "--run.mean_check_period", "1e-6"], ["run.mean_check_period", "1,000"]),
         (["--run.seed", "-1"], ["run.seed"]),
         (["--class.big.span", "25"], ["command line", "class.big.span", "25"]),
