@@ -128,9 +128,10 @@ class File {
   /// Call before writing a round of rows: frees the room held for them (see flush).
   void make_room();
   /// Pushes everything written so far to the file (called once per period or epoch), then holds
-  /// room on the filesystem for the next round (a hidden `.NAME.reserve` file beside the trace,
-  /// at least 1 MiB, twice the largest round so far). Throws TraceError naming the file and the errno when the flush fails or
-  /// the room cannot be held (a full disk): the rows flushed so far then still read back.
+  /// room on the filesystem for the next round (an unnamed file on the trace's filesystem, at
+  /// least 1 MiB, twice the largest round so far). Throws TraceError naming the file and the
+  /// errno when the flush fails or the room cannot be held (a full disk): the rows flushed so far
+  /// then still read back.
   void flush();
   /// Marks the trace complete (`complete` = 1) and closes it.
   void finish();
@@ -138,15 +139,17 @@ class File {
 
  private:
   File() = default;
+  // Room held on the trace's filesystem: an unnamed file (O_TMPFILE, or one unlinked as soon as
+  // it is made) open in this process, so that nothing is left behind however the process ends.
   struct Ballast {
-    std::filesystem::path path;
-    bool held = false;
+    std::filesystem::path dir;  // the trace's directory: the ballast must be on its filesystem
+    int fd = -1;
     Ballast() = default;
-    Ballast(Ballast&& o) noexcept : path(std::move(o.path)), held(std::exchange(o.held, false)) {}
+    Ballast(Ballast&& o) noexcept : dir(std::move(o.dir)), fd(std::exchange(o.fd, -1)) {}
     Ballast& operator=(Ballast&& o) noexcept {
       release();
-      path = std::move(o.path);
-      held = std::exchange(o.held, false);
+      dir = std::move(o.dir);
+      fd = std::exchange(o.fd, -1);
       return *this;
     }
     ~Ballast();

@@ -227,9 +227,7 @@ File File::create(const std::filesystem::path& path) {
   File f;
   f.path_ = path;
   f.file_ = Handle(id, H5Fclose);
-  std::string hidden = ".";  // appended: GCC 12's -Wrestrict misfires on "." + string
-  hidden.append(path.filename().string()).append(".reserve");
-  f.ballast_.path = parent / hidden;
+  f.ballast_.dir = parent;
   try {
     Handle root(check(H5Gopen2(id, "/", H5P_DEFAULT), "H5Gopen2", p), H5Gclose);
     f.root_ = Group(std::move(root), "/");
@@ -245,31 +243,38 @@ File File::create(const std::filesystem::path& path) {
   return f;
 }
 
-// The ballast: a file of `margin` bytes next to the trace, holding room on its filesystem for the
-// next round of rows. HDF5 cannot be asked to write "all or nothing", and a flush that fails on a
-// full disk leaves a file whose datasets no longer read. So the room is taken before the rows are
-// written: the ballast is removed just before a round (make_room, flush) and taken again right
-// after its flush; when it cannot be taken, the run stops there with every flushed row readable.
+// The ballast: `margin` bytes held on the trace's filesystem for the next round of rows. HDF5
+// cannot be asked to write "all or nothing", and a flush that fails on a full disk leaves a file
+// whose datasets no longer read. So the room is taken before the rows are written: the ballast is
+// freed just before a round (make_room, flush) and taken again right after its flush; when it
+// cannot be taken, the run stops there with every flushed row readable. The ballast is a file
+// without a name, so a killed run leaves nothing behind: the kernel frees it with the process.
 File::Ballast::~Ballast() { release(); }
 
 void File::Ballast::release() {
-  if (!held) return;
-  std::error_code ec;
-  std::filesystem::remove(path, ec);
-  held = false;
+  if (fd < 0) return;
+  ::close(fd);
+  fd = -1;
 }
 
 void File::Ballast::take(std::uintmax_t bytes, const std::string& trace) {
   release();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err = fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
-  if (fd >= 0 && ::close(fd) != 0 && err == 0) err = errno;
-  held = fd >= 0;
+  int err = 0;
+  fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    // A filesystem without O_TMPFILE: a named file, unlinked at once.
+    std::string name = (dir / ".swarm-trace-ballast.").string();
+    name.append(std::to_string(::getpid())).append(".XXXXXX");
+    fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd >= 0) ::unlink(name.c_str());
+  }
+  if (fd < 0) err = errno;
+  if (err == 0) err = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
   if (err == 0) return;
   release();
-  throw TraceError("'" + trace + "': no room on its filesystem for the next rows (" + std::to_string(bytes) +
-                   " bytes held back in '" + path.string() + "' failed: " + std::strerror(err) + ", errno " +
-                   std::to_string(err) + "); the rows flushed so far read back");
+  throw TraceError("'" + trace + "': no room on its filesystem for the next rows (holding " + std::to_string(bytes) +
+                   " bytes in '" + dir.string() + "' failed: " + std::strerror(err) + ", errno " + std::to_string(err) +
+                   "); the rows flushed so far read back");
 }
 
 void File::make_room() { ballast_.release(); }
