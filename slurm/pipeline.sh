@@ -26,8 +26,11 @@
 # SWARM_JOB); all the others are passed through to swarm_pipe unchanged (overrides).
 #
 # Variables (defaults in brackets):
-#   SWARM_PIPE         the binary [build/bin/swarm_pipe]; a relative path is taken from the
-#                      directory sbatch was called in ($SLURM_SUBMIT_DIR)
+#   SWARM_PIPE         the binary; a relative path is taken from the directory sbatch was
+#                      called in ($SLURM_SUBMIT_DIR) [submit mode: the one beside this script,
+#                      P/bin/swarm_pipe of an installed tree (P/share/swarm_pipe/slurm/) or
+#                      build/bin/swarm_pipe of the source tree; under plain sbatch:
+#                      build/bin/swarm_pipe in the submit directory, else swarm_pipe on PATH]
 #   SWARM_JOB          the job file, when not given as the first argument [none: required];
 #                      relative to the job's working directory (the submit directory unless
 #                      sbatch --chdir)
@@ -123,6 +126,17 @@ submit() {
   [[ -n ${SWARM_CPUS_PER_TASK:-} ]] && args+=(--cpus-per-task="$SWARM_CPUS_PER_TASK")
   [[ -n ${SWARM_TIME:-} ]] && args+=(--time="$SWARM_TIME")
   [[ ${SWARM_WAIT:-0} == 1 ]] && args+=(--wait)
+  if [[ -z ${SWARM_PIPE:-} ]]; then  # the binary beside this script (sbatch runs a copy of it)
+    local here candidate
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    for candidate in "$here/../../../bin/swarm_pipe" "$here/../build/bin/swarm_pipe"; do
+      if [[ -x $candidate ]]; then
+        SWARM_PIPE=$(cd "$(dirname "$candidate")" && pwd)/swarm_pipe
+        export SWARM_PIPE
+        break
+      fi
+    done
+  fi
   export SWARM_GPUS_PER_NODE=$gpus  # the job checks that it got them
   export SWARM_MODE=run             # and runs, whatever mode this call was asked for
   say "submitting: sbatch ${args[*]} ${extra[*]} $0 $*"
@@ -154,6 +168,9 @@ overrides=("$@")
 
 binary=${SWARM_PIPE:-build/bin/swarm_pipe}
 [[ $binary == /* ]] || binary=$submit_dir/$binary
+if [[ -z ${SWARM_PIPE:-} && ! -x $binary ]] && command -v swarm_pipe >/dev/null; then
+  binary=$(command -v swarm_pipe)  # an installed tree on PATH (a module, Spack)
+fi
 [[ -n $job ]] || fail "no job file: pass it as the first argument or set SWARM_JOB"
 [[ $job == /* ]] || job=$PWD/$job
 trace=${SWARM_TRACE:-swarm_pipe-${SLURM_JOB_ID}.h5}

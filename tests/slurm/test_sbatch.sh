@@ -288,6 +288,27 @@ if [[ ${SWARM_TEST_REAL:-1} != 0 && -x $SIM ]]; then
   done
 fi
 
+# 6c. an installed tree (cmake --install into a prefix): its slurm/pipeline.sh, submitted from
+#     elsewhere with no SWARM_PIPE, finds P/bin/swarm_pipe and runs P/share's demo job
+if [[ ${SWARM_TEST_REAL:-1} != 0 && -x $REAL ]]; then
+  CASE_T0=$SECONDS
+  name=installed-tree
+  prefix=$ROOT/prefix
+  rm -rf "$prefix"
+  cmake --install "$BUILD" --prefix "$prefix" >"$OUT/$name.install" || fail "$name: cmake --install ($(tail -3 "$OUT/$name.install"))"
+  LAST_OUT=$OUT/$name.out
+  rc=0
+  (cd "$OUT" && env -u SWARM_PIPE OMPI_MCA_mpi_yield_when_idle=1 SWARM_TRACE=$OUT/$name.h5 SWARM_WAIT=1 \
+    SWARM_GPUS_PER_NODE=0 SWARM_TASKS_PER_NODE=4 SWARM_CPUS_PER_TASK=1 SWARM_TIME=2 \
+    SWARM_SBATCH_ARGS="-J $name --output=$LAST_OUT" \
+    timeout 120 "$prefix/share/swarm_pipe/slurm/pipeline.sh" "$prefix/share/swarm_pipe/jobs/demo.ini" \
+    --run.epochs 2 --run.epoch_seconds 0.3 >"$OUT/$name.submit") || rc=$?
+  ((rc == 0)) || fail "$name: returned $rc ($(cat "$OUT/$name.submit"))"
+  expect_in "$LAST_OUT" "pipeline: binary $prefix/bin/swarm_pipe" "exited with 0"
+  trace_complete "$OUT/$name.h5" || fail "$name: trace incomplete"
+  pass "$name: the installed slurm/pipeline.sh found $prefix/bin/swarm_pipe and ran the installed demo job"
+fi
+
 # 7. GPUs (pretend ones: the cluster restarted with 2 gres gpu backed by /dev/null copies)
 CASE_T0=$SECONDS
 start_cluster 2
