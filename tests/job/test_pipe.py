@@ -217,6 +217,15 @@ def case_churn(r):
         check(state[2, 2] == 0 and state[4, 2] == 2, "rank 2 offline in epoch 3, back in epoch 5")
         check(e["sessions_rerouted"][:].sum() > 0 and e["replay_tokens"][:].sum() > 0,
               "sessions crossing a leaving rank were rerouted and replayed")
+    # The job's plot: a PNG of the churn trace; one line and exit 1 for what is not a trace.
+    plot = os.path.join(r.src, "scripts", "plot_job.py")
+    png = r.path("churn.png")
+    p = subprocess.run(["/usr/bin/python3", plot, trace, png], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and os.path.getsize(png) > 20000, f"plot_job.py draws the churn trace ({p.stderr!r})")
+    for bad in (job, r.path("no-such.h5")):
+        p = subprocess.run(["/usr/bin/python3", plot, bad, r.path("bad.png")], capture_output=True, text=True, timeout=120)
+        check(p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and bad in p.stderr,
+              f"plot_job.py {os.path.basename(bad)}: exit 1, one line naming it ({p.stderr!r})")
 
 
 def write_safetensors(path, tensors):
