@@ -36,8 +36,16 @@ DeviceClass device_class(const JobFile& job, const Table& t, int blocks) {
     } else if (field == "slowdown_sigma") {
       need(v >= 0 && v <= 3, "must be in [0, 3]");
       d.slowdown_sigma = v;
+    } else if (field == "slowdown_from") {
+      need(v >= 0 && v <= 1e9 && v == std::floor(v), "must be an epoch (1-based), or 0 for never");
+      d.slowdown_from = static_cast<int>(v);
+    } else if (field == "slowdown_factor") {
+      need(v >= 1 && v <= 1000, "must be in [1, 1000] (how many times slower from class.NAME.slowdown_from on)");
+      d.slowdown_factor = v;
     } else {
-      job.fail(key, raw, "unknown key (a class has compute_factor, link_mbps, latency_ms, span, slowdown_sigma)");
+      job.fail(key, raw,
+               "unknown key (a class has compute_factor, link_mbps, latency_ms, span, slowdown_sigma, slowdown_from, "
+               "slowdown_factor)");
     }
   }
   return d;

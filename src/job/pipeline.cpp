@@ -58,7 +58,8 @@ int run_swarm_pipe(int argc, char** argv) {
                    "       mpirun -n N swarm_pipe --model-dir DIR --prompt-tokens 5,17,42 --max-new-tokens 4 "
                    "--dump-output OUT.h5\n\n"
                 << all
-                << "\nDevice classes: [class.NAME] with compute_factor, link_mbps, latency_ms, span (docs/job.md).\n";
+                << "\nDevice classes: [class.NAME] with compute_factor, link_mbps, latency_ms, span,\n"
+                   "slowdown_sigma, slowdown_from, slowdown_factor (docs/job.md).\n";
     }
     return 0;
   }

@@ -374,12 +374,16 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   Command command = Command::run;
   try {
     for (int epoch = 0; epoch < epochs; ++epoch) {
-      // Speeds that change during the run (seeded per rank and epoch).
-      const double sigma = config.class_of(rank).slowdown_sigma;
-      if (sigma > 0) {
+      // Speeds that change during the run: random ones (seeded per rank and epoch), and a class
+      // that turns slower from a given epoch on.
+      const DeviceClass& device = config.class_of(rank);
+      double slowdown = 1.0;
+      if (device.slowdown_sigma > 0) {
         Rng rng(derive_seed(config.seed, "speed/" + std::to_string(rank) + "/" + std::to_string(epoch)));
-        span->set_slowdown(std::exp(sigma * std::fabs(standard_normal(rng))));
+        slowdown = std::exp(device.slowdown_sigma * std::fabs(standard_normal(rng)));
       }
+      if (device.slowdown_from > 0 && epoch + 1 >= device.slowdown_from) slowdown *= device.slowdown_factor;
+      if (device.slowdown_sigma > 0 || device.slowdown_from > 0) span->set_slowdown(slowdown);
       const double traffic_seconds = coordinator ? coordinator->traffic(runner, *span, fabric, options.terminate)
                                                  : serve_epoch(runner, *span, fabric, options.terminate, stop_sent);
       drain(fabric);

@@ -24,6 +24,8 @@ struct DeviceClass {
   double latency_ms = 0.0;      // added to every transfer this rank receives
   int span = 0;                 // blocks a rank of this class holds (0: [servers] span)
   double slowdown_sigma = 0.0;  // changing speed: every epoch compute is also slowed by exp(sigma |N(0,1)|)
+  int slowdown_from = 0;        // from this epoch on (1-based; 0: never) compute is also slowdown_factor x slower
+  double slowdown_factor = 1.0;  // (a GPU that throttles, a node shared with another job)
 };
 
 enum class CheckMode { every_epoch, random };
