@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "../../src/balance/placement_neighbourhood.hpp"
-#include "../../src/balance/placement_search.hpp"
-#include "swarm/placement.hpp"
+#include "../../src/placement/placement_neighbourhood.hpp"
+#include "../../src/placement/placement_search.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/random.hpp"
 #include "placement_enumeration.hpp"
 

@@ -1,4 +1,4 @@
-#include "swarm/placement.hpp"
+#include "swarm/placement/placement.hpp"
 
 #include <Cbc_C_Interface.h>  // pkg-config cbc: -I.../include/coin
 
