@@ -175,11 +175,25 @@ struct CbcDeleter {
   void operator()(Cbc_Model* m) const { Cbc_deleteModel(m); }
 };
 
-constexpr double kUnbounded = 1e30;  // CBC reads bounds from 1e30 up as none
-constexpr double kRootFirstLimit = 1.0;  // seconds: see `root_first`
-constexpr int kFinalRounds = 3;  // large-neighbourhood and tabu rounds that end a placement, of each
-constexpr std::size_t kNeighbourhoodServers = 80;  // twice the most an attempt frees: see the last phase
-constexpr double kNeighbourhoodSlice = 0.5;  // seconds, about six attempts' whole work: see the last phase
+// The orchestration's tuned constants: docs/placement.md, "Tuned constants", gives the
+// measurement behind each.
+constexpr double kUnbounded = 1e30;        // CBC reads bounds from 1e30 up as none
+constexpr double kRootFirstLimit = 1.0;    // seconds: from this limit on, CBC's roots go first on dense sums
+constexpr long kDenseValues = 64;          // more coverage values open than this: dense sums
+constexpr double kWideShareDense = 0.05;   // of the time limit: all wide searches together, dense sums
+constexpr double kWideShare = 0.2;         // of the time limit: all wide searches together, otherwise
+constexpr double kRootShare = 0.05;        // of the time limit: the least a root gets, and what roots count in work
+constexpr double kMilpShare = 0.5;         // of the time left after the search: CBC's tree and heuristics
+constexpr double kMilpShareRooted = 0.25;  // the same where its roots went first (root only)
+constexpr double kLeastMilpSeconds = 0.01;         // less left: CBC is not started
+constexpr std::size_t kProjections = 2;            // projections asked before the swarm itself
+constexpr double kProjectionShare = 0.25;          // of a probe's time, for each projection
+constexpr double kTopSlices = 16;                  // a top probe's first slice: a search phase's time / kTopSlices
+constexpr long kFirstRoundStale = 300;             // tabu moves without a better placement that end the first round
+constexpr long kRestartStale = 100;                // the same, for rounds that restart
+constexpr int kFinalRounds = 3;                    // large-neighbourhood and tabu rounds that end a placement, of each
+constexpr std::size_t kNeighbourhoodServers = 80;  // more servers: the last phase runs tabu rounds alone
+constexpr double kNeighbourhoodSlice = 0.5;        // seconds: shorter slices, tabu rounds alone
 
 // The integer programme over classes: y[c][s] = number of class-c servers starting at s.
 //   max tau  s.t.  sum_c t_c * sum_{s covers b} y[c][s] - tau >= 0   for every block b
@@ -350,6 +364,376 @@ double spacing_bound(int total_blocks, std::span<const PlacementServer> servers)
   return bound;
 }
 
+namespace {
+
+bool gap_open(double value, double bound, const PlacementOptions& options) {
+  return bound - value > options.relative_gap * bound;
+}
+
+// Keeps `starts` (polished by best-response passes) if it beats `best`.
+void consider(int total_blocks, std::span<const PlacementServer> servers, Candidate& best, std::vector<int> starts,
+              const char* method) {
+  if (!valid_starts(total_blocks, servers, starts)) return;
+  polish(total_blocks, servers, starts);
+  const double v = placement_value(total_blocks, servers, starts);
+  if (v > best.value) best = {std::move(starts), v, method};
+}
+
+// Petals' greedy, the two target sweeps and the caller's hints, each polished.
+Candidate heuristics(int total_blocks, std::span<const PlacementServer> servers, double bound,
+                     const std::vector<std::vector<int>>& hints) {
+  Candidate best;
+  consider(total_blocks, servers, best, greedy(total_blocks, servers), "greedy");
+  std::vector<std::size_t> longest_first(servers.size());
+  std::iota(longest_first.begin(), longest_first.end(), std::size_t{0});
+  std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) {
+    if (servers[a].num_blocks != servers[b].num_blocks) return servers[a].num_blocks > servers[b].num_blocks;
+    return servers[a].throughput > servers[b].throughput;
+  });
+  consider(total_blocks, servers, best, sweep(total_blocks, servers, longest_first, bound), "sweep");
+  consider(total_blocks, servers, best, sweep(total_blocks, servers, by_weight(servers), bound), "sweep");
+  for (const auto& hint : hints) consider(total_blocks, servers, best, hint, "hint");
+  return best;
+}
+
+// The exact search on a projection (placement_projection.hpp), with what it has decided so far.
+struct ProjectedSearch {
+  detail::Projection swarm;
+  detail::RelaxationCache relaxations;
+  double reached = -1.0;
+  double gave_up = -1.0;
+  double gave_up_seconds = 0.0;
+};
+
+// What the phases share: the swarm, the best placement and the bound they improve, the budget
+// they spend, and what one phase leaves the next.
+struct PlacementRun {
+  PlacementRun(int total_blocks, std::span<const PlacementServer> servers, const std::vector<ServerClass>& classes,
+               const PlacementOptions& options, Clock::time_point began, Candidate best, double bound);
+  PlacementRun(const PlacementRun&) = delete;
+  PlacementRun& operator=(const PlacementRun&) = delete;
+
+  [[nodiscard]] bool open() const { return gap_open(best.value, bound, options); }
+  [[nodiscard]] double limit() const { return options.time_limit_s; }
+  [[nodiscard]] double left(double end) const { return end - budget.elapsed(); }
+  [[nodiscard]] std::span<const double> value_span() const {
+    return values ? std::span<const double>(*values) : std::span<const double>{};
+  }
+  [[nodiscard]] long values_between(double lo, double hi) const {
+    return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
+           std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
+  }
+  // The optimum is a coverage value: a bound rounds down to one.
+  void round_bound() {
+    if (!values) return;
+    const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
+    if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
+  }
+  void consider_class_starts(const std::vector<std::vector<int>>& class_starts, const char* method) {
+    ::swarm::consider(total_blocks, servers, best, server_starts(servers.size(), classes, class_starts), method);
+  }
+  // The best placement's starts, class by class (as the search and the rounds take them).
+  [[nodiscard]] std::vector<std::vector<int>> class_starts(const std::vector<int>& starts) const {
+    std::vector<std::vector<int>> out(classes.size());
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      for (std::size_t m : classes[c].members) out[c].push_back(starts[m]);
+    }
+    return out;
+  }
+
+  const int total_blocks;
+  const std::span<const PlacementServer> servers;
+  const std::vector<ServerClass>& classes;
+  const PlacementOptions& options;
+  std::vector<detail::SearchClass> search_classes;
+  std::optional<std::vector<double>> values;  // the coverage values, when few enough to list
+  Candidate best;
+  double bound;  // certified
+  Budget budget;
+  int threads;        // for the search and the rounds: one, whose work is counted, in reproducible runs
+  double unit = 0.0;  // continuous targets' step
+  // The exact search's state from one target to the next.
+  detail::RelaxationCache relaxations;
+  std::vector<std::unique_ptr<ProjectedSearch>> projections;
+  double wide_left = 0.0;  // what wide searches may still spend
+  // What the phases decide.
+  Candidate first_round;    // the first tabu round's placement
+  bool dense = false;       // the search is unlikely to refute near the optimum
+  bool root_first = false;  // CBC's roots come before the main search
+  bool rooted = false;      // and they ran
+};
+
+PlacementRun::PlacementRun(int total_blocks_, std::span<const PlacementServer> servers_,
+                           const std::vector<ServerClass>& classes_, const PlacementOptions& options_,
+                           Clock::time_point began, Candidate best_, double bound_)
+    : total_blocks(total_blocks_),
+      servers(servers_),
+      classes(classes_),
+      options(options_),
+      best(std::move(best_)),
+      bound(bound_),
+      budget(began, options_.time_limit_s, options_.reproducible),
+      threads(budget.reproducible() ? 1
+              : options.threads > 0 ? options.threads
+                                    : detail::usable_cpus()) {
+  for (const auto& c : classes) {
+    search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
+  }
+  values = detail::coverage_values(search_classes, bound);
+  round_bound();
+  unit = 0.5 * options.relative_gap * bound;
+  for (auto& p : detail::tighter_projections(total_blocks, search_classes, kProjections)) {
+    projections.push_back(std::make_unique<ProjectedSearch>());
+    projections.back()->swarm = std::move(p);
+  }
+}
+
+// Tabu search (placement_tabu.hpp) finds good placements where the exact search cannot decide
+// (many distinct throughputs): one round until `stale` moves find nothing better, or (restart)
+// rounds from perturbed copies until `seconds` are spent. With several workers, rounds that
+// restart run one chain a worker, each from `from` on its own seed (worker 0's is `seed`), and
+// the best of them counts.
+void tabu_rounds(PlacementRun& run, const std::vector<int>& from, double seconds, bool restart, long stale,
+                 unsigned long long seed) {
+  if (!run.open()) return;
+  const int chains = restart ? run.threads : 1;
+  std::vector<std::vector<std::vector<int>>> class_starts(static_cast<std::size_t>(chains), run.class_starts(from));
+  const detail::TabuLimits limits{.deadline = run.budget.deadline(seconds),
+                                  .stale_iterations = stale,
+                                  .restart = restart,
+                                  .stop_at = run.bound,
+                                  .unit = run.unit,
+                                  .seed = seed,
+                                  .max_work = run.budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)};
+  if (chains == 1) {
+    const detail::TabuResult r =
+        detail::improve_by_tabu(run.total_blocks, run.search_classes, run.value_span(), class_starts[0], limits);
+    run.budget.spend(static_cast<double>(r.work), Budget::kTabuEvaluationsPerSecond);
+  } else {  // by the clock: what the chains spend is not counted
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(chains));
+    {
+      std::vector<std::jthread> workers;
+      for (int w = 0; w < chains; ++w) {
+        workers.emplace_back([&, w] {
+          try {
+            auto own = limits;
+            if (w > 0) own.seed = derive_seed(seed, std::string("chain ").append(std::to_string(w)));
+            (void)detail::improve_by_tabu(run.total_blocks, run.search_classes, run.value_span(),
+                                          class_starts[static_cast<std::size_t>(w)], own);
+          } catch (...) {
+            errors[static_cast<std::size_t>(w)] = std::current_exception();
+          }
+        });
+      }
+    }
+    for (const auto& e : errors) {
+      if (e) std::rethrow_exception(e);
+    }
+  }
+  for (const auto& chain : class_starts) run.consider_class_starts(chain, "tabu");
+}
+
+// Large neighbourhoods (placement_neighbourhood.hpp): the exact search re-places up to 40
+// servers around the others, which moves many servers at once where single moves stall.
+void neighbourhood_rounds(PlacementRun& run, double seconds, unsigned long long seed) {
+  if (!run.open()) return;
+  std::vector<std::vector<int>> class_starts = run.class_starts(run.best.starts);
+  const detail::NeighbourhoodResult r =
+      detail::improve_by_neighbourhoods(run.total_blocks, run.search_classes, run.value_span(), class_starts,
+                                        {.deadline = run.budget.deadline(seconds),
+                                         .max_work = run.budget.cap(seconds, Budget::kSearchNodesPerSecond),
+                                         .stop_at = run.bound,
+                                         .unit = run.unit,
+                                         .seed = seed,
+                                         .threads = run.threads});
+  run.budget.spend(static_cast<double>(r.work), Budget::kSearchNodesPerSecond);
+  run.consider_class_starts(class_starts, "neighbourhood");
+}
+
+// One exact search of a target (placement_search.hpp). `reach`: the probe is after a placement
+// (the bottom's, or the top's walk below a target that timed out), so the search restarts (a
+// poor early choice held 47,300 of a five-class swarm 6.5 s, against 0.1 s with restarts, two
+// workers). The top's other probes and the projections are after refutations, which restarts do
+// not speed up (and with several workers each early round searches the whole tree, not a share
+// of it). A search whose branching turns wide (many classes) rarely finishes: all of them
+// together get `wide_left` (kWideShare, kWideShareDense).
+detail::SearchResult search(PlacementRun& run, int blocks, std::span<const detail::SearchClass> swarm, double target,
+                            double seconds, detail::RelaxationCache& cache, bool reach) {
+  const double wide = std::clamp(run.wide_left, 0.0, seconds);
+  const double began_search = run.budget.elapsed();
+  // A node's work (its dominance check, its lookahead) grows with the blocks ahead: measured
+  // 1.5e6 nodes a second on a 14-point projection against 2.5e5 on its 80 blocks.
+  const double nodes_per_second = Budget::kSearchNodesPerSecond * run.total_blocks / blocks;
+  const detail::SearchResult r = detail::reach_target(blocks, swarm, target, run.value_span(),
+                                                      {.deadline = run.budget.deadline(seconds),
+                                                       .wide_deadline = run.budget.deadline(wide),
+                                                       .max_nodes = run.budget.cap(seconds, nodes_per_second),
+                                                       .wide_max_nodes = run.budget.cap(wide, nodes_per_second),
+                                                       .restart_work = reach ? detail::kRestartWork : 0,
+                                                       .threads = run.threads,
+                                                       .relaxations = &cache});
+  run.budget.spend(static_cast<double>(r.work), nodes_per_second);
+  if (r.wide) run.wide_left -= run.budget.elapsed() - began_search;
+  return r;
+}
+
+// A target that no placement on a projection's points reaches is refuted
+// (placement_projection.hpp); those points' search is far smaller, so it goes first, with
+// kProjectionShare of the probe's time each. A projection is not asked below a target it
+// reached (it reaches those too), nor below one it gave up on (refuting lower is no easier)
+// unless offered twice the time.
+bool refuted_by_projection(PlacementRun& run, double target, double seconds) {
+  for (auto& p : run.projections) {
+    if (target <= p->reached) continue;
+    if (target <= p->gave_up && seconds < 2 * p->gave_up_seconds) continue;
+    const detail::SearchResult r =
+        search(run, p->swarm.total_blocks, p->swarm.classes, target, seconds, p->relaxations, false);
+    if (r.outcome == detail::SearchOutcome::unreachable) return true;
+    if (r.outcome == detail::SearchOutcome::reached) {
+      p->reached = target;
+    } else {
+      p->gave_up = target;
+      p->gave_up_seconds = seconds;
+    }
+  }
+  return false;
+}
+
+// Targets between the best placement and the bound (placement_targets.cpp) until `end`:
+// galloping up from the best, each reached (a better placement) or refuted (a lower bound), and
+// down from the bound, where refutations come cheap.
+void run_schedule(PlacementRun& run, double end) {
+  detail::TargetSchedule schedule(run.value_span(), run.unit, run.best.value, run.bound, run.left(end) / kTopSlices);
+  while (run.open() && run.budget.elapsed() < end) {
+    const auto probe = schedule.next(run.left(end));
+    if (!probe) break;
+    const double began_probe = run.budget.elapsed();
+    if (refuted_by_projection(run, probe->target, kProjectionShare * probe->seconds)) {
+      schedule.unreachable();
+      run.bound = schedule.bound();
+      continue;
+    }
+    const double seconds = probe->seconds - (run.budget.elapsed() - began_probe);
+    const bool reach = !probe->top || probe->walk;
+    const detail::SearchResult r =
+        search(run, run.total_blocks, run.search_classes, probe->target, seconds, run.relaxations, reach);
+    if (r.outcome == detail::SearchOutcome::out_of_time) {
+      schedule.timed_out(r.wide || run.dense);  // dense sums: as rarely decided as wide branching
+    } else if (r.outcome == detail::SearchOutcome::unreachable) {
+      schedule.unreachable();
+    } else {
+      std::vector<int> starts = server_starts(run.servers.size(), run.classes, r.starts);
+      const double v = placement_value(run.total_blocks, run.servers, starts);
+      if (v <= run.best.value) break;  // rounding: the search's sums said yes, the exact sum says no
+      run.best = {std::move(starts), v, "search"};
+      schedule.reached(v);
+    }
+    run.bound = schedule.bound();
+  }
+  run.bound = schedule.bound();  // it may have closed the gap without a probe
+}
+
+// The phases, each ending by `end` (seconds into the time limit, or of work when reproducible).
+
+// One tabu round until it stalls, so that the search starts from a better placement at little
+// cost; the last phase may restart from it.
+void first_tabu_round(PlacementRun& run, double end) {
+  tabu_rounds(run, run.best.starts, run.left(end), /*restart=*/false, kFirstRoundStale, 1);
+  run.first_round = run.best;
+}
+
+// How the search will fare: where the swarm's sums lie dense between the best placement and the
+// bound (many distinct throughputs: the appendix-E swarms) it refutes nothing near the optimum,
+// and CBC's roots go first. Wide searches get kWideShareDense of the limit there, kWideShare
+// where they do decide targets (few values between: five GPU classes, sums 100 apart).
+void weigh_sums(PlacementRun& run, double /*end*/) {
+  run.dense = !run.values || run.values_between(run.best.value, run.bound) > kDenseValues;
+  run.root_first = run.dense && run.limit() >= kRootFirstLimit;
+  run.wide_left = (run.dense ? kWideShareDense : kWideShare) * run.limit();
+}
+
+// Dense sums: a short search first, which proves small dense swarms in milliseconds.
+void short_search(PlacementRun& run, double end) {
+  if (run.root_first) run_schedule(run, end);
+}
+
+// Dense sums: the integer programme's root (its relaxation with cuts) is the bound, so it comes
+// before the main search, whose later probes then start below it. Cold, since a start that
+// depends on the clock (the tabu round's) would make the bound differ from run to run; in two
+// formulations, the exact one and its relaxation where servers may stay out and tau is unbounded,
+// whose cuts differ (neither cuts best), and the lower bound stands.
+void milp_roots(PlacementRun& run, double end) {
+  if (!run.root_first) return;
+  for (const bool relaxed : {false, true}) {
+    const double seconds = run.budget.reproducible() ? 1e9 : std::max(run.left(end), kRootShare * run.limit());
+    run.bound = std::min(run.bound, solve_milp(run.total_blocks, run.servers, run.classes, seconds, 0,
+                                               run.options.relative_gap, relaxed ? kUnbounded : run.bound,
+                                               /*warm=*/false, run.best, relaxed));
+  }
+  run.round_bound();
+  if (run.budget.reproducible()) run.budget.spend(kRootShare * run.limit(), 1.0);
+  run.rooted = true;
+}
+
+// Exact search of targets between the best placement and the bound.
+void exact_search(PlacementRun& run, double end) { run_schedule(run, end); }
+
+// The integer programme, warm from the best placement, for its bound and the placements it
+// finds: kMilpShare of what is left (CBC checks its clock between nodes, not during
+// preprocessing or the root cuts, so it overruns). Where its roots went first, its tree did not
+// lower their bound, but a root started warm cuts differently: the root again, warm. A
+// reproducible run asks for the root only, since CBC's work is not predictable from its nodes.
+void milp(PlacementRun& run, double end) {
+  const double left = run.left(end);
+  if (left <= kLeastMilpSeconds) return;
+  const bool reproducible = run.budget.reproducible();
+  const double seconds = reproducible ? 1e9 : (run.rooted ? kMilpShareRooted : kMilpShare) * left;
+  const int nodes = reproducible || run.rooted ? 0 : -1;
+  run.bound = std::min(run.bound, solve_milp(run.total_blocks, run.servers, run.classes, seconds, nodes,
+                                             run.options.relative_gap, run.bound, /*warm=*/true, run.best));
+  run.round_bound();
+  if (reproducible) run.budget.spend(run.rooted ? kRootShare * run.limit() : kMilpShare * left, 1.0);
+}
+
+// Large-neighbourhood and tabu rounds alternate (each from the best placement), kFinalRounds of
+// each in equal slices: each kind leaves the other a better start. Where the search or CBC found
+// the best placement, a tabu round first restarts from the first round's placement, whose basin
+// can be better for single moves than the search's (every server pushed right). Tabu rounds
+// alone above kNeighbourhoodServers servers or below kNeighbourhoodSlice a slice.
+void final_rounds(PlacementRun& run, double end) {
+  const bool with_neighbourhoods =
+      run.servers.size() <= kNeighbourhoodServers && run.left(end) >= 2 * kFinalRounds * kNeighbourhoodSlice;
+  const int rounds = with_neighbourhoods ? kFinalRounds : 1;
+  const double slice = run.left(end) / (2 * rounds);
+  if (run.first_round.value < run.best.value) {
+    tabu_rounds(run, run.first_round.starts, slice, /*restart=*/true, kRestartStale, 3);
+  }
+  for (int round = 0; round < rounds && run.open(); ++round) {
+    if (with_neighbourhoods) neighbourhood_rounds(run, slice, 5 + round);
+    const double seconds = round + 1 == rounds ? run.left(end) : slice;
+    tabu_rounds(run, run.best.starts, seconds, /*restart=*/true, kRestartStale, 2 + 10 * round);
+  }
+}
+
+struct Phase {
+  const char* name;
+  double share;  // of the time limit: the phase ends by share * time_limit_s (0: it spends nothing)
+  void (*run)(PlacementRun&, double end);
+};
+
+// Run in order while the gap is open (docs/placement.md, "Tuned constants", for the shares).
+constexpr Phase kPhases[] = {
+    {"first tabu round", 0.05, first_tabu_round},
+    {"weigh sums", 0.0, weigh_sums},
+    {"short search", 0.07, short_search},          // dense sums only
+    {"integer programme roots", 0.2, milp_roots},  // dense sums only
+    {"exact search", 0.85, exact_search},
+    {"integer programme", 1.0, milp},  // kMilpShare of what is left
+    {"neighbourhood and tabu rounds", 1.0, final_rounds},
+};
+
+}  // namespace
+
 Placement optimal_placement(int total_blocks, std::span<const PlacementServer> servers,
                             const PlacementOptions& options) {
   const auto began = Clock::now();
@@ -377,7 +761,7 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
   if (servers.empty()) return finish({{}, 0.0, "closed_form"}, 0.0);
 
   const std::vector<ServerClass> classes = classify(servers);
-  double bound = spacing_bound(total_blocks, servers);
+  const double bound = spacing_bound(total_blocks, servers);
 
   // One class: a c-fold cover of a path by intervals splits into c single covers, and each
   // needs ceil(L/k) servers, so c = floor(n / ceil(L/k)) layers stacked end to end is optimal.
@@ -394,289 +778,14 @@ Placement optimal_placement(int total_blocks, std::span<const PlacementServer> s
     return finish({std::move(starts), v, "closed_form"}, layers * classes[0].throughput);
   }
 
-  Candidate best;
-  const auto consider = [&](std::vector<int> starts, const char* method) {
-    if (!valid_starts(total_blocks, servers, starts)) return;
-    polish(total_blocks, servers, starts);
-    const double v = placement_value(total_blocks, servers, starts);
-    if (v > best.value) best = {std::move(starts), v, method};
-  };
-  consider(greedy(total_blocks, servers), "greedy");
-  std::vector<std::size_t> longest_first(servers.size());
-  std::iota(longest_first.begin(), longest_first.end(), std::size_t{0});
-  std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) {
-    if (servers[a].num_blocks != servers[b].num_blocks) return servers[a].num_blocks > servers[b].num_blocks;
-    return servers[a].throughput > servers[b].throughput;
-  });
-  consider(sweep(total_blocks, servers, longest_first, bound), "sweep");
-  consider(sweep(total_blocks, servers, by_weight(servers), bound), "sweep");
-  for (const auto& hint : options.hints) consider(hint, "hint");
-
-  const auto open = [&] { return bound - best.value > options.relative_gap * bound; };
-  if (open() && options.time_limit_s > 0) {
-    // Exact search first: targets between the best placement and the bound, each either reached
-    // (a better placement) or proven unreachable (a lower bound), until they meet or time is up.
-    Budget budget(began, options.time_limit_s, options.reproducible);
-    const auto until = [&](double fraction) { return fraction * options.time_limit_s - budget.elapsed(); };
-    std::vector<detail::SearchClass> search_classes;
-    for (const auto& c : classes) {
-      search_classes.push_back({c.throughput, c.num_blocks, static_cast<int>(c.members.size())});
-    }
-    const auto values = detail::coverage_values(search_classes, bound);
-    const std::span<const double> value_span = values ? std::span<const double>(*values) : std::span<const double>{};
-    // The optimum is a coverage value: a bound rounds down to one (the first bound here, CBC's
-    // after it).
-    const auto round_bound = [&] {
-      if (!values) return;
-      const auto it = std::upper_bound(values->begin(), values->end(), bound * (1 + 1e-12));
-      if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
-    };
-    round_bound();
-    const double unit = 0.5 * options.relative_gap * bound;  // continuous targets' step
-    const auto values_between = [&](double lo, double hi) {
-      return std::upper_bound(values->begin(), values->end(), hi * (1 + 1e-12)) -
-             std::upper_bound(values->begin(), values->end(), lo * (1 + 1e-12));
-    };
-    // Workers for the search, the neighbourhood and the tabu rounds: one, whose work is counted,
-    // in reproducible runs.
-    const int threads = budget.reproducible() ? 1
-                        : options.threads > 0 ? options.threads
-                                              : detail::usable_cpus();
-    // Tabu search finds good placements where the exact search cannot decide (many distinct
-    // throughputs). One round (until it stalls) comes first, so that the search starts from a
-    // better placement at little cost; rounds from perturbed copies of the best placement end
-    // the time limit, unless the search proved the optimum. With several workers, the rounds
-    // that restart run one chain a worker, each from `from` on its own seed (worker 0's is
-    // `seed`), and the best of them counts.
-    const auto local_search = [&](const std::vector<int>& from, double seconds, bool restart, long stale,
-                                  unsigned long long seed) {
-      if (!open()) return;
-      const int chains = restart ? threads : 1;
-      std::vector<std::vector<int>> start(classes.size());
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m : classes[c].members) start[c].push_back(from[m]);
-      }
-      std::vector<std::vector<std::vector<int>>> class_starts(static_cast<std::size_t>(chains), start);
-      const detail::TabuLimits limits{.deadline = budget.deadline(seconds), .stale_iterations = stale,
-                                      .restart = restart, .stop_at = bound, .unit = unit, .seed = seed,
-                                      .max_work = budget.cap(seconds, Budget::kTabuEvaluationsPerSecond)};
-      if (chains == 1) {
-        const detail::TabuResult r = detail::improve_by_tabu(total_blocks, search_classes, value_span, class_starts[0], limits);
-        budget.spend(static_cast<double>(r.work), Budget::kTabuEvaluationsPerSecond);
-      } else {  // by the clock: what the chains spend is not counted
-        std::vector<std::exception_ptr> errors(static_cast<std::size_t>(chains));
-        {
-          std::vector<std::jthread> workers;
-          for (int w = 0; w < chains; ++w) {
-            workers.emplace_back([&, w] {
-              try {
-                auto own = limits;
-                if (w > 0) own.seed = derive_seed(seed, "chain " + std::to_string(w));
-                (void)detail::improve_by_tabu(total_blocks, search_classes, value_span,
-                                              class_starts[static_cast<std::size_t>(w)], own);
-              } catch (...) {
-                errors[static_cast<std::size_t>(w)] = std::current_exception();
-              }
-            });
-          }
-        }
-        for (const auto& e : errors) {
-          if (e) std::rethrow_exception(e);
-        }
-      }
-      for (const auto& chain : class_starts) consider(server_starts(servers.size(), classes, chain), "tabu");
-    };
-    local_search(best.starts, until(0.05), /*restart=*/false, 300, 1);
-    const Candidate first_round = best;
-    // Large neighbourhoods (placement_neighbourhood.hpp): the exact search re-places up to 40
-    // servers around the others, which moves many servers at once where single moves stall.
-    const auto neighbourhoods = [&](double seconds, unsigned long long seed) {
-      if (!open()) return;
-      std::vector<std::vector<int>> class_starts(classes.size());
-      for (std::size_t c = 0; c < classes.size(); ++c) {
-        for (std::size_t m : classes[c].members) class_starts[c].push_back(best.starts[m]);
-      }
-      const detail::NeighbourhoodResult r = detail::improve_by_neighbourhoods(
-          total_blocks, search_classes, value_span, class_starts,
-          {.deadline = budget.deadline(seconds), .max_work = budget.cap(seconds, Budget::kSearchNodesPerSecond),
-           .stop_at = bound, .unit = unit, .seed = seed, .threads = threads});
-      budget.spend(static_cast<double>(r.work), Budget::kSearchNodesPerSecond);
-      consider(server_starts(servers.size(), classes, class_starts), "neighbourhood");
-    };
-    // Sums too dense for the search to refute near the optimum: see the integer programme's root
-    // below. Its roots take 0.1-0.3 s at 64 x 80, so a limit under a second (the simulator's
-    // per-period placements: 0.3 s) leaves them to the one root at the end, as before.
-    const bool dense = !values || values_between(best.value, bound) > 64;
-    const bool root_first = dense && options.time_limit_s >= kRootFirstLimit;
-    const double search_end = 0.85 * options.time_limit_s;
-    // A search whose branching turns wide (many classes) rarely finishes: it stops early and
-    // leaves the time to the integer programme and the tabu rounds, which do better there: wide
-    // searches (top and bottom probes together) get 5% of the limit. Where few coverage values
-    // lie between the best placement and the bound (five GPU classes, sums 100 apart; not the
-    // appendix-E swarms, whose relayed throughputs make sums a few apart) they do decide
-    // targets, and get 20%: `2500:22, 2400:40, 3000:33, 2500:5, 1200:36` then ends at 47,500
-    // with bound 47,600, against 47,100 and 47,700 (60% starves the tabu rounds; 20% for an
-    // appendix-E swarm cost CBC's bound 0.1-0.3%).
-    double wide_left = (dense ? 0.05 : 0.2) * options.time_limit_s;
-    // Targets between the best placement and the bound (placement_targets.cpp): galloping up
-    // from the best, each reached (a better placement) or refuted (a lower bound), and down from
-    // the bound, where refutations come cheap.
-    detail::RelaxationCache relaxations;  // warm from one target to the next
-    // `reach`: the probe is after a placement (the bottom's, or the top's walk below a target that
-    // timed out), so the search restarts (a poor early choice held 47,300 of a five-class swarm
-    // 6.5 s, against 0.1 s with restarts, two workers). The top's other probes and the
-    // projections are after refutations, which restarts do not speed up (and with several
-    // workers each early round searches the whole tree, not a share of it).
-    const auto search = [&](int blocks, std::span<const detail::SearchClass> swarm, double target, double seconds,
-                            detail::RelaxationCache& cache, bool reach) {
-      const double wide = std::clamp(wide_left, 0.0, seconds);
-      const double began_search = budget.elapsed();
-      // A node's work (its dominance check, its lookahead) grows with the blocks ahead: measured
-      // 1.5e6 nodes a second on a 14-point projection against 2.5e5 on its 80 blocks.
-      const double nodes_per_second = Budget::kSearchNodesPerSecond * total_blocks / blocks;
-      const detail::SearchResult r = detail::reach_target(
-          blocks, swarm, target, value_span,
-          {.deadline = budget.deadline(seconds), .wide_deadline = budget.deadline(wide),
-           .max_nodes = budget.cap(seconds, nodes_per_second),
-           .wide_max_nodes = budget.cap(wide, nodes_per_second),
-           .restart_work = reach ? detail::kRestartWork : 0,
-           .threads = threads,
-           .relaxations = &cache});
-      budget.spend(static_cast<double>(r.work), nodes_per_second);
-      if (r.wide) wide_left -= budget.elapsed() - began_search;
-      return r;
-    };
-    // A target that no placement on a projection's points reaches is refuted
-    // (placement_projection.hpp); those points' search is far smaller, so it goes first, with a
-    // quarter of the probe's time each. A projection is not asked below a target it reached (it
-    // reaches those too), nor below one it gave up on (refuting lower is no easier) unless
-    // offered twice the time.
-    struct ProjectedSearch {
-      detail::Projection swarm;
-      detail::RelaxationCache relaxations;
-      double reached = -1.0;
-      double gave_up = -1.0;
-      double gave_up_seconds = 0.0;
-    };
-    std::vector<std::unique_ptr<ProjectedSearch>> projections;
-    for (auto& p : detail::tighter_projections(total_blocks, search_classes, 2)) {
-      projections.push_back(std::make_unique<ProjectedSearch>());
-      projections.back()->swarm = std::move(p);
-    }
-    const auto refuted_by_projection = [&](double target, double seconds) {
-      for (auto& p : projections) {
-        if (target <= p->reached) continue;
-        if (target <= p->gave_up && seconds < 2 * p->gave_up_seconds) continue;
-        const detail::SearchResult r =
-            search(p->swarm.total_blocks, p->swarm.classes, target, seconds, p->relaxations, false);
-        if (r.outcome == detail::SearchOutcome::unreachable) return true;
-        if (r.outcome == detail::SearchOutcome::reached) {
-          p->reached = target;
-        } else {
-          p->gave_up = target;
-          p->gave_up_seconds = seconds;
-        }
-      }
-      return false;
-    };
-    const auto run_schedule = [&](double end) {
-      detail::TargetSchedule schedule(value_span, unit, best.value, bound, (end - budget.elapsed()) / 16);
-      while (open() && budget.elapsed() < end) {
-        const auto probe = schedule.next(end - budget.elapsed());
-        if (!probe) break;
-        const double began_probe = budget.elapsed();
-        if (refuted_by_projection(probe->target, 0.25 * probe->seconds)) {
-          schedule.unreachable();
-          bound = schedule.bound();
-          continue;
-        }
-        const double seconds = probe->seconds - (budget.elapsed() - began_probe);
-        const bool reach = !probe->top || probe->walk;
-        const detail::SearchResult r = search(total_blocks, search_classes, probe->target, seconds, relaxations, reach);
-        if (r.outcome == detail::SearchOutcome::out_of_time) {
-          schedule.timed_out(r.wide || dense);  // dense sums: as rarely decided as wide branching
-        } else if (r.outcome == detail::SearchOutcome::unreachable) {
-          schedule.unreachable();
-        } else {
-          std::vector<int> starts = server_starts(servers.size(), classes, r.starts);
-          const double v = placement_value(total_blocks, servers, starts);
-          if (v <= best.value) break;  // rounding: the search's sums said yes, the exact sum says no
-          best = {std::move(starts), v, "search"};
-          schedule.reached(v);
-        }
-        bound = schedule.bound();
-      }
-      bound = schedule.bound();  // it may have closed the gap without a probe
-    };
-    // Where the swarm's sums lie dense (many distinct throughputs: the appendix-E swarms) the
-    // search refutes nothing near the optimum on 64 servers, and the integer programme's root
-    // (its relaxation with cuts, a few tenths of a second) is the bound. It comes after a short
-    // search (which proves small dense swarms in milliseconds) and before the rest, so that the
-    // later probes start below it and the bound does not hang on the time the search leaves over
-    // (it did: an appendix-E swarm ended with bound 49,857 at 60 s against 49,676 at 10 s). It
-    // starts cold, since CBC's cuts change with its start and a start that depends on the clock
-    // (the tabu round's) would make the bound differ from run to run. Its cuts change with the
-    // formulation too, and no one formulation cuts best: the exact one (bound 57,406 on one
-    // appendix-E swarm, 43,175 on another) and its relaxation where servers may stay out and tau
-    // is unbounded (57,148 and 43,193) both run, and the lower bound stands.
-    bool rooted = false;
-    if (root_first) {
-      run_schedule(0.07 * options.time_limit_s);
-      if (open()) {
-        for (const bool relaxed : {false, true}) {
-          const double seconds = budget.reproducible() ? 1e9 : std::max(until(0.2), 0.05 * options.time_limit_s);
-          bound = std::min(bound, solve_milp(total_blocks, servers, classes, seconds, 0, options.relative_gap,
-                                             relaxed ? kUnbounded : bound, /*warm=*/false, best, relaxed));
-        }
-        round_bound();
-        if (budget.reproducible()) budget.spend(0.05 * options.time_limit_s, 1.0);
-        rooted = true;
-      }
-    }
-    run_schedule(search_end);
-    // The integer programme gets half of what is left, for its bound and for the placements it
-    // finds (CBC checks its clock between nodes, not during preprocessing or the root cuts, so
-    // it overruns: half, not all); the last phase (neighbourhood and tabu rounds) uses the rest.
-    // Where its root went first (dense sums), its tree never lowered that bound on the
-    // appendix-E swarms and took the tabu rounds' time, but a root started warm, from the best
-    // placement, cuts differently (an appendix-E swarm: 43,174 against 43,422 cold): the root
-    // again, warm.
-    const double left = budget.left();
-    if (open() && left > 0.01) {
-      // CBC's work is not predictable from its nodes (its root alone may take most of a second
-      // or a hundredth), so a reproducible run asks it for its root only: the relaxation with
-      // its cuts, and what its heuristics find there.
-      const double seconds = budget.reproducible() ? 1e9 : (rooted ? 0.25 : 0.5) * left;
-      const int nodes = budget.reproducible() || rooted ? 0 : -1;
-      const double proven =
-          solve_milp(total_blocks, servers, classes, seconds, nodes, options.relative_gap, bound, /*warm=*/true, best);
-      bound = std::min(bound, proven);
-      round_bound();
-      if (budget.reproducible()) budget.spend((rooted ? 0.05 * options.time_limit_s : 0.5 * left), 1.0);
-    }
-    // The last phase alternates large-neighbourhood rounds and tabu rounds (each restarting from
-    // the best placement), three of each in equal slices: each kind leaves the other a better
-    // start (measured on the ten appendix-E swarms of bench_placement, reproducible: mean gap
-    // 0.186% with tabu rounds alone, 0.164% with neighbourhoods for the first half, 0.124%
-    // alternating in three or six slices). When the search or CBC found the best placement, a
-    // tabu round first starts from its own first placement: the search's placements (every
-    // server pushed right) can sit in a poorer basin for moves of one server than a lower one the
-    // tabu search reached itself (an appendix-E swarm ended 0.8% lower from the search's).
-    // The phase is tabu rounds alone above kNeighbourhoodServers, where rounds that free at most
-    // 40 servers lost to the tabu rounds they replaced (200 appendix-E servers in 3 s), and where
-    // its slices would be short of kNeighbourhoodSlice, where they did too (the simulator's 0.3 s
-    // placements of 26-70 appendix-E servers: 9,153 against 9,306 with tabu rounds alone).
-    const bool with_neighbourhoods = servers.size() <= kNeighbourhoodServers &&
-                                     budget.left() >= 2 * kFinalRounds * kNeighbourhoodSlice;
-    const int rounds = with_neighbourhoods ? kFinalRounds : 1;
-    const double slice = budget.left() / (2 * rounds);
-    if (open() && first_round.value < best.value) local_search(first_round.starts, slice, true, 100, 3);
-    for (int round = 0; round < rounds && open(); ++round) {
-      if (with_neighbourhoods) neighbourhoods(slice, 5 + round);
-      local_search(best.starts, round + 1 == rounds ? budget.left() : slice, /*restart=*/true, 100, 2 + 10 * round);
-    }
+  Candidate best = heuristics(total_blocks, servers, bound, options.hints);
+  if (!gap_open(best.value, bound, options) || !(options.time_limit_s > 0)) return finish(std::move(best), bound);
+  PlacementRun run(total_blocks, servers, classes, options, began, std::move(best), bound);
+  for (const Phase& phase : kPhases) {
+    if (!run.open()) break;
+    phase.run(run, phase.share * options.time_limit_s);
   }
-  return finish(std::move(best), bound);
+  return finish(std::move(run.best), run.bound);
 }
 
 }  // namespace swarm
