@@ -371,8 +371,8 @@ bool gap_open(double value, double bound, const PlacementOptions& options) {
 }
 
 // Keeps `starts` (polished by best-response passes) if it beats `best`.
-void consider(int total_blocks, std::span<const PlacementServer> servers, Candidate& best, std::vector<int> starts,
-              const char* method) {
+void keep_if_better(int total_blocks, std::span<const PlacementServer> servers, Candidate& best,
+                    std::vector<int> starts, const char* method) {
   if (!valid_starts(total_blocks, servers, starts)) return;
   polish(total_blocks, servers, starts);
   const double v = placement_value(total_blocks, servers, starts);
@@ -383,16 +383,16 @@ void consider(int total_blocks, std::span<const PlacementServer> servers, Candid
 Candidate heuristics(int total_blocks, std::span<const PlacementServer> servers, double bound,
                      const std::vector<std::vector<int>>& hints) {
   Candidate best;
-  consider(total_blocks, servers, best, greedy(total_blocks, servers), "greedy");
+  keep_if_better(total_blocks, servers, best, greedy(total_blocks, servers), "greedy");
   std::vector<std::size_t> longest_first(servers.size());
   std::iota(longest_first.begin(), longest_first.end(), std::size_t{0});
   std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) {
     if (servers[a].num_blocks != servers[b].num_blocks) return servers[a].num_blocks > servers[b].num_blocks;
     return servers[a].throughput > servers[b].throughput;
   });
-  consider(total_blocks, servers, best, sweep(total_blocks, servers, longest_first, bound), "sweep");
-  consider(total_blocks, servers, best, sweep(total_blocks, servers, by_weight(servers), bound), "sweep");
-  for (const auto& hint : hints) consider(total_blocks, servers, best, hint, "hint");
+  keep_if_better(total_blocks, servers, best, sweep(total_blocks, servers, longest_first, bound), "sweep");
+  keep_if_better(total_blocks, servers, best, sweep(total_blocks, servers, by_weight(servers), bound), "sweep");
+  for (const auto& hint : hints) keep_if_better(total_blocks, servers, best, hint, "hint");
   return best;
 }
 
@@ -430,9 +430,9 @@ struct PlacementRun {
     if (it != values->begin()) bound = std::min(bound, *std::prev(it) * (1 + 1e-12));
   }
   void consider_class_starts(const std::vector<std::vector<int>>& class_starts, const char* method) {
-    ::swarm::consider(total_blocks, servers, best, server_starts(servers.size(), classes, class_starts), method);
+    keep_if_better(total_blocks, servers, best, server_starts(servers.size(), classes, class_starts), method);
   }
-  // The best placement's starts, class by class (as the search and the rounds take them).
+  // Starts (one per server) class by class, as the search and the rounds take them.
   [[nodiscard]] std::vector<std::vector<int>> class_starts(const std::vector<int>& starts) const {
     std::vector<std::vector<int>> out(classes.size());
     for (std::size_t c = 0; c < classes.size(); ++c) {
@@ -551,18 +551,16 @@ void neighbourhood_rounds(PlacementRun& run, double seconds, unsigned long long 
 }
 
 // One exact search of a target (placement_search.hpp). `reach`: the probe is after a placement
-// (the bottom's, or the top's walk below a target that timed out), so the search restarts (a
-// poor early choice held 47,300 of a five-class swarm 6.5 s, against 0.1 s with restarts, two
-// workers). The top's other probes and the projections are after refutations, which restarts do
-// not speed up (and with several workers each early round searches the whole tree, not a share
-// of it). A search whose branching turns wide (many classes) rarely finishes: all of them
-// together get `wide_left` (kWideShare, kWideShareDense).
+// (the bottom's, or the top's walk below a target that timed out), so the search restarts; the
+// top's other probes and the projections are after refutations, which restarts do not speed up
+// (docs/placement.md, "Tuned constants"). A search whose branching turns wide (many classes)
+// rarely finishes: all of them together get `wide_left` (kWideShare, kWideShareDense).
 detail::SearchResult search(PlacementRun& run, int blocks, std::span<const detail::SearchClass> swarm, double target,
                             double seconds, detail::RelaxationCache& cache, bool reach) {
   const double wide = std::clamp(run.wide_left, 0.0, seconds);
   const double began_search = run.budget.elapsed();
-  // A node's work (its dominance check, its lookahead) grows with the blocks ahead: measured
-  // 1.5e6 nodes a second on a 14-point projection against 2.5e5 on its 80 blocks.
+  // A node's work (its dominance check, its lookahead) grows with the blocks ahead
+  // (docs/placement.md, "Reproducible mode").
   const double nodes_per_second = Budget::kSearchNodesPerSecond * run.total_blocks / blocks;
   const detail::SearchResult r = detail::reach_target(blocks, swarm, target, run.value_span(),
                                                       {.deadline = run.budget.deadline(seconds),
