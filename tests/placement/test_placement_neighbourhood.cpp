@@ -234,7 +234,7 @@ TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
 // chain a worker: whatever the timing, the placement that comes back is a real one of these
 // servers at the value reported, under a sound bound (a worker writing back a torn or another
 // class's placement, or an exception lost in a thread, fails it). Clean under ThreadSanitizer
-// (eighteenth session; OpenBLAS's own threads, which Clp's dense factorization uses, excepted).
+// (OpenBLAS's own threads, which Clp's dense factorization uses, excepted).
 TEST(PlacementNeighbourhood, WorkersOfTheLastPhaseReturnARealPlacement) {
   const std::vector<PlacementServer> servers = appendix_e_seed_10();
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 3, .threads = 3, .hints = {}});
