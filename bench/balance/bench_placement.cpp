@@ -34,10 +34,10 @@
 
 #include <boost/program_options.hpp>
 
-#include "../../src/balance/placement_search.hpp"
-#include "../../src/balance/placement_values.hpp"
+#include "../../src/placement/placement_search.hpp"
+#include "../../src/placement/placement_values.hpp"
 #include "swarm/job_file.hpp"
-#include "swarm/placement.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/random.hpp"
 #include "swarm/sim.hpp"
 #include "swarm/sim_job.hpp"

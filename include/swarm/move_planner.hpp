@@ -21,7 +21,7 @@
 #include <span>
 #include <vector>
 
-#include "swarm/placement.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/swarm.hpp"
 
 namespace swarm {

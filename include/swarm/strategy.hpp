@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "swarm/move_planner.hpp"
-#include "swarm/placement.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/random.hpp"
 #include "swarm/rules.hpp"
 #include "swarm/swarm.hpp"

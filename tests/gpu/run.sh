@@ -428,7 +428,7 @@ stage_job() {
     return 0
   fi
   local b=$W/build-job
-  # src/balance includes <coin/Cbc_C_Interface.h>, while cbc.pc's Cflags name .../include/coin:
+  # src/placement includes <coin/Cbc_C_Interface.h>, while cbc.pc's Cflags name .../include/coin:
   # that works where the parent is a default include directory (/usr/include), so here it is one.
   export CPATH=$P/usr/include${CPATH:+:$CPATH}
   cuda_args=()

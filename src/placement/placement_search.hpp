@@ -43,7 +43,7 @@ struct RelaxationCache {
   std::vector<std::unique_ptr<ResidualLp>> per_worker;
 };
 
-inline constexpr long kRestartWork = 10'000;  // SearchLimits::restart_work's default
+inline constexpr long kRestartWork = 10'000;  // SearchLimits::restart_work's default (docs/placement.md)
 
 struct SearchLimits {
   std::chrono::steady_clock::time_point deadline;

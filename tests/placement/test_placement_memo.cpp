@@ -1,4 +1,4 @@
-// The exact search's memory of failed states (src/balance/placement_memo.hpp), on its own: the
+// The exact search's memory of failed states (src/placement/placement_memo.hpp), on its own: the
 // search's exactness tests catch an unsound memo only where a wrong prune happens to change an
 // answer, and a memo that forgets too much only as slowness.
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "../../src/balance/placement_memo.hpp"
+#include "../../src/placement/placement_memo.hpp"
 
 namespace swarm::detail {
 namespace {

@@ -12,7 +12,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxKicked = 16;  // servers a restart moves at random, at most
+constexpr std::size_t kMaxKicked = 16;  // servers a restart moves at random, at most (docs/placement.md)
 
 struct Move {
   double delta = std::numeric_limits<double>::infinity();

@@ -14,13 +14,13 @@
 #include <sched.h>
 #endif
 
-#include "../../src/balance/placement_lp.hpp"
-#include "../../src/balance/placement_projection.hpp"
-#include "../../src/balance/placement_search.hpp"
-#include "../../src/balance/placement_tabu.hpp"
-#include "../../src/balance/placement_targets.hpp"
-#include "../../src/balance/placement_values.hpp"
-#include "swarm/placement.hpp"
+#include "../../src/placement/placement_lp.hpp"
+#include "../../src/placement/placement_projection.hpp"
+#include "../../src/placement/placement_search.hpp"
+#include "../../src/placement/placement_tabu.hpp"
+#include "../../src/placement/placement_targets.hpp"
+#include "../../src/placement/placement_values.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/random.hpp"
 #include "placement_enumeration.hpp"
 

@@ -16,10 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Freed servers per attempt, drawn uniformly. Measured on appendix-E swarms (64 servers, 10
-// classes): up to 16 freed around a window improved them once in thousands of attempts; whole
-// classes of up to 40 servers improved them 10-20 times in 500, and the search still decides
-// most such attempts within milliseconds (the fixed servers leave it little to choose).
+// Freed servers per attempt, drawn uniformly (docs/placement.md, "Tuned constants").
 constexpr int kFewestFreed = 4;
 constexpr int kMostFreed = 40;
 constexpr int kWidestWindow = 16;  // blocks

@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "../../src/balance/placement_neighbourhood.hpp"
-#include "../../src/balance/placement_search.hpp"
-#include "swarm/placement.hpp"
+#include "../../src/placement/placement_neighbourhood.hpp"
+#include "../../src/placement/placement_search.hpp"
+#include "swarm/placement/placement.hpp"
 #include "swarm/random.hpp"
 #include "placement_enumeration.hpp"
 
@@ -234,7 +234,7 @@ TEST(PlacementNeighbourhood, LiftAnAppendixESwarmBeyondTabuRoundsAlone) {
 // chain a worker: whatever the timing, the placement that comes back is a real one of these
 // servers at the value reported, under a sound bound (a worker writing back a torn or another
 // class's placement, or an exception lost in a thread, fails it). Clean under ThreadSanitizer
-// (eighteenth session; OpenBLAS's own threads, which Clp's dense factorization uses, excepted).
+// (OpenBLAS's own threads, which Clp's dense factorization uses, excepted).
 TEST(PlacementNeighbourhood, WorkersOfTheLastPhaseReturnARealPlacement) {
   const std::vector<PlacementServer> servers = appendix_e_seed_10();
   const Placement p = optimal_placement(80, servers, {.time_limit_s = 3, .threads = 3, .hints = {}});

@@ -30,11 +30,9 @@
 namespace swarm::detail {
 namespace {
 constexpr double kSame = 1e-12;  // relative: sums in another order round a hair differently
-// The top's steps are at least a fraction of the open range: where coverage values are dense
-// (16 servers of distinct throughputs: 65,536 sums) one value a step never reached the optimum.
-// Sixteenths of the values beat 32nds and 64ths on such a swarm (where at most 16 values are
-// open, steps stay one value); continuous targets (no values listed) take 64ths of the units,
-// which land closer on the modelled schedules.
+// The top's steps are at least a fraction of the open range, of coverage values or (continuous
+// targets) of units: one value a step never reaches the optimum where values are dense
+// (docs/placement.md, "Tuned constants").
 constexpr long kTopChunksOfValues = 16;
 constexpr long kTopChunksOfUnits = 64;
 long top_chunk(long open, long chunks) { return std::max<long>(1, open / chunks); }

@@ -53,53 +53,43 @@
 namespace swarm::detail {
 namespace {
 
-// Spacings tried by the capacity pruning: enough to span the longest GPU spans of a model.
-constexpr int kMaxSpacing = 40;
-// Each node tries the first kTriedSpacings (those that pruned most) and one more in rotation.
-// Measured since the relaxation's kept weights (which generalise spacings) prune most states:
-// 1 is 15-25% faster than 6 on five hard refutations (24800, 31400, 42400, 47600, 6150), 0 no
-// better than 1.
-constexpr int kTriedSpacings = 1;
+// The search's tuned constants: docs/placement.md, "Tuned constants", gives the measurement
+// behind each.
+constexpr int kMaxSpacing = 40;  // spacings the capacity pruning may use
+constexpr int kTriedSpacings = 1;  // each node tries the first (those that pruned most), and one more in rotation
 // Residual sums are listed on a grid up to the target; beyond this many multiples (throughputs
 // far finer than the target) the swarm's coverage values round instead.
 constexpr double kMaxGridMultiples = 1 << 16;
-constexpr std::size_t kLookaheadSpacings = 3;  // measured: 1 prunes 4x fewer multisets, 6 no more than 3
+constexpr std::size_t kLookaheadSpacings = 3;  // spacings of the lookahead
 constexpr double kSlack = 1 + 1e-12;  // sums in another order may round a hair differently
 // The relaxation (pruning 3). A block whose solve did not prune skips the next 1, 2, 4, ...
-// chances, up to kMaxRelaxationSkip (measured: solving at every state spends most of the
-// time in solves that prune nothing; caps of 16-128 solve 4-30x more often and prove slower).
+// chances, up to kMaxRelaxationSkip.
 constexpr long kMaxRelaxationSkip = 1024;
-constexpr std::size_t kKeptWeights = 32;   // per block, and at most kKeptValues values in all
+constexpr std::size_t kKeptWeights = 32;  // per block, and at most kKeptValues values in all
 constexpr std::size_t kKeptValues = 4'000'000;
 // A programme beyond this many coefficients (long models and spans: it grows as L^2) costs more
 // per solve than its prunes save, and memory per worker: the search then goes without it.
 constexpr double kMaxRelaxationCoefficients = 2e6;
-// A warm solve costs about as much as 32 nodes (a node ~4 us), plus per simplex iteration
-// 2 us + 7.7 ns per column: measured 0.2 ms a solve on four classes (336 columns, 16 iterations)
-// and 4.2 ms on 61 (3,674 columns, 134 iterations), which used to pass for 32 nodes.
+// A warm solve's work: kNodesPerRelaxation nodes, plus per simplex iteration 2 us + 7.7 ns per
+// column (a node ~4 us).
 constexpr long kNodesPerRelaxation = 32;
 [[nodiscard]] long relaxation_iterations_work(long iterations, long columns) {
   return iterations * (columns + 260) / 520;
 }
 constexpr long kListingStepsPerNode = 32;  // a listing step ~0.14 us
 // The lookahead also takes the first kLookaheadWeights kept weights of each of the next
-// kLookaheadBlocks blocks (measured on three hard refutations: 8 and 2 beat 4-40 and 1-8 by
-// 10-25%; with them 2-4x fewer nodes are built).
+// kLookaheadBlocks blocks.
 constexpr int kLookaheadBlocks = 8;
 constexpr std::size_t kLookaheadWeights = 2;
 // Restarts (SearchLimits::restart_work). A short block's multisets are listed, and checked
 // against the lookahead rows (which take the relaxation weights kept at the blocks ahead), when
 // the sweep first gets there; what the search learns below them (failures, dominance profiles,
 // weights) prunes them only when they are listed again, so a round that starts over skips whole
-// subtrees its predecessor had to enter. Measured (one thread): 47,300 and 47,500 of `2500:22,
-// 2400:40, 3000:33, 2500:5, 1200:36` are reached in 0.09 and 0.04 s instead of 13 and 3.6 s, and
-// refutations cost no more (47,600: 2.6 s against 3.2; 31,400 of `2800:31, 1200:38, 1800:15,
-// 1200:19, 600:31`: 6.9 against 7.0). Rounds that tried the multisets in a randomly perturbed
-// order (every second one) reached those targets no faster, and others 1.5-2.5x slower.
+// subtrees its predecessor had to enter. Each round's work grows by kRestartGrowth.
 constexpr double kRestartGrowth = 1.5;
 // Rounds before the last: from 10 k work they add up to 490 k. In them every worker searches the
 // whole tree (the memo shares what each refutes), which refutes more slowly than the last round's
-// split (31,400 above: 5.0 s with 12 rounds, 4.0 with 8, 4.4 without restarts, two workers).
+// split.
 constexpr int kRestartRounds = 8;
 
 // Points ahead that still fall short, for the capacity checks: `at` orders them (a block, or

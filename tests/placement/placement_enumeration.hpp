@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "../../src/balance/placement_search.hpp"
+#include "../../src/placement/placement_search.hpp"
 
 namespace swarm::test_support {
 
