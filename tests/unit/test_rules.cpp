@@ -141,7 +141,7 @@ TEST(RuleOne, ChoosesTheNeediestWindowOnRandomSwarms) {
     for (int i = 0; i < n; ++i) {
       const int k = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total)));
       const int start = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(total - k + 1)));
-      servers.push_back(server("s" + std::to_string(i), start, start + k,
+      servers.push_back(server(std::string("s").append(std::to_string(i)), start, start + k,
                                static_cast<double>(uniform_index(rng, 4)),
                                static_cast<ServerState>(uniform_index(rng, 3))));
     }
@@ -223,7 +223,7 @@ TEST(RuleTwo, SameSeedSameDecision) {
     for (int i = 0; i < 12; ++i) {
       const int k = 1 + static_cast<int>(uniform_index(gen, 10));
       const int start = static_cast<int>(uniform_index(gen, static_cast<std::uint64_t>(20 - k + 1)));
-      servers.push_back(server("s" + std::to_string(i), start, start + k, uniform(gen, 0, 10)));
+      servers.push_back(server(std::string("s").append(std::to_string(i)), start, start + k, uniform(gen, 0, 10)));
     }
     const Swarm s(20, servers);
     Rng a(trial), b(trial);

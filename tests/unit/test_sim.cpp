@@ -233,7 +233,9 @@ TEST(Churn, AClassThatLeavesLeavesAtOnceAndSendsNoMore) {
   for (const auto& p : rec) {
     if (p.time <= 500) continue;
     for (std::size_t j = 0; j < r.plans.size(); ++j) {
-      if (r.plans[j].device_class == 0) EXPECT_EQ(p.presence[j], static_cast<std::uint8_t>(Presence::absent)) << p.time;
+      if (r.plans[j].device_class == 0) {
+        EXPECT_EQ(p.presence[j], static_cast<std::uint8_t>(Presence::absent)) << p.time;
+      }
     }
   }
 }
