@@ -99,7 +99,7 @@ int run_seed_study(const SeedStudy& study, const StudyWorld& world, trace::File*
       SimConfig c = study.config;
       c.seed = study.seeds[i];
       try {
-        // Testing aid (tests/integration/test_sim_seeds.py): make one seed's run fail, as a bad
+        // Testing aid (tests/sim/test_sim_seeds.py): make one seed's run fail, as a bad
         // node or an exhausted allocation would, to check that every rank ends without a trace.
         if (const char* fail = std::getenv("SWARM_SIM_FAIL_SEED"); fail && std::to_string(c.seed) == fail) {
           throw std::runtime_error("SWARM_SIM_FAIL_SEED=" + std::string(fail) + " asked this run to fail");

@@ -89,7 +89,7 @@ TEST(MovePlanner, EveryPlanDeliversMoreThanStayingOverItsHorizon) {
     for (int i = 0; i < n; ++i) {
       const int k = 1 + static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(blocks)));
       const int start = static_cast<int>(uniform_index(rng, static_cast<std::uint64_t>(blocks - k + 1)));
-      servers.push_back({"s" + std::to_string(100 + i), {start, start + k}, uniform(rng, 1, 10), ServerState::online});
+      servers.push_back({std::string("s").append(std::to_string(100 + i)), {start, start + k}, uniform(rng, 1, 10), ServerState::online});
     }
     const Swarm swarm(blocks, servers);
     std::vector<PlacementServer> ps;

@@ -62,7 +62,7 @@ TEST(Strategy, UpperBoundIsAtLeastEveryOtherStrategy) {
       const double t = uniform(rng, 1, 10);
       for (std::size_t s = 0; s < strategies.size(); ++s) {
         const Span span = strategies[s]->place_joiner(swarms[s], k, 0.0, rng);
-        swarms[s].add({"s" + std::to_string(100 + i), span, t, ServerState::online});
+        swarms[s].add({std::string("s").append(std::to_string(100 + i)), span, t, ServerState::online});
       }
     }
     std::vector<std::vector<Span>> hints;
