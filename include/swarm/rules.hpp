@@ -1,6 +1,6 @@
 #pragma once
-// The Petals balancing rules, decision for decision (../shared/spec/petals-rules.md, read off
-// petals/server/block_selection.py). Pure functions over a Swarm.
+// The Petals balancing rules, decision for decision (read off Petals'
+// petals/server/block_selection.py and its callers in petals/server/server.py). Pure functions over a Swarm.
 #include <optional>
 #include <span>
 #include <vector>

@@ -47,8 +47,8 @@ class SwarmError : public std::invalid_argument {
   std::string field_;
 };
 
-/// Servers kept in ascending id order (ids compare as strings): the spec fixes every loop over
-/// servers to this order so that every party rounds the same way.
+/// Servers kept in ascending id order (ids compare as strings): every loop over servers runs in
+/// this order so that every party rounds the same way.
 class Swarm {
  public:
   explicit Swarm(int total_blocks);

@@ -45,7 +45,7 @@ void HashRing::add(WorkerId bucket, std::string_view name) {
   }
   buckets_.insert(it, bucket);
   // Point r of a bucket sits at derive_seed(r, name): a function of the name alone, so every
-  // client that knows the bucket places it identically (the "views" of the lecture).
+  // client that knows the bucket places it identically (the "views" of the CS 294-8 lecture).
   if (positions_.size() <= bucket) positions_.resize(static_cast<std::size_t>(bucket) + 1);
   positions_[bucket].clear();
   for (int r = 0; r < virtual_nodes_; ++r) {

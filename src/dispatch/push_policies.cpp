@@ -14,7 +14,7 @@ namespace swarm::dispatch::detail {
 
 namespace {
 
-// The lecture's static load balancing: all information (the routes' announced throughputs, the
+// The CS 294-8 lecture's static load balancing: all information (the routes' announced throughputs, the
 // sessions' sizes) is used once, when the work is split, and never revised. Each session goes to
 // the worker whose share would be done first, i.e. the smallest assigned_work / announced_speed
 // (ties to the lowest id), so the split follows the announced throughputs: with equal sessions a

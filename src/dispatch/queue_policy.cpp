@@ -111,7 +111,7 @@ void QueuePolicy::task_finished(WorkerId w, TaskId id, double elapsed_s, double 
   active_.erase(id);
   if (elapsed_s > 0.0 && tokens > 0.0) {
     // Measured speed: an exponentially weighted mean, so that a worker that slows down (the
-    // lecture's "nodes change dynamically") is seen slower after a few tasks.
+    // CS 294-8 lecture's "nodes change dynamically") is seen slower after a few tasks.
     const double a = options_.speed_smoothing;
     s.speed = (1.0 - a) * s.speed + a * (tokens / elapsed_s);
   }

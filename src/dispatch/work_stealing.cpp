@@ -1,4 +1,4 @@
-// Distributed task queues with work stealing (Blumofe & Leiserson, FOCS 1994; the lecture's
+// Distributed task queues with work stealing (Blumofe & Leiserson, FOCS 1994; the CS 294-8 lecture's
 // "engineering distributed queues"): each entry server keeps its own queue, works at one end
 // and, when it runs dry, asks random victims for work from the other (far) end. No central
 // queue, no global knowledge; the price is steal attempts, which cost a round trip each and are
@@ -30,7 +30,7 @@ class WorkStealing final : public QueuePolicy {
   }
 
  private:
-  // Owner works at the top (newest, as the lecture's stack); thieves take the bottom.
+  // Owner works at the top (newest, as the CS 294-8 lecture's stack); thieves take the bottom.
   bool owner_pops_newest() const override { return options_.stealing.owner_lifo; }
 
   void on_joined(WorkerId w, double, Actions&) override {

@@ -1,4 +1,4 @@
-// The Petals rules, case by case (spec: ../shared/spec/petals-rules.md) and against naive
+// The Petals rules, case by case (as Petals' petals/server/block_selection.py states them) and against naive
 // reference computations on random inputs.
 #include <gtest/gtest.h>
 

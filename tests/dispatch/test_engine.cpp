@@ -20,7 +20,7 @@ using test::worker;
 
 constexpr double kForever = std::numeric_limits<double>::infinity();
 
-// A swarm with everything the lecture calls hard: heterogeneous speeds that change, two
+// A swarm with everything the CS 294-8 lecture calls hard: heterogeneous speeds that change, two
 // workers joining late, two leaving mid-run (busy: the batch keeps everybody busy).
 std::vector<WorkerSpec> churning_workers() {
   std::vector<WorkerSpec> w(12);

@@ -1,8 +1,8 @@
 """An independent Python transcription of the Petals balancing rules.
 
-Written from ../shared/spec/petals-rules.md (itself read off petals/server/block_selection.py),
+Written from Petals' petals/server/block_selection.py (the rules as its functions state them),
 not from the C++ code, so that the conformance test compares two implementations.
-Plain Python floats (IEEE double) in the spec's order of operations.
+Plain Python floats (IEEE double) in Petals' order of operations.
 """
 import random
 

@@ -1,5 +1,5 @@
 #pragma once
-// Chunk rules of self-scheduling from a central queue (the lecture's "variations on
+// Chunk rules of self-scheduling from a central queue (the CS 294-8 lecture's "variations on
 // self-scheduling"): how many tasks an idle worker takes per request. Pure and stateful only
 // where the rule is (factoring's batches), so that the exact sequences can be tested.
 #include <cstddef>

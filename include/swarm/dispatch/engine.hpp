@@ -23,7 +23,7 @@ struct WorkerSpec {
   std::string name;                        // hashing key; empty: "w<index>"
   double speed = 1.0;                      // tokens/s at time 0 (> 0)
   double announced_speed = 0.0;            // what the policy is told; <= 0: `speed`
-  std::vector<SpeedChange> speed_changes;  // ascending times: the lecture's "hardest" case
+  std::vector<SpeedChange> speed_changes;  // ascending times: the CS 294-8 lecture's "hardest" case
   double join_time = 0.0;
   double leave_time = std::numeric_limits<double>::infinity();
 };
