@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-# RankState in include/swarm/job/protocol.hpp: offline 0, joining 1, online 2.
+# ServerState in include/swarm/balance/swarm.hpp: offline 0, joining 1, online 2.
 STATE_COLOUR = {0: "lightgrey", 1: "tab:orange", 2: "tab:blue"}
 
 

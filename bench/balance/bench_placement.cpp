@@ -36,11 +36,11 @@
 
 #include "../../src/placement/placement_search.hpp"
 #include "../../src/placement/placement_values.hpp"
-#include "swarm/job_file.hpp"
+#include "swarm/config/job_file.hpp"
 #include "swarm/placement/placement.hpp"
-#include "swarm/random.hpp"
-#include "swarm/sim.hpp"
-#include "swarm/sim_job.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/sim/simulator.hpp"
+#include "swarm/sim/sim_job.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // leaving n servers in a realistic, slightly unbalanced swarm on which rule 2 has work to do.
 #include <string>
 
-#include "swarm/rules.hpp"
+#include "swarm/balance/rules.hpp"
 
 namespace swarm::bench {
 

@@ -16,12 +16,13 @@
 #include <vector>
 
 #include "swarm/model/model.hpp"
+#include "swarm/util/clock.hpp"
 
 using namespace swarm::model;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using swarm::Clock;
 
 double seconds_of(Clock::time_point began) { return std::chrono::duration<double>(Clock::now() - began).count(); }
 

@@ -25,12 +25,13 @@
 #include <vector>
 
 #include "swarm/model/model.hpp"
+#include "swarm/util/clock.hpp"
 
 using namespace swarm::model;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using swarm::Clock;
 
 ModelConfig make_config(int hidden, int heads, int kv_heads, int intermediate) {
   ModelConfig c;

@@ -13,12 +13,12 @@
 #include <fstream>
 #include <iostream>
 
-#include "swarm/dispatch_study.hpp"
-#include "swarm/seed_study.hpp"
-#include "swarm/sim_job.hpp"
-#include "swarm/sim_trace.hpp"
+#include "swarm/study/dispatch_study.hpp"
+#include "swarm/sim/seed_study.hpp"
+#include "swarm/sim/sim_job.hpp"
+#include "swarm/trace/sim_trace.hpp"
 #include "swarm/version.hpp"
-#include "swarm/what_if.hpp"
+#include "swarm/sim/what_if.hpp"
 
 namespace po = boost::program_options;
 

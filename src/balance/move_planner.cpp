@@ -1,4 +1,4 @@
-#include "swarm/move_planner.hpp"
+#include "swarm/balance/move_planner.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <set>
 #include <numeric>
 
-#include "swarm/rules.hpp"
+#include "swarm/balance/rules.hpp"
 
 namespace swarm {
 namespace {

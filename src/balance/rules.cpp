@@ -1,4 +1,4 @@
-#include "swarm/rules.hpp"
+#include "swarm/balance/rules.hpp"
 
 #include <algorithm>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "swarm/strategy.hpp"
+#include "swarm/balance/strategy.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "swarm/swarm.hpp"
+#include "swarm/balance/swarm.hpp"
 
 #include <algorithm>
 #include <cmath>

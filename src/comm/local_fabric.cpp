@@ -9,11 +9,11 @@
 
 #include "swarm/comm/failure.hpp"
 #include "swarm/comm/fabric.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::comm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 std::string rank_text(int rank) { return "rank " + std::to_string(rank) + ": "; }
 

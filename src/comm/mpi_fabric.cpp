@@ -23,11 +23,11 @@
 #include "swarm/comm/tags.hpp"
 #include "swarm/comm/transport.hpp"
 #include "wait.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::comm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr std::size_t kPrefix = sizeof(std::uint64_t);  // the row count before the job's header
 constexpr int kRing = 16;                                // header receives posted ahead
 

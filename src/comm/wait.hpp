@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "swarm/comm/mpi_world.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::comm::detail {
 
-using Clock = std::chrono::steady_clock;
 
 [[nodiscard]] inline Clock::time_point deadline_after(Seconds timeout) noexcept {
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);

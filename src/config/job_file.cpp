@@ -1,4 +1,4 @@
-#include "swarm/job_file.hpp"
+#include "swarm/config/job_file.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "option_error.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 
 namespace swarm::dispatch {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "swarm/dispatch/policy.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 
 namespace swarm::dispatch::detail {
 

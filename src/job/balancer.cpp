@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "swarm/announce.hpp"
+#include "swarm/balance/announce.hpp"
 
 namespace swarm::job {
 
@@ -51,9 +51,9 @@ std::vector<Assignment> Balancer::assignments(const std::vector<int>& reload) co
   for (std::size_t r = 0; r < swarm_.size(); ++r) {
     const Server& s = swarm_[r];
     const bool serving = s.state != ServerState::offline;
-    out[r] = {s.span.start, s.span.end, static_cast<std::int32_t>(serving ? RankState::online : RankState::offline), 0};
+    out[r] = {s.span.start, s.span.end, serving ? ServerState::online : ServerState::offline, false};
   }
-  for (int r : reload) out[static_cast<std::size_t>(r)].reload = 1;
+  for (int r : reload) out[static_cast<std::size_t>(r)].reload = true;
   return out;
 }
 
@@ -128,7 +128,7 @@ BoundaryDecision Balancer::boundary(int epoch) {
   std::vector<std::size_t> due;
   for (std::size_t r = 0; r < swarm_.size(); ++r) {
     if (swarm_[r].state != ServerState::online) continue;
-    if (config_.check == CheckMode::every_epoch || next_check_[r] <= epoch) due.push_back(r);
+    if (config_.check == CheckMode::every_boundary || next_check_[r] <= epoch) due.push_back(r);
   }
   shuffle(std::span<std::size_t>(due), rng_);
   std::vector<double> load(swarm_.size());
@@ -146,7 +146,8 @@ BoundaryDecision Balancer::boundary(int epoch) {
   d.plan = std::move(result.plan);
 
   std::vector<int> reload = d.joined;
-  for (const Move& m : d.moves) reload.push_back(std::stoi(m.id.substr(1)));
+  // A server's index in the swarm is its rank (server_id sorts in rank order).
+  for (const Move& m : d.moves) reload.push_back(static_cast<int>(*swarm_.find(m.id)));
   std::sort(reload.begin(), reload.end());
   reload.erase(std::unique(reload.begin(), reload.end()), reload.end());
   d.assignment = assignments(reload);

@@ -21,7 +21,7 @@
 #include "swarm/job/protocol.hpp"
 #include "swarm/job/routing.hpp"
 #include "swarm/model/client.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 
 namespace swarm::job {
 

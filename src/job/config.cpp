@@ -241,15 +241,18 @@ JobConfig load_config(const JobFile& job, int world) {
     job.fail("model.weights_dtype", dtype, "must be f32, bf16 or f16");
   }
   c.eos_token_id = static_cast<int>(job.integer("model.eos_token_id", -1, c.vocab_size - 1));
-  c.backend = job.get<std::string>("model.backend");
-  if (c.backend != "auto" && c.backend != "cpu" && c.backend != "cuda") job.fail("model.backend", c.backend, "must be auto, cpu or cuda");
+  if (const std::string backend = job.get<std::string>("model.backend"); backend == "cpu" || backend == "cuda") {
+    c.backend = model::parse_backend(backend);
+  } else if (backend != "auto") {
+    job.fail("model.backend", backend, "must be auto, cpu or cuda");
+  }
   c.threads = static_cast<int>(job.integer("model.threads", 1, 1024));
   if (const std::string compute = job.get<std::string>("model.compute_dtype"); compute == "f32" || compute == "bf16") {
     c.compute_dtype = model::parse_dtype(compute, "model.compute_dtype");
   } else {
     job.fail("model.compute_dtype", compute, "must be f32 or bf16");
   }
-  if (c.compute_dtype == model::DType::bf16 && c.backend == "cuda") {
+  if (c.compute_dtype == model::DType::bf16 && c.backend == model::Backend::cuda) {
     job.fail("model.compute_dtype", "bf16", "is implemented by the cpu backend only (model.backend = cuda computes in f32)");
   }
 
@@ -265,7 +268,7 @@ JobConfig load_config(const JobFile& job, int world) {
   c.balance_quality = job.non_negative("run.balance_quality");
   const std::string check = job.get<std::string>("run.check");
   if (check == "every_epoch") {
-    c.check = CheckMode::every_epoch;
+    c.check = CheckMode::every_boundary;
   } else if (check == "random") {
     c.check = CheckMode::random;
   } else {
@@ -277,9 +280,10 @@ JobConfig load_config(const JobFile& job, int world) {
   c.move_min_interval = job.in_range("run.move_min_interval", 0, 1e9);
   c.move_min_gain = job.in_range("run.move_min_gain", 0, 10);
   c.seed = job.seed("run.seed");
-  c.transport = job.get<std::string>("run.transport");
-  if (c.transport != "auto" && c.transport != "mpi" && c.transport != "nccl") {
-    job.fail("run.transport", c.transport, "must be auto, mpi or nccl");
+  const std::string transport = job.get<std::string>("run.transport");
+  c.transport = comm::parse_transport_kind(transport);
+  if (!c.transport && transport != "auto") {
+    job.fail("run.transport", transport, "must be auto, mpi or nccl");
   }
   // Up to 11.6 days: beyond some 9e9 s the deadline overflows the clock's nanoseconds.
   c.comm_timeout = job.in_range("run.comm_timeout", 1e-3, 1e6);

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "clock.hpp"
-#include "swarm/rules.hpp"
+#include "swarm/util/clock.hpp"
+#include "swarm/balance/rules.hpp"
 
 namespace swarm::job {
 namespace {
@@ -253,7 +253,7 @@ void Coordinator::between_blocks(HopRunner& runner, SpanServer& span, comm::Fabr
 Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measured, double traffic_seconds,
                                const BoundaryTimes& previous, bool last_epoch) {
   balancer_.update(measured, traffic_seconds);
-  for (const Measurement& m : measured) stop_ = stop_ || m.stop != 0;
+  for (const Measurement& m : measured) stop_ = stop_ || m.stop;
   const double record_began = seconds_now();
   record(epoch, measured, traffic_seconds, previous);
   record_seconds_ = seconds_now() - record_began;
@@ -273,7 +273,7 @@ Decision Coordinator::boundary(int epoch, const std::vector<Measurement>& measur
   }
   if (last_epoch || stop_ || finished_ || hopeless) {
     std::vector<Assignment> same = last_decision_.assignment;
-    for (Assignment& a : same) a.reload = 0;
+    for (Assignment& a : same) a.reload = false;
     return {stop_ ? Command::stop : Command::finish, same};
   }
   const double began = seconds_now();
@@ -287,7 +287,7 @@ void Coordinator::after(const Decision& d, const std::vector<Measurement>& measu
   std::set<int> changed;
   for (int r = 0; r < ranks_; ++r) {
     const Assignment& a = d.assignment[static_cast<std::size_t>(r)];
-    if (a.reload || a.state == static_cast<std::int32_t>(RankState::offline)) changed.insert(r);
+    if (a.reload || a.state == ServerState::offline) changed.insert(r);
   }
   const double now = seconds_now();
   pending_ = client_.reroute(changed);
@@ -298,7 +298,7 @@ void Coordinator::after(const Decision& d, const std::vector<Measurement>& measu
   const int tokens = std::max(1, std::min(config_.workload.prompt_tokens, config_.max_batch_tokens / sequences));
   for (int r = 0; r < ranks_; ++r) {
     const Assignment& a = d.assignment[static_cast<std::size_t>(r)];
-    if (a.state != static_cast<std::int32_t>(RankState::online) || a.reload ||
+    if (a.state != ServerState::online || a.reload ||
         measured[static_cast<std::size_t>(r)].forwards > 0) {
       continue;
     }

@@ -17,7 +17,7 @@
 #include "swarm/job/balancer.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/model/client.hpp"
-#include "swarm/trace.hpp"
+#include "swarm/trace/trace.hpp"
 
 namespace swarm::job {
 

@@ -89,7 +89,7 @@ void JobTrace::append(const EpochRecord& r) {
   for (const Measurement& m : r.ranks) {
     start.push_back(m.span_start);
     end.push_back(m.span_end);
-    state.push_back(m.state);
+    state.push_back(static_cast<std::int32_t>(m.state));
     cs.push_back(m.compute_seconds);
     client.push_back(m.client_seconds);
     wait.push_back(m.wait_seconds);

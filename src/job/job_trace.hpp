@@ -6,7 +6,7 @@
 
 #include "swarm/job/protocol.hpp"
 #include "swarm/job/record.hpp"
-#include "swarm/trace.hpp"
+#include "swarm/trace/trace.hpp"
 
 namespace swarm::job {
 

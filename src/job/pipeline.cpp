@@ -15,11 +15,11 @@
 #include "swarm/comm/fabric.hpp"
 #include "swarm/comm/mpi_world.hpp"
 #include "swarm/comm/transport.hpp"
-#include "swarm/dispatch_study.hpp"
+#include "swarm/study/dispatch_study.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/rank.hpp"
 #include "swarm/model/executor.hpp"
-#include "swarm/sim_job.hpp"
+#include "swarm/sim/sim_job.hpp"
 #include "swarm/version.hpp"
 
 namespace po = boost::program_options;
@@ -114,25 +114,24 @@ int run_swarm_pipe(int argc, char** argv) {
   // Backend and transport: the GPU path only when every rank has its own GPU.
   const int devices = comm::device_count();
   // bf16 compute is the cpu backend's: auto picks it then (cuda + bf16 is refused in the config).
-  const bool cpu_only = config->backend == "cpu" || config->compute_dtype != model::DType::f32;
+  const bool cpu_only = config->backend == model::Backend::cpu || config->compute_dtype != model::DType::f32;
   const int have = cpu_only ? 0 : (model::cuda_available() ? 1 : 0);
   const auto gpus = comm::allgather_values(comm, have);
   const bool every_gpu = std::all_of(gpus.begin(), gpus.end(), [](int x) { return x == 1; });
   RankOptions options;
-  options.backend = (config->backend == "cuda" || (config->backend == "auto" && every_gpu)) ? model::Backend::cuda
-                                                                                             : model::Backend::cpu;
+  options.backend = config->backend.value_or(every_gpu ? model::Backend::cuda : model::Backend::cpu);
   comm::TransportKind kind = comm::TransportKind::mpi;
-  if (config->transport == "nccl") {
-    kind = comm::TransportKind::nccl;
-  } else if (config->transport == "auto" && options.backend == model::Backend::cuda) {
+  if (config->transport) {
+    kind = *config->transport;
+  } else if (options.backend == model::Backend::cuda) {
     kind = comm::default_transport_kind(world.layout(), devices);
   }
   options.device = devices > 0 ? world.layout().device_for(devices) : 0;
-  options.transport = std::string(to_string(kind));
+  options.transport = kind;
   options.terminate = &g_terminate;
   std::unique_ptr<comm::Transport> transport;
   try {
-    if (config->backend == "cuda" && have == 0) {
+    if (config->backend == model::Backend::cuda && have == 0) {
       file->fail("model.backend", "cuda", "rank " + std::to_string(comm.rank()) +
                                               " sees no usable GPU (or the build has no CUDA backend)");
     }

@@ -16,7 +16,7 @@
 #include <system_error>
 #include <utility>
 
-#include "swarm/job_file.hpp"
+#include "swarm/config/job_file.hpp"
 
 namespace swarm::job {
 namespace {

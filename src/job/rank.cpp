@@ -11,11 +11,11 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "clock.hpp"
+#include "swarm/util/clock.hpp"
 #include "coordinator.hpp"
 #include "server.hpp"
 #include "swarm/model/errors.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 #include "swarm/version.hpp"
 
 namespace swarm::job {
@@ -73,9 +73,9 @@ Decision broadcast_decision(comm::Fabric& fabric, Decision d) {
 void apply(SpanServer& span, const Assignment& mine) {
   if (mine.reload) {
     span.load(mine.span_start, mine.span_end);
-  } else if (mine.state == static_cast<std::int32_t>(RankState::offline) && span.state() != RankState::offline) {
+  } else if (mine.state == ServerState::offline && span.state() != ServerState::offline) {
     span.go_offline();
-  } else if (mine.state == static_cast<std::int32_t>(RankState::online)) {
+  } else if (mine.state == ServerState::online) {
     span.set_online();
   }
 }
@@ -301,7 +301,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                                file.effective(),
                                source->describe(),
                                std::string(model::to_string(options.backend)),
-                               options.transport,
+                               std::string(comm::to_string(options.transport)),
                                std::string(to_string(config.strategy)),
                                config.seed,
                                size,
@@ -345,7 +345,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
     std::printf("# swarm_pipe %s: %d ranks, %s, backend %s, transport %s, strategy %s, max_batch_tokens %d\n"
                 "# effective config:\n%s",
                 kVersion, size, source->describe().c_str(), std::string(model::to_string(options.backend)).c_str(),
-                options.transport.c_str(), std::string(to_string(config.strategy)).c_str(), config.max_batch_tokens,
+                std::string(comm::to_string(options.transport)).c_str(), std::string(to_string(config.strategy)).c_str(), config.max_batch_tokens,
                 file.effective().c_str());
     std::fflush(stdout);
   }
@@ -389,7 +389,7 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
       drain(fabric);
       const double boundary_began = seconds_now();
       Measurement mine = span->report(mc.hidden_size, fabric.take_stats(), coordinator ? coordinator->client_seconds() : 0);
-      mine.stop = options.terminate != nullptr && options.terminate->load() ? 1 : 0;
+      mine.stop = options.terminate != nullptr && options.terminate->load();
       BoundaryTimes times;
       const std::vector<Measurement> reports = fabric.allgather_values(mine);
       times.gather = seconds_now() - boundary_began;

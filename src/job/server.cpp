@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "clock.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::job {
 namespace {
@@ -32,7 +32,7 @@ void SpanServer::load(int start, int end) {
   executor_->load(source_, {start, end});  // drops every session
   sessions_.clear();
   span_ = {start, end};
-  state_ = RankState::online;
+  state_ = ServerState::online;
   reload_seconds_ = since(began);
 }
 
@@ -40,7 +40,7 @@ void SpanServer::go_offline() {
   executor_->synchronize();
   for (model::SessionId session : sessions_) executor_->drop_session(session);
   sessions_.clear();
-  state_ = RankState::offline;
+  state_ = ServerState::offline;
 }
 
 double SpanServer::benchmark(int sequences, int prompt_tokens, int new_tokens) {
@@ -143,7 +143,7 @@ Measurement SpanServer::report(int hidden_size, const comm::FabricStats& fabric,
   m.rank = rank_;
   m.span_start = span_.start;
   m.span_end = span_.end;
-  m.state = static_cast<std::int32_t>(state_);
+  m.state = state_;
   m.forwards = forwards_;
   // The rate this epoch's batches ran at; an epoch without work keeps the last value (rank 0
   // probes idle servers, so that is one epoch old at most).

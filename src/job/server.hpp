@@ -26,8 +26,8 @@ class SpanServer {
   void load(int start, int end);
   /// Stops serving: drops every session's caches (the weights stay, as a Petals server going offline).
   void go_offline();
-  [[nodiscard]] RankState state() const { return state_; }
-  void set_online() { state_ = RankState::online; }
+  [[nodiscard]] ServerState state() const { return state_; }
+  void set_online() { state_ = ServerState::online; }
   [[nodiscard]] model::Span span() const { return span_; }
 
   /// Tokens/s through one block, measured before the server chooses its blocks on the kind of
@@ -72,7 +72,7 @@ class SpanServer {
   std::unique_ptr<model::SpanExecutor> executor_;
   DeviceClass device_;
   int rank_;
-  RankState state_ = RankState::offline;
+  ServerState state_ = ServerState::offline;
   double slowdown_ = 1.0;
   std::set<model::SessionId> sessions_;  // sessions with caches here
   model::Span span_{};

@@ -54,10 +54,10 @@ class CpuExecutor final : public SpanExecutor {
     const bool bf16 = options_.compute == DType::bf16;
     ModelConfig held = config;  // the matrices as this executor holds them
     if (bf16) held.weights_dtype = DType::bf16;
-    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
+    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.length());
     require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, available_host_bytes(), "host");
     try {
-      blocks_.reserve(static_cast<std::size_t>(span.size()));
+      blocks_.reserve(static_cast<std::size_t>(span.length()));
       for (int layer = span.start; layer < span.end; ++layer) {
         blocks_.push_back(load_block(source, layer));
         if (bf16) blocks_.back().round_to_bf16();
@@ -113,7 +113,7 @@ class CpuExecutor final : public SpanExecutor {
   void drop_session(SessionId session) override { sessions_.drop(session); }
 
   [[nodiscard]] int cached_tokens(SessionId session, int block) const override {
-    if (!span_.contains(block, block + 1)) return 0;
+    if (!span_.contains(block)) return 0;
     return sessions_.cached_tokens(session, block - span_.start);
   }
 

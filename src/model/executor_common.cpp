@@ -15,7 +15,7 @@ std::string span_string(const Span& span) {
 
 void check_forward(const Span& loaded, bool is_loaded, int first, int last, int batch, int tokens, const void* hidden) {
   if (!is_loaded) throw UsageError("forward() before load(): the executor holds no blocks");
-  if (!loaded.contains(first, last)) {
+  if (!loaded.contains(Span{first, last})) {
     throw UsageError("forward() over blocks " + span_string({first, last}) + " outside the loaded span " +
                      span_string(loaded));
   }
@@ -29,7 +29,7 @@ void check_forward(const Span& loaded, bool is_loaded, int first, int last, int 
 std::int64_t check_batch(const Span& loaded, bool is_loaded, std::span<const Segment> segments, int first, int last,
                          const void* rows) {
   if (!is_loaded) throw UsageError("forward() before load(): the executor holds no blocks");
-  if (!loaded.contains(first, last)) {
+  if (!loaded.contains(Span{first, last})) {
     throw UsageError("forward() over blocks " + span_string({first, last}) + " outside the loaded span " +
                      span_string(loaded));
   }

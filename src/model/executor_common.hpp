@@ -63,7 +63,7 @@ class SessionTable {
     }
     std::vector<Session*> states;
     states.reserve(segments.size());
-    for (const Segment& seg : segments) states.push_back(&get(seg.session, seg.batch, span.size()));
+    for (const Segment& seg : segments) states.push_back(&get(seg.session, seg.batch, span.length()));
     return states;
   }
 

@@ -13,7 +13,7 @@
 #include "block_weights.hpp"
 #include "safetensors.hpp"
 #include "swarm/model/errors.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 
 namespace swarm::model {
 

@@ -23,13 +23,13 @@
 #include "placement_tabu.hpp"
 #include "placement_targets.hpp"
 #include "placement_values.hpp"
-#include "swarm/random.hpp"
-#include "swarm/rules.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/balance/rules.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 // Identical servers are interchangeable: the programme counts how many of a class start where.
 struct ServerClass {

@@ -9,12 +9,12 @@
 #include <thread>
 #include <utility>
 
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::detail {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 // Freed servers per attempt, drawn uniformly (docs/placement.md, "Tuned constants").
 constexpr int kFewestFreed = 4;

@@ -5,12 +5,12 @@
 #include <limits>
 #include <numeric>
 
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::detail {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxKicked = 16;  // servers a restart moves at random, at most (docs/placement.md)
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "swarm/announce.hpp"
-#include "swarm/sim.hpp"
+#include "swarm/balance/announce.hpp"
+#include "swarm/sim/simulator.hpp"
 
 namespace swarm::sim {
 namespace {

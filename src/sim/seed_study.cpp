@@ -1,4 +1,4 @@
-#include "swarm/seed_study.hpp"
+#include "swarm/sim/seed_study.hpp"
 
 #include <mpi.h>
 
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "swarm/sim_seeds.hpp"
+#include "swarm/sim/seeds.hpp"
 
 namespace swarm::sim {
 namespace {

@@ -1,4 +1,4 @@
-#include "swarm/sim_seeds.hpp"
+#include "swarm/sim/seeds.hpp"
 
 #include <algorithm>
 #include <charconv>

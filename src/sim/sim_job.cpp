@@ -1,6 +1,6 @@
-#include "swarm/sim_job.hpp"
+#include "swarm/sim/sim_job.hpp"
 
-#include "swarm/sim_seeds.hpp"
+#include "swarm/sim/seeds.hpp"
 
 #include <cmath>
 #include <set>
@@ -148,7 +148,7 @@ SimConfig load_config(const JobFile& job) {
   c.balance_quality = job.non_negative("run.balance_quality");
   const std::string check = job.get<std::string>("run.check");
   if (check == "every_period") {
-    c.check = CheckMode::every_period;
+    c.check = CheckMode::every_boundary;
   } else if (check == "random") {
     c.check = CheckMode::random;
   } else {

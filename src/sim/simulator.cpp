@@ -6,7 +6,7 @@
 #include <queue>
 #include <tuple>
 
-#include "swarm/sim.hpp"
+#include "swarm/sim/simulator.hpp"
 
 namespace swarm::sim {
 namespace {
@@ -241,7 +241,7 @@ class Simulation {
 
   void boundary(Lane& lane, double t) {
     lane.dirty = true;  // whatever the strategy does below changes the swarm from now on
-    if (lane.kind == StrategyKind::full && c_.check == CheckMode::every_period) {
+    if (lane.kind == StrategyKind::full && c_.check == CheckMode::every_boundary) {
       std::vector<std::size_t> due;
       for (std::size_t i = 0; i < lane.swarm.size(); ++i) {
         if (lane.swarm[i].state == ServerState::online) due.push_back(i);

@@ -1,4 +1,4 @@
-#include "swarm/what_if.hpp"
+#include "swarm/sim/what_if.hpp"
 
 #include <cmath>
 #include <istream>
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "swarm/rules.hpp"
-#include "swarm/strategy.hpp"
+#include "swarm/balance/rules.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm {
 namespace {

@@ -1,7 +1,7 @@
 // `swarm_sim dispatch`: every dispatch policy of the job on the same routes and the same
 // sessions, one trace group and one table row per policy. A thin driver: options into a const
 // config, the swarm and the workload built once, then simulate() per policy.
-#include "swarm/dispatch_study.hpp"
+#include "swarm/study/dispatch_study.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -16,7 +16,7 @@
 
 #include "study_job.hpp"
 #include "study_trace.hpp"
-#include "swarm/sim_job.hpp"
+#include "swarm/sim/sim_job.hpp"
 #include "swarm/version.hpp"
 
 namespace po = boost::program_options;

@@ -1,5 +1,5 @@
 #include "study_job.hpp"
-#include "swarm/sim_job.hpp"
+#include "swarm/sim/sim_job.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -67,7 +67,7 @@ const char* class_help() {
          "  speed_sigma (0)             sigma of a mean-one lognormal factor on the server's real\n"
          "                              speed, redrawn after every exponential gap (changing speeds)\n"
          "  speed_interval_s (60)       mean seconds between those redraws\n"
-         "A server announces min(compute, network) throughput as in Petals (swarm/announce.hpp).\n";
+         "A server announces min(compute, network) throughput as in Petals (swarm/balance/announce.hpp).\n";
 }
 
 // A default shown as written ("0.005", "true"), not as the double or bool prints.

@@ -3,8 +3,8 @@
 // into a validated StudyConfig. Every rejected value names the file, the key and the value.
 #include <boost/program_options.hpp>
 
-#include "swarm/dispatch_study.hpp"
-#include "swarm/job_file.hpp"
+#include "swarm/study/dispatch_study.hpp"
+#include "swarm/config/job_file.hpp"
 
 namespace swarm::study {
 

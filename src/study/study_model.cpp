@@ -10,9 +10,9 @@
 #include <tuple>
 
 #include "swarm/dispatch/diffusion.hpp"
-#include "swarm/dispatch_study.hpp"
-#include "swarm/random.hpp"
-#include "swarm/rules.hpp"
+#include "swarm/study/dispatch_study.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/balance/rules.hpp"
 
 namespace swarm::study {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "swarm/dispatch_study.hpp"
-#include "swarm/trace.hpp"
+#include "swarm/study/dispatch_study.hpp"
+#include "swarm/trace/trace.hpp"
 
 namespace swarm::study {
 

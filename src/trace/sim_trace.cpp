@@ -1,4 +1,4 @@
-#include "swarm/sim_trace.hpp"
+#include "swarm/trace/sim_trace.hpp"
 
 
 namespace swarm::sim {

@@ -1,4 +1,4 @@
-#include "swarm/trace.hpp"
+#include "swarm/trace/trace.hpp"
 
 #include <hdf5.h>
 

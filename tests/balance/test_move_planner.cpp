@@ -3,8 +3,8 @@
 // optimal placement allows.
 #include <gtest/gtest.h>
 
-#include "swarm/move_planner.hpp"
-#include "swarm/strategy.hpp"
+#include "swarm/balance/move_planner.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm {
 namespace {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "swarm/rules.hpp"
+#include "swarm/balance/rules.hpp"
 
 namespace swarm {
 namespace {

@@ -1,7 +1,7 @@
 // The four strategies behind one interface.
 #include <gtest/gtest.h>
 
-#include "swarm/strategy.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm {
 namespace {

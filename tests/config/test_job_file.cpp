@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "swarm/sim_job.hpp"
+#include "swarm/sim/sim_job.hpp"
 
 namespace swarm::sim {
 namespace {

@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "swarm/dispatch/hash_ring.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 #include "helpers.hpp"
 
 namespace swarm::dispatch {

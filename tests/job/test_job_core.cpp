@@ -93,7 +93,7 @@ TEST(Balancer, InitialPlacementCoversTheModelWithRuleOne) {
   EXPECT_EQ(d.joined.size(), 4U);
   std::vector<int> cover(8, 0);
   for (const Assignment& a : d.assignment) {
-    EXPECT_EQ(a.reload, 1);
+    EXPECT_TRUE(a.reload);
     EXPECT_EQ(a.span_end - a.span_start, 4);
     for (int x = a.span_start; x < a.span_end; ++x) ++cover[static_cast<std::size_t>(x)];
   }
@@ -111,11 +111,11 @@ TEST(Balancer, ScheduledChurnActsAtItsBoundary) {
   EXPECT_TRUE(b.boundary(1).left.empty());  // before epoch 2
   const BoundaryDecision leave = b.boundary(2);  // before epoch 3
   EXPECT_EQ(leave.left, (std::vector<int>{1}));
-  EXPECT_EQ(leave.assignment[1].state, static_cast<std::int32_t>(RankState::offline));
+  EXPECT_EQ(leave.assignment[1].state, ServerState::offline);
   const BoundaryDecision join = b.boundary(3);
   EXPECT_EQ(join.joined, (std::vector<int>{1}));
-  EXPECT_EQ(join.assignment[1].reload, 1);
-  EXPECT_EQ(join.assignment[1].state, static_cast<std::int32_t>(RankState::online));
+  EXPECT_TRUE(join.assignment[1].reload);
+  EXPECT_EQ(join.assignment[1].state, ServerState::online);
 }
 
 TEST(Balancer, RandomChurnNeverTakesTheLastServer) {
@@ -127,7 +127,7 @@ TEST(Balancer, RandomChurnNeverTakesTheLastServer) {
   for (int epoch = 1; epoch < 6; ++epoch) {
     const BoundaryDecision d = b.boundary(epoch);
     int serving = 0;
-    for (const Assignment& a : d.assignment) serving += a.state != static_cast<std::int32_t>(RankState::offline);
+    for (const Assignment& a : d.assignment) serving += a.state != ServerState::offline;
     EXPECT_EQ(serving, 1) << "boundary " << epoch;  // all but one leave; the last one stays
   }
 }

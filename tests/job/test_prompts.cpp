@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "../../src/job/prompts.hpp"
-#include "swarm/job_file.hpp"
+#include "swarm/config/job_file.hpp"
 
 namespace swarm::job {
 namespace {

@@ -21,7 +21,7 @@
 #include "../../src/placement/placement_targets.hpp"
 #include "../../src/placement/placement_values.hpp"
 #include "swarm/placement/placement.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 #include "placement_enumeration.hpp"
 
 namespace swarm {

@@ -10,7 +10,7 @@
 #include "../../src/placement/placement_neighbourhood.hpp"
 #include "../../src/placement/placement_search.hpp"
 #include "swarm/placement/placement.hpp"
-#include "swarm/random.hpp"
+#include "swarm/util/random.hpp"
 #include "placement_enumeration.hpp"
 
 namespace swarm {

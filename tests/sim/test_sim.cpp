@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "swarm/sim.hpp"
+#include "swarm/sim/simulator.hpp"
 
 namespace swarm::sim {
 namespace {

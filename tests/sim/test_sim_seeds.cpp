@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "swarm/sim_seeds.hpp"
+#include "swarm/sim/seeds.hpp"
 
 namespace swarm::sim {
 namespace {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <map>
 
-#include "swarm/dispatch_study.hpp"
+#include "swarm/study/dispatch_study.hpp"
 
 namespace swarm::study {
 namespace {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "swarm/comm/transport.hpp"
+#include "swarm/util/clock.hpp"
 
 namespace swarm::comm {
 
@@ -29,7 +30,6 @@ class MpiTransport final : public Transport {
   [[nodiscard]] std::size_t in_flight() const noexcept override { return pending_.size(); }
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Pending {
     int peer = -1;
     bool is_send = false;

@@ -14,19 +14,9 @@
 #include "swarm/comm/buffer.hpp"
 #include "swarm/comm/layout.hpp"
 #include "swarm/comm/mpi_world.hpp"
+#include "swarm/comm/transport_kind.hpp"
 
 namespace swarm::comm {
-
-enum class TransportKind { mpi, nccl };
-
-[[nodiscard]] constexpr std::string_view to_string(TransportKind kind) noexcept {
-  return kind == TransportKind::mpi ? "mpi" : "nccl";
-}
-[[nodiscard]] constexpr std::optional<TransportKind> parse_transport_kind(std::string_view text) noexcept {
-  if (text == "mpi") return TransportKind::mpi;
-  if (text == "nccl") return TransportKind::nccl;
-  return std::nullopt;
-}
 
 /// What a transport does when a transfer fails or times out.
 enum class OnFailure {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "swarm/dispatch/types.hpp"
-#include "swarm/random.hpp"
-#include "swarm/swarm.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/balance/swarm.hpp"
 
 namespace swarm::dispatch {
 

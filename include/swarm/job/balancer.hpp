@@ -8,7 +8,7 @@
 #include "swarm/job/config.hpp"
 #include "swarm/job/protocol.hpp"
 #include "swarm/job/routing.hpp"
-#include "swarm/strategy.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm::job {
 

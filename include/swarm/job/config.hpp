@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "swarm/balance/strategy.hpp"
+#include "swarm/comm/transport_kind.hpp"
+#include "swarm/config/job_file.hpp"
 #include "swarm/dispatch/policy.hpp"
-#include "swarm/job_file.hpp"
 #include "swarm/model/config.hpp"
-#include "swarm/strategy.hpp"
+#include "swarm/model/executor.hpp"
 
 namespace swarm::job {
 
@@ -28,7 +30,6 @@ struct DeviceClass {
   double slowdown_factor = 1.0;  // (a GPU that throttles, a node shared with another job)
 };
 
-enum class CheckMode { every_epoch, random };
 enum class Arrival { closed, poisson, batch };
 
 struct Churn {
@@ -71,21 +72,21 @@ struct JobConfig {
   model::DType weights_dtype = model::DType::f32;  // random weights: dtype of the matrices in memory
   model::DType compute_dtype = model::DType::f32;  // operands of the matrix products (cpu: f32 or bf16)
   int eos_token_id = -1;         // random weights: the end-of-sequence token (-1: none)
-  std::string backend = "auto";  // auto, cpu, cuda
+  std::optional<model::Backend> backend;  // none: auto (cuda when every rank has a GPU)
   int threads = 1;               // OpenBLAS threads per rank
   // run
   int epochs = 4;                  // the most epochs; a prompts file runs until answered unless set
   double epoch_seconds = 1.0;
   StrategyKind strategy = StrategyKind::full;
   double balance_quality = 0.75;
-  CheckMode check = CheckMode::every_epoch;
+  CheckMode check = CheckMode::every_boundary;
   double mean_check_epochs = 1.0;
   double placement_time_limit = 1.0;
   double move_horizon = 30;       // move_aware: seconds of job time a move's gain is counted over
   double move_min_interval = 5;   // move_aware: seconds a rank that moved stays put
   double move_min_gain = 0.05;    // move_aware: least relative gain (measured throughputs are noisy)
   std::uint64_t seed = 1;
-  std::string transport = "auto";  // auto, mpi, nccl
+  std::optional<comm::TransportKind> transport;  // none: auto (nccl on GPUs with a GPU per rank, else mpi)
   double comm_timeout = 120.0;
   std::string trace;
   bool quiet = false;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "swarm/balance/swarm.hpp"
 #include "swarm/job/routing.hpp"
 #include "swarm/model/executor.hpp"
 
@@ -51,16 +52,14 @@ struct Header {
 /// The largest encoded header of a route of up to `hops` hops and up to `segments` segments.
 [[nodiscard]] std::size_t max_header_bytes(int hops, int segments);
 
-/// Server state as the job tracks it (numbers match swarm::ServerState).
-enum class RankState : std::int32_t { offline = 0, joining = 1, online = 2 };
 
 /// What each rank reports at an epoch boundary (allgathered).
 struct Measurement {
   std::int32_t rank = 0;
   std::int32_t span_start = 0;
   std::int32_t span_end = 0;
-  std::int32_t state = 0;               // RankState
-  std::int32_t stop = 0;                // 1: this rank got SIGTERM or SIGINT
+  ServerState state = ServerState::offline;
+  bool stop = false;                    // this rank got SIGTERM or SIGINT
   std::int32_t forwards = 0;            // batches run in this epoch
   double block_tokens_per_s = 0;        // compute: tokens/s through one block, as the server now runs
   double network_tokens_per_s = 0;      // link: tokens/s of received activations (0 = unknown)
@@ -78,8 +77,8 @@ struct Measurement {
 struct Assignment {
   std::int32_t span_start = 0;
   std::int32_t span_end = 0;
-  std::int32_t state = 0;    // RankState for the next epoch
-  std::int32_t reload = 0;   // 1: load span_start..span_end (moved or joined)
+  ServerState state = ServerState::offline;  // for the next epoch
+  bool reload = false;                        // load span_start..span_end (moved or joined)
 };
 
 /// What follows a boundary.

@@ -7,7 +7,7 @@
 #include "swarm/comm/fabric.hpp"
 #include "swarm/job/config.hpp"
 #include "swarm/job/record.hpp"
-#include "swarm/job_file.hpp"
+#include "swarm/config/job_file.hpp"
 #include "swarm/model/executor.hpp"
 
 namespace swarm::job {
@@ -15,7 +15,7 @@ namespace swarm::job {
 struct RankOptions {
   model::Backend backend = model::Backend::cpu;
   int device = 0;                               ///< CUDA device of this rank
-  std::string transport = "mpi";                ///< for the trace's metadata
+  comm::TransportKind transport = comm::TransportKind::mpi;  ///< for the trace's metadata
   const std::atomic<bool>* terminate = nullptr;  ///< set when this rank got SIGTERM or SIGINT
   std::vector<EpochRecord>* records = nullptr;   ///< rank 0: filled with every epoch's record
 };

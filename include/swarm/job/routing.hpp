@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "swarm/swarm.hpp"
+#include "swarm/balance/swarm.hpp"
 
 namespace swarm::job {
 

@@ -11,6 +11,7 @@
 
 #include "swarm/model/config.hpp"
 #include "swarm/model/weights.hpp"
+#include "swarm/util/span.hpp"
 
 namespace swarm::model {
 
@@ -36,15 +37,7 @@ void set_cpu_threads(int threads);
 /// The OpenBLAS thread count currently in effect.
 [[nodiscard]] int cpu_threads();
 
-/// Half-open range of block indices [start, end).
-struct Span {
-  int start = 0;
-  int end = 0;
-
-  [[nodiscard]] int size() const { return end - start; }
-  [[nodiscard]] bool contains(int first, int last) const { return start <= first && first <= last && last <= end; }
-  bool operator==(const Span&) const = default;
-};
+using swarm::Span;
 
 /// Identifies one session's KV caches on a server (a batch of sequences decoded in lockstep).
 /// The job gives a session a fresh id whenever it restarts on a new route, so a late drop of its

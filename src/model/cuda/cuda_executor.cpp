@@ -371,7 +371,7 @@ class CudaExecutor final : public SpanExecutor {
     SWARM_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     ModelConfig held = config;  // the device holds fp32 matrices (widened on the host)
     held.weights_dtype = DType::f32;
-    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.size());
+    const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.length());
     require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, free_bytes, device_label());
 
     // Copies on the compute stream, so every later forward is ordered after them. At most two
@@ -380,7 +380,7 @@ class CudaExecutor final : public SpanExecutor {
     BlockWeights in_flight;
     const StreamDrain drain(stream);  // destroyed first: no copy still reads in_flight / inv_freq
     inv_freq_ = upload_async(inv_freq, stream);
-    blocks_.reserve(static_cast<std::size_t>(span.size()));
+    blocks_.reserve(static_cast<std::size_t>(span.length()));
     for (int layer = span.start; layer < span.end; ++layer) {
       BlockWeights next = load_block(source, layer);
       next.widen();
@@ -505,7 +505,7 @@ class CudaExecutor final : public SpanExecutor {
   }
 
   [[nodiscard]] int cached_tokens(SessionId session, int block) const override {
-    if (!span_.contains(block, block + 1)) return 0;
+    if (!span_.contains(block)) return 0;
     return sessions_.cached_tokens(session, block - span_.start);
   }
 

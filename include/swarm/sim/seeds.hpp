@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "swarm/sim.hpp"
+#include "swarm/sim/simulator.hpp"
 
 namespace swarm::sim {
 

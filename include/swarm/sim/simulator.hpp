@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "swarm/strategy.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm::sim {
 
@@ -28,7 +28,6 @@ struct DeviceClass {
   double leave_at = std::numeric_limits<double>::infinity();  // the whole class leaves then
 };
 
-enum class CheckMode { every_period, random };
 
 struct ScheduledJoin {
   double time;
@@ -55,7 +54,7 @@ struct SimConfig {
   std::vector<StrategyKind> strategies{StrategyKind::none, StrategyKind::new_only, StrategyKind::full,
                                        StrategyKind::upper_bound, StrategyKind::move_aware};
   double balance_quality = 0.75;
-  CheckMode check = CheckMode::every_period;
+  CheckMode check = CheckMode::every_boundary;
   double mean_check_period = 60;
   double placement_time_limit = 1.0;  // seconds per period for the optimal placement
   bool placement_reproducible = true; // ... counted in work, so the same seed gives the same trace

@@ -5,8 +5,8 @@
 #include <span>
 #include <vector>
 
-#include "swarm/random.hpp"
-#include "swarm/swarm.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/balance/swarm.hpp"
 
 namespace swarm {
 

@@ -8,11 +8,11 @@
 #include <string_view>
 #include <vector>
 
-#include "swarm/move_planner.hpp"
+#include "swarm/balance/move_planner.hpp"
 #include "swarm/placement/placement.hpp"
-#include "swarm/random.hpp"
-#include "swarm/rules.hpp"
-#include "swarm/swarm.hpp"
+#include "swarm/util/random.hpp"
+#include "swarm/balance/rules.hpp"
+#include "swarm/balance/swarm.hpp"
 
 namespace swarm {
 
@@ -21,6 +21,10 @@ enum class StrategyKind { none, new_only, full, upper_bound, move_aware };
 [[nodiscard]] std::string_view to_string(StrategyKind kind);
 [[nodiscard]] std::optional<StrategyKind> parse_strategy(std::string_view name);
 [[nodiscard]] std::span<const StrategyKind> all_strategies();
+
+/// When rule 2 runs for a server: at every boundary (an epoch of the job, a period of the
+/// simulator), or at random times around a mean interval, as Petals' servers check.
+enum class CheckMode { every_boundary, random };
 
 struct StrategyOptions {
   double balance_quality = 0.75;       // rule 2 threshold (`full`); paper: 0.99 (p = 1%)

@@ -5,9 +5,9 @@
 #include <optional>
 #include <string>
 
-#include "swarm/sim.hpp"
-#include "swarm/sim_seeds.hpp"
-#include "swarm/trace.hpp"
+#include "swarm/sim/simulator.hpp"
+#include "swarm/sim/seeds.hpp"
+#include "swarm/trace/trace.hpp"
 
 namespace swarm::sim {
 

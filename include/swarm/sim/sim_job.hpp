@@ -3,8 +3,8 @@
 // validated SimConfig. Every rejected value names the file, the key and the value.
 #include <boost/program_options.hpp>
 
-#include "swarm/job_file.hpp"
-#include "swarm/sim.hpp"
+#include "swarm/config/job_file.hpp"
+#include "swarm/sim/simulator.hpp"
 
 namespace swarm::sim {
 

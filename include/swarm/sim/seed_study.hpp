@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "swarm/sim.hpp"
-#include "swarm/sim_trace.hpp"
+#include "swarm/sim/simulator.hpp"
+#include "swarm/trace/sim_trace.hpp"
 
 namespace swarm::sim {
 

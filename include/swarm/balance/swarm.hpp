@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "swarm/util/span.hpp"
+
 namespace swarm {
 
 /// Petals' ServerState; the numeric order matters (rules count states >= joining).
@@ -17,14 +19,6 @@ enum class ServerState : unsigned char { offline = 0, joining = 1, online = 2 };
 [[nodiscard]] std::string_view to_string(ServerState state);
 [[nodiscard]] std::optional<ServerState> parse_server_state(std::string_view text);
 
-/// A half-open range of blocks [start, end).
-struct Span {
-  int start = 0;
-  int end = 0;
-  [[nodiscard]] constexpr int length() const { return end - start; }
-  [[nodiscard]] constexpr bool contains(int block) const { return start <= block && block < end; }
-  friend constexpr bool operator==(const Span&, const Span&) = default;
-};
 
 struct Server {
   std::string id;

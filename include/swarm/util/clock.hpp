@@ -1,9 +1,9 @@
 #pragma once
-// The job's clock: seconds on the steady clock since the process started using it. One clock
-// for the loops, the emulated devices and the client's latencies.
+// The one clock of the project: std::chrono::steady_clock (deadlines, time budgets, the job's
+// loops), and seconds on it since the process first asked.
 #include <chrono>
 
-namespace swarm::job {
+namespace swarm {
 
 using Clock = std::chrono::steady_clock;
 
@@ -12,4 +12,4 @@ using Clock = std::chrono::steady_clock;
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-}  // namespace swarm::job
+}  // namespace swarm

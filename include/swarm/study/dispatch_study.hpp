@@ -13,8 +13,8 @@
 
 #include "swarm/dispatch/engine.hpp"
 #include "swarm/dispatch/policy.hpp"
-#include "swarm/sim.hpp"
-#include "swarm/strategy.hpp"
+#include "swarm/sim/simulator.hpp"
+#include "swarm/balance/strategy.hpp"
 
 namespace swarm {
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "swarm/placement/placement.hpp"
-#include "swarm/swarm.hpp"
+#include "swarm/balance/swarm.hpp"
 
 namespace swarm {
 
