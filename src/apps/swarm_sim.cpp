@@ -180,16 +180,9 @@ Setup setup(const std::vector<std::string>& args, bool root, bool& printed) {
       out.exit = 2;
       return out;
     }
-    try {
-      out.job.emplace(pre["job"].as<std::string>(), all, tables, args);
-    } catch (const swarm::UnknownKeyError& e) {
-      const std::string path = pre["job"].as<std::string>();
-      if (swarm::is_dispatch_job(path)) {
-        throw swarm::ConfigError(std::string(e.what()) + "; the file is a dispatch-study job: run swarm_sim dispatch --job " +
-                                 path + " --trace OUT.h5");
-      }
-      throw;
-    }
+    const swarm::OtherJobKind others[] = {
+        {swarm::dispatch_job_schema(), "a dispatch-study job", "swarm_sim dispatch --job FILE --trace OUT.h5"}};
+    out.job.emplace(swarm::read_job_file(pre["job"].as<std::string>(), all, tables, args, others));
     out.config = swarm::sim::load_config(*out.job);
     out.trace_path = pre["trace"].as<std::string>();
     out.job->refuse_as_output(out.trace_path, "--trace");

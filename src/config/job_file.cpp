@@ -131,6 +131,22 @@ bool keys_fit(const std::filesystem::path& path, const po::options_description& 
   return true;
 }
 
+JobFile read_job_file(const std::filesystem::path& path, const po::options_description& schema,
+                      std::span<const std::string> tables, const std::vector<std::string>& overrides,
+                      std::span<const OtherJobKind> others) {
+  try {
+    return JobFile(path, schema, tables, overrides);
+  } catch (const UnknownKeyError& e) {
+    for (const OtherJobKind& other : others) {
+      if (!keys_fit(path, other.schema, tables)) continue;
+      std::string command = other.command;
+      if (const auto at = command.find("FILE"); at != std::string::npos) command.replace(at, 4, path.string());
+      throw ConfigError(std::string(e.what()) + "; the file is " + other.what + ": run " + command);
+    }
+    throw;
+  }
+}
+
 po::variables_map preview_command_line(const std::vector<std::string>& args, const po::options_description& schema,
                                        std::span<const std::string> tables) {
   po::variables_map out;

@@ -68,20 +68,11 @@ int run_swarm_pipe(int argc, char** argv) {
   try {
     if (pre.count("job") && pre["job"].as<std::string>().empty()) throw ConfigError("command line: --job is empty");
     const std::string path = pre.count("job") ? pre["job"].as<std::string>() : std::string();
-    try {
-      file.emplace(path, all, tables, args);
-    } catch (const UnknownKeyError& e) {
-      // The simulator's jobs share sections with this job's: say which program a file is for.
-      if (keys_fit(path, sim::job_schema(), tables)) {
-        throw ConfigError(std::string(e.what()) + "; the file is a simulator job: run swarm_sim --job " + path +
-                          " --trace OUT.h5");
-      }
-      if (is_dispatch_job(path)) {
-        throw ConfigError(std::string(e.what()) + "; the file is a dispatch-study job: run swarm_sim dispatch --job " +
-                          path + " --trace OUT.h5");
-      }
-      throw;
-    }
+    // The simulator's jobs share sections with this job's: say which program a file is for.
+    const OtherJobKind others[] = {
+        {sim::job_schema(), "a simulator job", "swarm_sim --job FILE --trace OUT.h5"},
+        {dispatch_job_schema(), "a dispatch-study job", "swarm_sim dispatch --job FILE --trace OUT.h5"}};
+    file.emplace(read_job_file(path, all, tables, args, others));
     config.emplace(load_config(*file, comm.size()));
     // Every output against every input (job file, prompts, the checkpoint's files) and each other.
     refuse_outputs_over_inputs(

@@ -56,10 +56,7 @@ void print_row(dispatch::PolicyKind kind, const dispatch::Metrics& m) {
 
 }  // namespace
 
-bool is_dispatch_job(const std::string& path) {
-  const std::string tables[] = {"class"};
-  return keys_fit(path, study::job_schema(), tables);
-}
+po::options_description dispatch_job_schema() { return study::job_schema(); }
 
 int run_dispatch_study(const std::vector<std::string>& args) {
   po::options_description program(
@@ -92,17 +89,8 @@ int run_dispatch_study(const std::vector<std::string>& args) {
       return 2;
     }
     const std::string path = pre["job"].as<std::string>();
-    std::optional<JobFile> parsed;
-    try {
-      parsed.emplace(path, all, tables, args);
-    } catch (const UnknownKeyError& e) {
-      if (keys_fit(path, sim::job_schema(), tables)) {
-        throw ConfigError(std::string(e.what()) + "; the file is a simulator job: run swarm_sim --job " + path +
-                          " --trace OUT.h5 (without 'dispatch')");
-      }
-      throw;
-    }
-    const JobFile& job = *parsed;
+    const OtherJobKind others[] = {{sim::job_schema(), "a simulator job", "swarm_sim --job FILE --trace OUT.h5 (without 'dispatch')"}};
+    const JobFile job = read_job_file(path, all, tables, args, others);
     const study::StudyConfig config = study::load_config(job);
     const std::string trace_path = pre["trace"].as<std::string>();
     job.refuse_as_output(trace_path, "--trace");

@@ -98,6 +98,21 @@ class JobFile {
 [[nodiscard]] bool keys_fit(const std::filesystem::path& path, const boost::program_options::options_description& schema,
                             std::span<const std::string> tables);
 
+/// Another program's kind of job file, for the hint of read_job_file.
+struct OtherJobKind {
+  boost::program_options::options_description schema;
+  std::string what;     // "a simulator job"
+  std::string command;  // "swarm_sim --job FILE --trace OUT.h5" (FILE: the path)
+};
+
+/// JobFile(path, schema, tables, overrides), except that a key the schema does not know, in a
+/// file whose keys all belong to one of `others` (tables "class"), says what the file is and
+/// which command runs it.
+[[nodiscard]] JobFile read_job_file(const std::filesystem::path& path,
+                                    const boost::program_options::options_description& schema,
+                                    std::span<const std::string> tables, const std::vector<std::string>& overrides,
+                                    std::span<const OtherJobKind> others);
+
 /// The command line's schema options, its table keys (--class.big.span 3) left out: a first look
 /// (--help, --job, --trace) before the job file is read. Throws po::error or ConfigError.
 [[nodiscard]] boost::program_options::variables_map preview_command_line(

@@ -6,6 +6,8 @@
 // The pure part (the study's config, the swarm-to-routes model and the sessions) is declared
 // here so that it can be tested without files; the job file, the trace and the table live in
 // src/study.
+#include <boost/program_options.hpp>
+
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -22,8 +24,8 @@ namespace swarm {
 /// process exit code (0 ok, 2 bad input, 1 failure, 3 stopped by a signal).
 int run_dispatch_study(const std::vector<std::string>& args);
 
-/// Whether the job file at `path` is a dispatch study's (all its keys are the study's).
-[[nodiscard]] bool is_dispatch_job(const std::string& path);
+/// The dispatch study's job keys (swarm_sim dispatch --help lists them).
+[[nodiscard]] boost::program_options::options_description dispatch_job_schema();
 
 }  // namespace swarm
 
