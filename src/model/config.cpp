@@ -318,6 +318,12 @@ void ModelConfig::validate(std::string_view origin) const {
   need_positive("hidden_size", hidden_size);
   need_positive("intermediate_size", intermediate_size);
   need_positive("num_hidden_layers", num_hidden_layers);
+  // Bounded before anything sized by it (the balancer's per-block tables, the job's spans): the
+  // deepest published models have a few hundred blocks.
+  if (num_hidden_layers > kMaxLayers) {
+    fail(origin, "key 'num_hidden_layers' = " + std::to_string(num_hidden_layers) + " is more than " +
+                     std::to_string(kMaxLayers) + " blocks");
+  }
   need_positive("num_attention_heads", num_attention_heads);
   need_positive("num_key_value_heads", num_key_value_heads);
   need_positive("head_dim", head_dim);

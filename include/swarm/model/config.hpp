@@ -35,6 +35,9 @@ struct RopeScaling {
   bool operator==(const RopeScaling&) const = default;
 };
 
+/// The most blocks a model may have (ModelConfig::validate).
+inline constexpr int kMaxLayers = 100'000;
+
 /// A Llama-family model's shape. Defaults are those of Hugging Face LlamaConfig for the optional keys;
 /// the structural sizes have no meaningful default and must be given.
 struct ModelConfig {
