@@ -125,7 +125,14 @@ SimConfig load_config(const JobFile& job) {
   if (c.period > c.duration) {
     job.fail("run.period", format_number(c.period), "longer than run.duration (" + format_number(c.duration) + " s): no period would end");
   }
-  if (c.duration / c.period > 1e6) job.fail("run.period", format_number(c.period), "more than a million periods in run.duration");
+  if (c.duration / c.period > 1e6) {
+    // Blamed on the one of the two the command line changed, if only one was.
+    if (job.where("run.duration") != job.where("run.period") && job.where("run.duration") == "command line") {
+      job.fail("run.duration", format_number(c.duration),
+               "more than a million periods of run.period = " + format_number(c.period) + " s");
+    }
+    job.fail("run.period", format_number(c.period), "more than a million periods in run.duration");
+  }
   c.seed = job.seed("run.seed");
   const std::string seeds = job.get<std::string>("run.seeds");
   if (!seeds.empty()) {

@@ -178,6 +178,7 @@ def main():
         (["--churn.initial_servers", "60000", "--churn.flash_crowd", "60 60000 10"],
          ["churn.flash_crowd", "servers, more than 100000"]),
         (["--run.check", "random", "--run.mean_check_period", "1e-6"], ["run.mean_check_period", "1,000"]),
+        (["--run.duration", "1e300"], ["command line", "run.duration", "1e+300", "million periods"]),
         (["--run.seed", "-1"], ["run.seed"]),
         (["--class.big.span", "25"], ["command line", "class.big.span", "25"]),
         (["run.duration", "600"], ["unexpected argument 'run.duration'"]),
