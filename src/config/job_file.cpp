@@ -341,6 +341,13 @@ void refuse_outputs_over_inputs(const std::vector<NamedPath>& outputs, const std
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const NamedPath& out = outputs[i];
     if (out.path.empty()) continue;
+    // A device, pipe or socket (--trace /dev/null) would be removed or renamed over as root.
+    std::error_code ec;
+    if (fs::exists(out.path, ec) && !fs::is_regular_file(out.path, ec) && !fs::is_directory(out.path, ec)) {
+      throw ConfigError("command line: " + out.name + " '" + out.path.string() +
+                        "' exists and is not a regular file (a device, pipe or socket); outputs are files this "
+                        "run replaces");
+    }
     for (const NamedPath& in : files) {
       if (same(out.path, in.path)) {
         throw ConfigError("command line: " + out.name + " '" + out.path.string() + "' is " + in.name + " ('" +

@@ -213,6 +213,10 @@ File File::create(const std::filesystem::path& path) {
   std::error_code ec;
   if (p.empty()) throw TraceError("cannot create trace file '': the path is empty");
   if (std::filesystem::is_directory(path, ec)) throw TraceError("cannot create trace file '" + p + "': it is a directory");
+  // A device, pipe or socket (/dev/null) would be truncated and, on a failure, removed.
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    throw TraceError("cannot create trace file '" + p + "': it exists and is not a regular file (a device, pipe or socket)");
+  }
   const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   if (!std::filesystem::is_directory(parent, ec)) {
     throw TraceError("cannot create trace file '" + p + "': no directory '" + parent.string() + "'");

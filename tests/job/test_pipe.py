@@ -284,6 +284,18 @@ def case_bad_input(r):
     t = r.path("bad.h5")
     expect_failure("unknown key", 3, ["--job", r.write("b1.ini", tiny() + "[run]\nwarp = 9\n"), "--trace", t],
                    ["run.warp", "b1.ini"], t)
+    # A device as an output (--trace /dev/null as root): refused before anything is removed.
+    device = r.path("null-device")
+    if os.path.exists(device) or subprocess.run(["mknod", device, "c", "1", "3"]).returncode == 0:
+        for flag in ("--trace", "--workload.outputs"):
+            args = ["--job", good, flag, device] + (["--workload.prompts", r.path("p.jsonl")] if flag != "--trace" else [])
+            if flag != "--trace":
+                with open(r.path("p.jsonl"), "w") as f:
+                    f.write('{"id": "a", "tokens": [1, 2], "max_new_tokens": 2}\n')
+            expect_failure(f"{flag} on a device", 2, args, [flag.lstrip("-"), "not a regular file"])
+            check(os.path.exists(device) and not os.path.isfile(device), f"{flag} on a device: the device is left in place")
+    else:
+        print("SKIP device outputs: cannot mknod here")
     for other, command in (("petals-appendix-e.ini", "swarm_sim --job"), ("dispatch-static.ini", "swarm_sim dispatch --job")):
         expect_failure(f"another program's job ({other})", 1, ["--job", os.path.join(r.src, "jobs", other), "--trace", t],
                        ["unknown key", other, command], t)

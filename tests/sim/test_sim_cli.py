@@ -163,6 +163,14 @@ def main():
         p = run(binary, "--job", job, "--trace", where)
         check(p.returncode == 2 and where in p.stderr and len(p.stderr.strip().splitlines()) == 1,
               f"unusable trace {where}: exit 2, one line naming it: rc={p.returncode} {p.stderr!r}")
+    # A device as the trace (--trace /dev/null): refused, and the device left in place.
+    device = os.path.join(work, "null-device")
+    if not os.path.exists(device) and subprocess.run(["mknod", device, "c", "1", "3"]).returncode != 0:
+        print("SKIP device trace: cannot mknod here")
+    else:
+        p = run(binary, "--job", job, "--trace", device)
+        check(p.returncode == 2 and "not a regular file" in p.stderr and os.path.exists(device),
+              f"trace on a device: exit 2, refused, device still there: rc={p.returncode} {p.stderr!r}")
     p = run(binary, "--job", job)
     check(p.returncode == 2, "missing --trace rejected")
     # The trace must never overwrite the job file it was asked to read.
