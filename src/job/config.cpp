@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "swarm/util/random.hpp"
+
 namespace po = boost::program_options;
 
 namespace swarm::job {
@@ -112,6 +114,17 @@ void check_schedule(const JobFile& job, const Churn& churn, int world) {
 }
 
 }  // namespace
+
+double JobConfig::slowdown_of(int rank, int epoch) const {
+  const DeviceClass& device = class_of(rank);
+  double slowdown = 1.0;
+  if (device.slowdown_sigma > 0) {
+    Rng rng(derive_seed(seed, "speed/" + std::to_string(rank) + "/" + std::to_string(epoch)));
+    slowdown = std::exp(device.slowdown_sigma * std::fabs(standard_normal(rng)));
+  }
+  if (device.slowdown_from > 0 && epoch + 1 >= device.slowdown_from) slowdown *= device.slowdown_factor;
+  return slowdown;
+}
 
 const DeviceClass& JobConfig::class_of(int rank) const {
   static const DeviceClass fallback;

@@ -15,7 +15,6 @@
 #include "coordinator.hpp"
 #include "server.hpp"
 #include "swarm/model/errors.hpp"
-#include "swarm/util/random.hpp"
 #include "swarm/version.hpp"
 
 namespace swarm::job {
@@ -374,16 +373,9 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
   Command command = Command::run;
   try {
     for (int epoch = 0; epoch < epochs; ++epoch) {
-      // Speeds that change during the run: random ones (seeded per rank and epoch), and a class
-      // that turns slower from a given epoch on.
+      // Speeds that change during the run (JobConfig::slowdown_of).
       const DeviceClass& device = config.class_of(rank);
-      double slowdown = 1.0;
-      if (device.slowdown_sigma > 0) {
-        Rng rng(derive_seed(config.seed, "speed/" + std::to_string(rank) + "/" + std::to_string(epoch)));
-        slowdown = std::exp(device.slowdown_sigma * std::fabs(standard_normal(rng)));
-      }
-      if (device.slowdown_from > 0 && epoch + 1 >= device.slowdown_from) slowdown *= device.slowdown_factor;
-      if (device.slowdown_sigma > 0 || device.slowdown_from > 0) span->set_slowdown(slowdown);
+      if (device.slowdown_sigma > 0 || device.slowdown_from > 0) span->set_slowdown(config.slowdown_of(rank, epoch));
       const double traffic_seconds = coordinator ? coordinator->traffic(runner, *span, fabric, options.terminate)
                                                  : serve_epoch(runner, *span, fabric, options.terminate, stop_sent);
       drain(fabric);

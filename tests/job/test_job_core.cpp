@@ -262,6 +262,33 @@ TEST(JobConfig, SpansAndClassesPerRank) {
   EXPECT_EQ(automatic.span_of(0, 1, 8), 8);
 }
 
+TEST(JobConfig, AClassSlowsDownFromItsEpochOn) {
+  JobConfig c;
+  DeviceClass fast, drifting, standard;
+  fast.name = "fast";
+  fast.slowdown_from = 3;  // 1-based: epochs 0 and 1 (0-based) at full speed
+  fast.slowdown_factor = 6;
+  drifting.name = "drifting";
+  drifting.slowdown_sigma = 0.5;
+  drifting.slowdown_from = 2;
+  drifting.slowdown_factor = 2;
+  standard.name = "standard";
+  c.classes = {fast, drifting, standard};
+  c.rank_classes = {"fast", "drifting", "standard"};
+  EXPECT_EQ(c.slowdown_of(0, 0), 1.0);
+  EXPECT_EQ(c.slowdown_of(0, 1), 1.0);
+  EXPECT_EQ(c.slowdown_of(0, 2), 6.0);
+  EXPECT_EQ(c.slowdown_of(0, 9), 6.0);
+  EXPECT_EQ(c.slowdown_of(2, 5), 1.0);
+  // The random draw is the same per rank and epoch, and the factor multiplies it.
+  const double before = c.slowdown_of(1, 0), after = c.slowdown_of(1, 1);
+  EXPECT_GE(before, 1.0);
+  EXPECT_EQ(before, c.slowdown_of(1, 0));
+  JobConfig no_factor = c;
+  no_factor.classes[1].slowdown_from = 0;
+  EXPECT_DOUBLE_EQ(after, 2.0 * no_factor.slowdown_of(1, 1));
+}
+
 }  // namespace
 }  // namespace swarm::job
 

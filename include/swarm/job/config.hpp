@@ -118,6 +118,10 @@ struct JobConfig {
 
   /// The class of `rank` (the default class when none is configured).
   [[nodiscard]] const DeviceClass& class_of(int rank) const;
+  /// How many times slower than its class `rank` computes in `epoch` (0-based): the class's
+  /// random draw (slowdown_sigma, seeded per rank and epoch) times slowdown_factor from
+  /// slowdown_from on; 1 for a class with neither.
+  [[nodiscard]] double slowdown_of(int rank, int epoch) const;
   /// Blocks `rank` holds, given the model's blocks and the world size.
   [[nodiscard]] int span_of(int rank, int world_size, int blocks) const;
 };
