@@ -28,44 +28,13 @@
 #include "swarm/comm/device.hpp"
 #include "swarm/comm/errors.hpp"
 #include "swarm/comm/failure.hpp"
+#include "swarm/util/cuda.hpp"
 
 namespace swarm::comm::detail {
 namespace {
 
-/// Owns a CUDA stream (non-blocking: it must not synchronise with the legacy default stream).
-class Stream {
- public:
-  Stream() { SWARM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-  Stream(Stream&& o) noexcept : stream_(std::exchange(o.stream_, nullptr)) {}
-  Stream& operator=(Stream&&) = delete;
-  Stream(const Stream&) = delete;
-  ~Stream() {
-    if (stream_) cudaStreamDestroy(stream_);
-  }
-  [[nodiscard]] cudaStream_t get() const noexcept { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
-/// Owns a CUDA event with timing (it times the transfer on the stream).
-class Event {
- public:
-  Event() { SWARM_CUDA_CHECK(cudaEventCreate(&event_)); }
-  Event(Event&& o) noexcept : event_(std::exchange(o.event_, nullptr)) {}
-  Event& operator=(Event&& o) noexcept {
-    std::swap(event_, o.event_);
-    return *this;
-  }
-  Event(const Event&) = delete;
-  ~Event() {
-    if (event_) cudaEventDestroy(event_);
-  }
-  [[nodiscard]] cudaEvent_t get() const noexcept { return event_; }
-
- private:
-  cudaEvent_t event_ = nullptr;
-};
+using Stream = ::swarm::cuda::Stream<check_cuda>;
+using Event = ::swarm::cuda::Event<check_cuda>;  // cudaEventDefault: it times the transfer on the stream
 
 /// Owns an ncclComm_t: finalize + destroy when healthy, ncclCommAbort otherwise (a finalize
 /// with a dead peer would wait forever).

@@ -31,6 +31,7 @@
 #include "check.hpp"
 #include "kernels.hpp"
 #include "swarm/model/errors.hpp"
+#include "swarm/util/cuda.hpp"
 
 namespace swarm::model::detail {
 namespace {
@@ -234,52 +235,9 @@ class CublasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
-class Stream {
- public:
-  Stream() { SWARM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-  ~Stream() { (void)cudaStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  [[nodiscard]] cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
-// cudaErrorNotReady from a query is an answer, not a failure; it is cleared so that the next
-// launch check (cudaGetLastError) does not report it.
-bool ready(cudaError_t status, const char* statement) {
-  if (status == cudaErrorNotReady) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  check_cuda(status, statement, __FILE__, __LINE__);
-  return true;
-}
-
-class Event {
- public:
-  explicit Event(unsigned flags) { SWARM_CUDA_CHECK(cudaEventCreateWithFlags(&event_, flags)); }
-  ~Event() { (void)cudaEventDestroy(event_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-
-  void record(cudaStream_t stream) {
-    SWARM_CUDA_CHECK(cudaEventRecord(event_, stream));
-    recorded_ = true;
-  }
-  [[nodiscard]] bool recorded() const { return recorded_; }
-  /// Whether the work before the last record has finished (true when never recorded).
-  [[nodiscard]] bool done() const { return !recorded_ || ready(cudaEventQuery(event_), "cudaEventQuery(event_)"); }
-  void wait() const {
-    if (recorded_) SWARM_CUDA_CHECK(cudaEventSynchronize(event_));
-  }
-  [[nodiscard]] cudaEvent_t get() const { return event_; }
-
- private:
-  cudaEvent_t event_ = nullptr;
-  bool recorded_ = false;
-};
+using Stream = ::swarm::cuda::Stream<check_cuda>;
+using Event = ::swarm::cuda::Event<check_cuda>;
+bool ready(cudaError_t status, const char* statement) { return ::swarm::cuda::ready<check_cuda>(status, statement); }
 
 // The executor's own stream-ordered memory pool. Its release threshold keeps freed cache and
 // workspace memory reserved for the next growth (the device's default pool hands it back to the
