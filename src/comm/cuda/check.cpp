@@ -15,13 +15,6 @@ std::string device_prefix() {
   return rank_prefix() + "device " + std::to_string(device) + ": ";
 }
 
-void check_cuda(cudaError_t status, const char* statement, const char* file, int line) {
-  if (status == cudaSuccess) return;
-  (void)cudaGetLastError();  // a non-sticky error must not resurface in an unrelated call
-  throw DeviceError(device_prefix() + file + ":" + std::to_string(line) + ": " + statement + " failed: " +
-                    cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
-}
-
 std::string nccl_last_error() {
   const char* text = ncclGetLastError(nullptr);  // the comm argument is unused by NCCL
   return text ? text : "";
@@ -35,3 +28,11 @@ void check_nccl(ncclResult_t status, const char* statement, const char* file, in
 }
 
 }  // namespace swarm::comm::detail
+
+namespace swarm::comm {
+
+void raise_cuda_error(cudaError_t /*status*/, const std::string& failure) {
+  throw DeviceError(detail::device_prefix() + failure);
+}
+
+}  // namespace swarm::comm

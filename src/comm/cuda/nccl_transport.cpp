@@ -33,8 +33,8 @@
 namespace swarm::comm::detail {
 namespace {
 
-using Stream = ::swarm::cuda::Stream<check_cuda>;
-using Event = ::swarm::cuda::Event<check_cuda>;  // cudaEventDefault: it times the transfer on the stream
+using Stream = ::swarm::cuda::Stream<raise_cuda_error>;
+using Event = ::swarm::cuda::Event<raise_cuda_error>;  // cudaEventDefault: it times the transfer on the stream
 
 /// Owns an ncclComm_t: finalize + destroy when healthy, ncclCommAbort otherwise (a finalize
 /// with a dead peer would wait forever).

@@ -44,25 +44,18 @@ std::string device_label() {
   return "device " + std::to_string(device) + " (" + properties.name + ")";
 }
 
-std::string where(const char* statement, const char* file, int line) {
-  return " on " + device_label() + " at " + file + ":" + std::to_string(line) + ": " + statement;
-}
-
 }  // namespace
 
-void check_cuda(cudaError_t status, const char* statement, const char* file, int line) {
-  if (status == cudaSuccess) return;
-  (void)cudaGetLastError();  // clear a non-sticky error so later calls are not blamed
-  const std::string message = std::string("CUDA error ") + cudaGetErrorName(status) + " (" +
-                              cudaGetErrorString(status) + ")" + where(statement, file, line);
+void raise_cuda_error(cudaError_t status, const std::string& failure) {
+  const std::string message = device_label() + ": " + failure;
   if (status == cudaErrorMemoryAllocation) throw OutOfMemoryError(message);
   throw DeviceError(message);
 }
 
 void check_cublas(cublasStatus_t status, const char* statement, const char* file, int line) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
-  const std::string message = std::string("cuBLAS error ") + cublasGetStatusName(status) + " (" +
-                              cublasGetStatusString(status) + ")" + where(statement, file, line);
+  const std::string message = device_label() + ": " + file + ":" + std::to_string(line) + ": " + statement +
+                              " failed: " + cublasGetStatusName(status) + " (" + cublasGetStatusString(status) + ")";
   if (status == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemoryError(message);
   throw DeviceError(message);
 }
@@ -78,69 +71,10 @@ int cuda_device_count() noexcept {
 
 namespace {
 
-// Owning device array. Two kinds of allocation: cudaMalloc for the weights, which live as long
-// as the span; stream-ordered allocation from the executor's pool for what comes and goes
-// between forwards (KV caches, workspaces). A stream-ordered array may be used by work queued on
-// its stream after the allocation, and is freed (cudaFreeAsync) behind the work queued on that
-// stream before its destruction, so replacing or dropping one never waits for the device.
 template <typename T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  explicit DeviceArray(std::size_t count) : count_(count) {
-    if (count_ > 0) SWARM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&data_), bytes()));
-  }
-  DeviceArray(std::size_t count, cudaMemPool_t pool, cudaStream_t stream)
-      : count_(count), stream_(stream), ordered_(true) {
-    if (count_ > 0) {
-      SWARM_CUDA_CHECK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&data_), bytes(), pool, stream));
-    }
-  }
-  ~DeviceArray() {
-    if (data_ == nullptr) return;
-    if (ordered_) {
-      (void)cudaFreeAsync(data_, stream_);
-    } else {
-      (void)cudaFree(data_);
-    }
-  }
-  DeviceArray(DeviceArray&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)),
-        count_(std::exchange(other.count_, 0)),
-        stream_(other.stream_),
-        ordered_(other.ordered_) {}
-  DeviceArray& operator=(DeviceArray&& other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(count_, other.count_);
-    std::swap(stream_, other.stream_);
-    std::swap(ordered_, other.ordered_);
-    return *this;
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-
-  [[nodiscard]] T* get() const { return data_; }
-  [[nodiscard]] std::size_t count() const { return count_; }
-  [[nodiscard]] std::size_t bytes() const { return count_ * sizeof(T); }
-
- private:
-  T* data_ = nullptr;
-  std::size_t count_ = 0;
-  cudaStream_t stream_ = nullptr;
-  bool ordered_ = false;
-};
-
+using DeviceArray = ::swarm::cuda::DeviceArray<T, raise_cuda_error>;
 using DeviceBuffer = DeviceArray<float>;
-
-// Grows `buffer` to at least `count` elements (contents not kept). Stream-ordered: forwards
-// queued before still use the old array, which is freed behind them, and the new one is only
-// touched by work queued after; so a growing workspace needs no synchronisation.
-template <typename T>
-void ensure(DeviceArray<T>& buffer, std::size_t count, cudaMemPool_t pool, cudaStream_t stream) {
-  if (buffer.count() >= count) return;
-  buffer = DeviceArray<T>();  // free first: the pool can hand the same memory to the new array
-  buffer = DeviceArray<T>(count, pool, stream);
-}
+using ::swarm::cuda::ensure;
 
 // Weights: copied on the executor's compute stream; `host` must stay alive until that stream
 // has been synchronised (load() does).
@@ -235,9 +169,9 @@ class CublasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
-using Stream = ::swarm::cuda::Stream<check_cuda>;
-using Event = ::swarm::cuda::Event<check_cuda>;
-bool ready(cudaError_t status, const char* statement) { return ::swarm::cuda::ready<check_cuda>(status, statement); }
+using Stream = ::swarm::cuda::Stream<raise_cuda_error>;
+using Event = ::swarm::cuda::Event<raise_cuda_error>;
+bool ready(cudaError_t status, const char* statement) { return ::swarm::cuda::ready<raise_cuda_error>(status, statement); }
 
 // The executor's own stream-ordered memory pool. Its release threshold keeps freed cache and
 // workspace memory reserved for the next growth (the device's default pool hands it back to the
