@@ -158,18 +158,7 @@ BoundaryDecision Balancer::boundary(int epoch) {
   return d;
 }
 
-double Balancer::predicted() const {
-  std::vector<double> per_block(static_cast<std::size_t>(blocks_), 0.0);
-  for (std::size_t r = 0; r < swarm_.size(); ++r) {
-    const Server& s = swarm_[r];
-    const int k = s.span.length();
-    if (s.state != ServerState::online || k <= 0) continue;
-    double rate = block_tps_[r] / k;
-    if (network_[r] > 0) rate = std::min(rate, network_[r]);
-    for (int b = s.span.start; b < s.span.end; ++b) per_block[static_cast<std::size_t>(b)] += rate;
-  }
-  return per_block.empty() ? 0.0 : *std::min_element(per_block.begin(), per_block.end());
-}
+double Balancer::predicted() const { return route_capacity(blocks_, route_servers()); }
 
 std::vector<RouteServer> Balancer::route_servers() const {
   std::vector<RouteServer> out;

@@ -140,7 +140,7 @@ double Coordinator::traffic(HopRunner& runner, SpanServer& span, comm::Fabric& f
     }
     did = runner.step() || did;
     // Serving time of this rank: the iteration's work, its client part apart.
-    if (did) span.add_host_seconds(seconds_now() - iteration - (client_seconds_ - client_before));
+    if (did) span.add_host_seconds(iteration, seconds_now(), client_seconds_ - client_before);
     const double now = seconds_now();
     if (terminate != nullptr && terminate->load()) stop_ = true;
     finished_ = finished_ || client_.done();

@@ -124,7 +124,7 @@ double serve_epoch(HopRunner& runner, SpanServer& span, comm::Fabric& fabric, co
       }
     }
     did = runner.step() || did;
-    if (did) span.add_host_seconds(seconds_now() - iteration);
+    if (did) span.add_host_seconds(iteration, seconds_now());
     if (terminate != nullptr && terminate->load() && !stop_sent) {
       Header h;
       h.kind = PacketKind::stop;

@@ -61,7 +61,12 @@ std::vector<RouteShare> capacity_routes(int total_blocks, std::span<const RouteS
   std::vector<double> left(servers.size(), 1.0);  // share of each server's time not yet reserved
   std::vector<RouteShare> routes;
   double first = 0;
-  const auto rate = [&](std::size_t s, int blocks) { return servers[s].block_tokens_per_s / blocks; };
+  // A hop of `blocks` blocks passes R / blocks tokens/s, and no more than its measured link.
+  const auto rate = [&](std::size_t s, int blocks) {
+    const double compute = servers[s].block_tokens_per_s / blocks;
+    const double link = servers[s].network_tokens_per_s;
+    return link > 0 ? std::min(compute, link) : compute;
+  };
   while (static_cast<int>(routes.size()) < max_routes) {
     // Widest chain: block boundaries in increasing order, each hop from where the last ended to
     // the end of the server's span.
@@ -95,6 +100,16 @@ std::vector<RouteShare> capacity_routes(int total_blocks, std::span<const RouteS
     routes.push_back(std::move(route));
   }
   return routes;
+}
+
+double route_capacity(int total_blocks, std::span<const RouteServer> servers) {
+  // Each split exhausts the server of its narrowest hop, so twice the servers bounds the count
+  // with room for rounding.
+  double total = 0;
+  for (const RouteShare& r : capacity_routes(total_blocks, servers, 2 * static_cast<int>(servers.size()) + 2, 1e-9)) {
+    total += r.speed;
+  }
+  return total;
 }
 
 }  // namespace swarm::job

@@ -94,6 +94,7 @@ void SpanServer::start(const Header& h, comm::Activations& rows) {
   }
   running_ = true;
   done_at_ = -1;
+  host_during_forward_ = 0;
   rows_blocks_ = static_cast<double>(h.rows()) * (last - first);
   executor_->forward(h.segments, first, last, rows.data(), memory_of(rows));
 }
@@ -108,8 +109,12 @@ bool SpanServer::finished() {
     const double elapsed = executor_->last_forward_seconds();
     const double factor = device_.compute_factor * slowdown_;
     done_at_ = now + elapsed * (factor - 1.0);
-    // A host forward ran inside the loop's busy time (add_host_seconds); a device one did not.
-    compute_seconds_ += backend_ == model::Backend::cpu ? elapsed * (factor - 1.0) : elapsed * factor;
+    emulated_[0] = emulated_[1];
+    emulated_[1] = {now, done_at_};
+    compute_seconds_ += elapsed * (factor - 1.0);
+    // A host forward ran inside a loop iteration, which counted it (add_host_seconds). A device
+    // one ran while the loop went on: what the loop counted meanwhile is part of it.
+    if (backend_ != model::Backend::cpu) compute_seconds_ += std::max(0.0, elapsed - host_during_forward_);
     block_tokens_ += rows_blocks_;
     ++forwards_;
   }
@@ -120,6 +125,21 @@ bool SpanServer::finished() {
     probe_.clear();
   }
   return true;
+}
+
+void SpanServer::add_host_seconds(double began, double ended, double client) {
+  const double length = ended - began;
+  if (length <= 0) return;
+  const double serving = std::clamp(length - client, 0.0, length);
+  // An iteration that starts the next forward began inside the last window or before it, and
+  // the window of the forward it started opens before it ends: both may overlap it.
+  double inside = 0;
+  for (const auto& [from, to] : emulated_) inside += std::max(0.0, std::min(ended, to) - std::max(began, from));
+  inside = std::min(inside, length);
+  // The client's part and the serving part are taken as spread evenly over the iteration.
+  const double counted = serving * (1.0 - inside / length);
+  compute_seconds_ += counted;
+  if (running_) host_during_forward_ += counted;
 }
 
 void SpanServer::drop(std::span<const model::Segment> sessions) {

@@ -3,10 +3,12 @@
 // of its device class, its measurements) and the loop that serves packets as they arrive
 // (HopRunner: batches queue in arrival order, one forward at a time runs on the device, each
 // finished batch is posted on to its next hop without waiting for anybody).
+#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include "swarm/comm/fabric.hpp"
 #include "swarm/job/config.hpp"
@@ -56,10 +58,12 @@ class SpanServer {
   void set_slowdown(double factor) { slowdown_ = factor; }
 
   [[nodiscard]] model::SpanExecutor& executor() { return *executor_; }
-  /// Host time the rank's loop spent serving (iterations that took in packets, ran or posted
-  /// batches; rank 0's client time apart): with the forwards' device time and the class's
-  /// slower compute, the time the server was busy.
-  void add_host_seconds(double seconds) { compute_seconds_ += seconds; }
+  /// An iteration of the rank's loop that served (took in packets, ran or posted batches), from
+  /// `began` to `ended`, `client` seconds of it rank 0's client. With the forwards' device time
+  /// and the class's slower compute, the time the server was busy. Busy time is a union, not a
+  /// sum: the part of an iteration inside the emulated slower compute of the last forward, or
+  /// inside a device forward, is counted once (a slower device computes while its host polls).
+  void add_host_seconds(double began, double ended, double client = 0);
 
   /// This epoch's measurements (and resets the epoch counters). `fabric`: the data plane's own
   /// counts of this epoch; `client_seconds`: time this rank spent as the client.
@@ -79,6 +83,10 @@ class SpanServer {
   // The forward in progress.
   bool running_ = false;
   double done_at_ = -1;  // end of the emulated slower compute, once the device finished
+  // The last two emulated slower computes, [from, to): the rank is busy in them whatever its
+  // loop does.
+  std::array<std::pair<double, double>, 2> emulated_{};
+  double host_during_forward_ = 0;  // host seconds counted since the forward in progress started
   double rows_blocks_ = 0;
   std::vector<model::Segment> probe_;  // a probe's sessions, dropped once it finished
   int forwards_ = 0;

@@ -164,6 +164,7 @@ TEST(Balancer, PredictsTheRateTheSpansCanPass) {
   m[1].network_tokens_per_s = 10;  // a measured link caps its server
   b.update(m, 1.0);
   EXPECT_LT(b.predicted(), 200.0 / 4 + 400.0 / 4);
+  EXPECT_DOUBLE_EQ(b.predicted(), route_capacity(8, b.route_servers()));  // what the client routes on
 }
 
 TEST(Protocol, HeadersOfAnyLengthRoundTrip) {
@@ -349,6 +350,22 @@ TEST(CapacityRoutes, SplitTheSwarmIntoChainsWithinEachServersCapacity) {
   for (double u : used) EXPECT_LE(u, 1.0 + 1e-9);  // no server gives more than all of its time
   EXPECT_DOUBLE_EQ(routes.front().speed, 100.0);  // 400/4 on both hops
   EXPECT_NE(routes[0].key(), routes[1].key());
+}
+
+// A hop runs from where the last ended to the end of its server's span: where spans overlap, a
+// server runs fewer blocks a token than it holds, and passes more than R / k.
+TEST(CapacityRoutes, TheCapacityCountsTheBlocksEachHopRuns) {
+  std::vector<RouteServer> servers = {server(0, 0, 3, 300), server(1, 3, 6, 300), server(2, 5, 8, 240)};
+  // Rank 2 holds 3 blocks (240 / 3 = 80 if it ran them all) but runs blocks 6-7 of every chain:
+  // 120. Ranks 0 and 1 (100 each) are the bottleneck.
+  EXPECT_NEAR(route_capacity(8, servers), 100.0, 1e-9);
+  servers[2].network_tokens_per_s = 60;  // its measured link caps it below its compute
+  EXPECT_NEAR(route_capacity(8, servers), 60.0, 1e-9);
+  servers.push_back(server(3, 5, 8, 240));  // a replica of rank 2: chains split over both
+  servers[3].network_tokens_per_s = 0;      // no link measured: compute alone
+  EXPECT_NEAR(route_capacity(8, servers), 100.0, 1e-9);
+  servers[0].online = false;  // no chain covers block 0
+  EXPECT_EQ(route_capacity(8, servers), 0.0);
 }
 
 }  // namespace

@@ -42,10 +42,11 @@ class Balancer {
   [[nodiscard]] const std::vector<double>& compute() const { return compute_; }
   [[nodiscard]] const std::vector<double>& network() const { return network_; }
   /// The tokens/s the job should realise on the swarm as it runs now (docs/job.md, "What the
-  /// job predicts"): every hop runs to the end of its server's span, so a server of measured
-  /// one-block rate R (as update() took it) holding k blocks passes R / k tokens/s through its
-  /// span, capped by its link when that was measured. Min over blocks of the sum over the online
-  /// servers holding it.
+  /// job predicts"): the sum of the chains capacity_routes() splits the online servers into,
+  /// until no capacity is left. A hop runs from where the last ended to the end of its server's
+  /// span, so a server of measured one-block rate R (as update() took it) passes R / b tokens/s
+  /// on a hop of b blocks, capped by its link when that was measured; a server whose span
+  /// overlaps the previous one's runs fewer blocks a token than it holds.
   [[nodiscard]] double predicted() const;
   /// What the client routes with.
   [[nodiscard]] std::vector<RouteServer> route_servers() const;

@@ -50,9 +50,14 @@ struct RouteShare {
 
 /// Splits the online servers' capacity into routes, the workers of request dispatch: each time
 /// the widest chain (largest bottleneck of capacity not yet reserved; a hop running b blocks on
-/// a server of one-block rate R offers R / b tokens/s), reserving its bottleneck on every hop,
+/// a server of one-block rate R offers R / b tokens/s, and no more than its measured link),
+/// reserving its bottleneck on every hop,
 /// until a chain would be narrower than `min_fraction` of the first or `max_routes` exist.
 [[nodiscard]] std::vector<RouteShare> capacity_routes(int total_blocks, std::span<const RouteServer> servers,
                                                       int max_routes, double min_fraction = 0.05);
+
+/// What the swarm passes when every server is busy all the time: the sum of the chains
+/// capacity_routes() finds until no capacity is left (the job's prediction, docs/job.md).
+[[nodiscard]] double route_capacity(int total_blocks, std::span<const RouteServer> servers);
 
 }  // namespace swarm::job
