@@ -245,7 +245,8 @@ Outgoing Client::make_batch(const std::vector<Session*>& members, const std::vec
       by_cache_[s->cache] = s->id;
     }
     const int chunk = chunks[i];
-    h.segments.push_back({s->cache, s->batch, chunk, s->fed});
+    // The final length lets every server size the session's caches once (no doubling while it decodes).
+    h.segments.push_back({s->cache, s->batch, chunk, s->fed, final_positions(*s)});
     for (const auto& seq : s->sequences) {
       const std::vector<float> rows = model_.embed(std::span(seq).subspan(static_cast<std::size_t>(s->fed), chunk));
       o.rows.insert(o.rows.end(), rows.begin(), rows.end());
@@ -360,11 +361,14 @@ void Client::count_route(const Session& s, int delta) {
   }
 }
 
-std::uint64_t Client::cache_per_block(const Session& s) const {
+int Client::final_positions(const Session& s) {
   // The last step feeds position prompt + new - 1 (and a replay at least the sequence so far).
   const int len = static_cast<int>(s.sequences.front().size());
-  const int total = len - s.generated + s.target_new - 1;
-  return model::session_kv_bytes_per_block(model_.config(), s.batch, std::max(len, total));
+  return std::max(len, len - s.generated + s.target_new - 1);
+}
+
+std::uint64_t Client::cache_per_block(const Session& s) const {
+  return model::session_kv_bytes_per_block(model_.config(), s.batch, final_positions(s));
 }
 
 // Before a session's first step on its route (no caches there yet), its caches' final size is

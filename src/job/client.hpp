@@ -138,6 +138,9 @@ class Client {
   [[nodiscard]] Session* find(std::uint64_t id);
   [[nodiscard]] bool hold_cache(Session& s);
   void release_cache(Session& s);
+  /// Positions the session's caches will hold at most: what its segments tell the servers
+  /// (Segment::length) and what its cache room is reserved for.
+  [[nodiscard]] static int final_positions(const Session& s);
   [[nodiscard]] std::uint64_t cache_per_block(const Session& s) const;
   void count_route(const Session& s, int delta);
 

@@ -136,14 +136,14 @@ class CpuExecutor final : public SpanExecutor {
     for (std::size_t i = 0; i < segments.size(); ++i) {
       for (int block = first_block; block < last_block; ++block) {
         KvCache& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
-        reserve(cache, segments[i].session, segments[i].batch, cache.length + segments[i].tokens);
+        reserve(cache, segments[i].session, segments[i].batch, cache.length + segments[i].tokens, segments[i].length);
       }
     }
   }
 
-  void reserve(KvCache& cache, SessionId session, int batch, int needed) {
+  void reserve(KvCache& cache, SessionId session, int batch, int needed, int length) {
     if (needed <= cache.capacity) return;
-    const int capacity = grown_kv_capacity(cache.capacity, needed);
+    const int capacity = grown_kv_capacity(cache.capacity, needed, length);
     const auto row = static_cast<std::size_t>(config_.kv_dim());
     const std::uint64_t new_bytes = 2ULL * batch * capacity * row * sizeof(float);
     try {

@@ -17,8 +17,9 @@ std::int64_t batch_rows(std::span<const Segment> segments) {
   return rows;
 }
 
-void SpanExecutor::forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens) {
-  const Segment segment{session, batch, tokens, cached_tokens(session, first_block)};
+void SpanExecutor::forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens,
+                          int length) {
+  const Segment segment{session, batch, tokens, cached_tokens(session, first_block), length};
   forward(std::span(&segment, 1), first_block, last_block, hidden, Memory::host);
 }
 

@@ -82,7 +82,7 @@ namespace swarm::model {
 
 std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int total_tokens) {
   return 2ULL * static_cast<std::uint64_t>(batch) *
-         static_cast<std::uint64_t>(grown_kv_capacity(0, std::max(1, total_tokens))) *
+         static_cast<std::uint64_t>(std::max(1, total_tokens)) *
          static_cast<std::uint64_t>(config.kv_dim()) * sizeof(float);
 }
 

@@ -77,7 +77,7 @@ class SessionTable {
       const Segment& seg = segments[i];
       for (int block = first; block < last; ++block) {
         const Cache& cache = states[i]->blocks[static_cast<std::size_t>(block - span.start)];
-        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens);
+        const int capacity = grown_kv_capacity(cache.capacity, cache.length + seg.tokens, seg.length);
         extra += 2ULL * static_cast<std::uint64_t>(seg.batch) * static_cast<std::uint64_t>(capacity - cache.capacity) *
                  static_cast<std::uint64_t>(kv_dim) * sizeof(float);
       }

@@ -76,9 +76,9 @@ class ClientAdmission : public ClientTest {
  protected:
   ClientAdmission() {
     config_.workload.sessions = 3;
-    // A session's cache on 4 blocks: 256 bytes a position a block x 32 positions (19 used, in a
-    // cache that grows in powers of two) x 4 blocks = 32 KiB. 0.04 MiB holds one.
-    config_.max_cache_mb = 0.04;
+    // A session's cache on 4 blocks: 256 bytes a position a block x 19 positions (8 + 12 - 1,
+    // allocated once at the length its segments say) x 4 blocks = 19 KiB. 0.025 MiB holds one.
+    config_.max_cache_mb = 0.025;
     servers_ = {server(0, 0, 4), server(1, 0, 4), server(2, 4, 8), server(3, 4, 8)};
   }
   std::vector<RouteServer> servers_;
@@ -177,6 +177,7 @@ TEST_F(ClientTest, MicroBatchesKeepEveryStageBusy) {
     for (const model::Segment& s : b.header.segments) {
       EXPECT_EQ(s.tokens, 8) << "a prefill";
       EXPECT_EQ(s.position, 0);
+      EXPECT_EQ(s.length, 8 + 12 - 1) << "the positions its caches will hold: sized once";
       seen.insert(s.session);
     }
     EXPECT_EQ(b.rows.size(), static_cast<std::size_t>(3 * 8 * 64)) << "one embedding row per token";
@@ -192,6 +193,7 @@ TEST_F(ClientTest, MicroBatchesKeepEveryStageBusy) {
     EXPECT_EQ(again[0].header.segments[i].session, first[1].header.segments[i].session);
     EXPECT_EQ(again[0].header.segments[i].tokens, 1) << "a decode step";
     EXPECT_EQ(again[0].header.segments[i].position, 8);
+    EXPECT_EQ(again[0].header.segments[i].length, 8 + 12 - 1);
   }
   EXPECT_TRUE(c.step(0.4, true).empty());
   const ClientStats stats = c.take_stats();

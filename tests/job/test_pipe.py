@@ -527,9 +527,9 @@ def case_dispatch(r):
 
 def case_admission(r):
     # The tiny model's KV cache: 2 (K, V) x 32 (kv_dim) x 4 bytes = 256 bytes a position a block.
-    # A session of 8 + 12 tokens holds 19 positions: 32 in a cache that grows in powers of two,
-    # however its tokens are fed (replays and chunked prefills too), so 32 KiB on a span of 4. A budget
-    # of 0.07 MiB (71.7 KiB) holds two sessions a rank, 0.04 MiB one: a batch of 40 must queue.
+    # A session of 8 + 12 tokens holds 19 positions, allocated once at the length its segments say,
+    # however its tokens are fed (replays and chunked prefills too), so 19 KiB on a span of 4. A
+    # budget of 0.04 MiB (41 KiB) holds two sessions a rank, 0.025 MiB one: a batch of 40 must queue.
     batch = "[workload]\narrival = batch\nsessions = 40\n"
     job = r.write("admission.ini", tiny(epochs=3000, seconds=0.02, strategy="new_only", span=4, new=12,
                                         extra=batch + "[churn]\nleaves = 2 3\njoins = 4 3\n"))
@@ -538,10 +538,10 @@ def case_admission(r):
                                                   extra=batch + "[servers]\nclasses = fast, slow, slow\n"
                                                         "[class.fast]\nspan = 4\n"
                                                         "[class.slow]\ncompute_factor = 3\nspan = 4\n"))
-    runs = [("plain", 4, job, "0.07", [], True),
-            ("round_robin", 4, job, "0.07", ["--dispatch.policy", "round_robin"], False),
-            ("shared route, round_robin", 3, shared, "0.04", ["--dispatch.policy", "round_robin"], True),
-            ("shared route, self_gss", 3, shared, "0.04", ["--dispatch.policy", "self_gss"], True)]
+    runs = [("plain", 4, job, "0.04", [], True),
+            ("round_robin", 4, job, "0.04", ["--dispatch.policy", "round_robin"], False),
+            ("shared route, round_robin", 3, shared, "0.025", ["--dispatch.policy", "round_robin"], True),
+            ("shared route, self_gss", 3, shared, "0.025", ["--dispatch.policy", "self_gss"], True)]
     for name, ranks, path, budget, extra, must_wait in runs:
         trace = r.path(f"admission_{len(name)}_{ranks}.h5")
         p = r.run(ranks, "--job", path, "--trace", trace, "--servers.max_cache_mb", budget, "--run.seed", "5", *extra)
@@ -569,7 +569,7 @@ def case_admission(r):
     # A closed loop of 8 sessions in flight, beyond the budget: they take turns.
     closed = r.write("admission_closed.ini", tiny(epochs=4, seconds=0.4, new=12))
     trace = r.path("admission_closed.h5")
-    p = r.run(4, "--job", closed, "--trace", trace, "--servers.max_cache_mb", "0.07", "--workload.concurrency", "8")
+    p = r.run(4, "--job", closed, "--trace", trace, "--servers.max_cache_mb", "0.04", "--workload.concurrency", "8")
     check(p.returncode == 0, f"closed loop beyond the budget runs ({p.stderr[-400:]})")
     if p.returncode == 0:
         with h5py.File(trace, "r") as h:
@@ -577,9 +577,9 @@ def case_admission(r):
             done = e["sessions_completed"][:].sum()
             check(e["cache_waits"][:].sum() > 0 and done > 8,
                   f"closed loop: sessions waited and took turns ({done} completed, 8 in flight)")
-    # Room for less than one session (32 KiB): it could wait for ever, so the job is refused before
+    # Room for less than one session (19 KiB): it could wait for ever, so the job is refused before
     # any traffic.
-    p = r.run(4, "--job", job, "--trace", r.path("admission_tight.h5"), "--servers.max_cache_mb", "0.03", timeout=60)
+    p = r.run(4, "--job", job, "--trace", r.path("admission_tight.h5"), "--servers.max_cache_mb", "0.015", timeout=60)
     check(p.returncode == 2 and "servers.max_cache_mb" in p.stderr and "one must fit" in p.stderr,
           f"a budget below one session is refused (exit {p.returncode}: {p.stderr[-300:]})")
 

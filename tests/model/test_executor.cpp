@@ -255,37 +255,55 @@ TEST_F(Executor, CacheBudgetIsEnforced) {
 }
 
 // The start-up check of a job (servers.max_cache_mb) and the client's admission rest on
-// session_kv_bytes_per_block: a budget of exactly that holds a session's positions however they
-// are fed (a prompt at once, in chunks, replayed whole after a reroute, then decode steps); a
-// byte less does not.
+// session_kv_bytes_per_block: a budget of exactly that holds a session that says its length
+// (Segment::length) however its positions are fed (a prompt at once, in chunks, replayed whole
+// after a reroute, then decode steps); a byte less does not. Its caches are allocated once, at
+// the first forward, and never grow. A session that does not say grows by doubling.
 TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsToHoweverItIsFed) {
   for (const auto& [batch, prompt, total] : {std::tuple{1, 5, 40}, std::tuple{2, 16, 17}, std::tuple{1, 20, 20},
                                              std::tuple{3, 33, 70}, std::tuple{1, 1, 1}}) {
     const std::uint64_t per_block = session_kv_bytes_per_block(config_, batch, total);
+    const std::uint64_t doubled =
+        per_block / static_cast<std::uint64_t>(total) * static_cast<std::uint64_t>(grown_kv_capacity(0, total));
     // Feed schedules: the prompt at once, in chunks of 3 and of 7, or all but the last position
     // at once (a late replay), each followed by single tokens.
     for (const int chunk : {prompt, 3, 7, total - 1}) {
       if (chunk < 1) continue;
-      for (const std::uint64_t budget : {2 * per_block, 2 * per_block - 1}) {
-        ExecutorOptions options;
-        options.max_cache_bytes = static_cast<std::size_t>(budget);
-        auto executor = make_executor(Backend::cpu, options);
-        executor->load(weights_, {0, 2});
-        auto x = random_hidden(batch * std::max(prompt, chunk), config_.hidden_size, 11);
-        const int first = std::max(prompt, chunk == total - 1 ? chunk : prompt);
-        const auto run = [&] {
-          for (int fed = 0; fed < first;) {
-            const int n = std::min(chunk, first - fed);
-            executor->forward(1, 0, 2, x.data(), batch, n);
-            fed += n;
+      for (const bool says : {true, false}) {
+        const std::uint64_t needs = says ? per_block : doubled;
+        for (const std::uint64_t budget : {2 * needs, 2 * needs - 1}) {
+          ExecutorOptions options;
+          options.max_cache_bytes = static_cast<std::size_t>(budget);
+          auto executor = make_executor(Backend::cpu, options);
+          executor->load(weights_, {0, 2});
+          auto x = random_hidden(batch * std::max(prompt, chunk), config_.hidden_size, 11);
+          const int first = std::max(prompt, chunk == total - 1 ? chunk : prompt);
+          const int length = says ? total : 0;
+          std::vector<std::uint64_t> sizes;
+          const auto run = [&] {
+            for (int fed = 0; fed < first;) {
+              const int n = std::min(chunk, first - fed);
+              executor->forward(1, 0, 2, x.data(), batch, n, length);
+              sizes.push_back(executor->cache_bytes());
+              fed += n;
+            }
+            for (int t = first; t < total; ++t) {
+              executor->forward(1, 0, 2, x.data(), batch, 1, length);
+              sizes.push_back(executor->cache_bytes());
+            }
+          };
+          const std::string what = std::to_string(batch) + " x " + std::to_string(prompt) + ".." +
+                                   std::to_string(total) + " in chunks of " + std::to_string(chunk) +
+                                   (says ? ", length said" : ", length not said");
+          if (budget == 2 * needs) {
+            EXPECT_NO_THROW(run()) << what;
+            EXPECT_EQ(executor->cache_bytes(), 2 * needs) << what;
+            if (says) {
+              for (std::uint64_t size : sizes) EXPECT_EQ(size, 2 * per_block) << what << ": allocated once";
+            }
+          } else {
+            EXPECT_THROW(run(), CacheBudgetError) << what;
           }
-          for (int t = first; t < total; ++t) executor->forward(1, 0, 2, x.data(), batch, 1);
-        };
-        if (budget == 2 * per_block) {
-          EXPECT_NO_THROW(run()) << batch << " x " << prompt << ".." << total << " in chunks of " << chunk;
-          EXPECT_EQ(executor->cache_bytes(), 2 * per_block);
-        } else {
-          EXPECT_THROW(run(), CacheBudgetError) << batch << " x " << prompt << ".." << total;
         }
       }
     }
@@ -294,6 +312,8 @@ TEST_F(Executor, SessionCacheBytesAreWhatTheCacheGrowsToHoweverItIsFed) {
   EXPECT_EQ(grown_kv_capacity(16, 17), 32);
   EXPECT_EQ(grown_kv_capacity(40, 41), 64) << "a power of two, whatever the capacity before";
   EXPECT_EQ(grown_kv_capacity(64, 64), 64);
+  EXPECT_EQ(grown_kv_capacity(0, 5, 40), 40) << "the session's length, at once";
+  EXPECT_EQ(grown_kv_capacity(40, 41, 40), 64) << "a segment past its length grows by doubling";
 }
 
 TEST(ExecutorMemory, ModelTooBigForHostMemoryIsReportedBeforeAllocating) {

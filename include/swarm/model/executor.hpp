@@ -47,12 +47,16 @@ using SessionId = std::uint64_t;
 /// One session's rows in a batched forward: `batch` sequences of `tokens` new tokens each, rows
 /// sequence-major (sequence b, token t at row offset b * tokens + t), at positions
 /// position .. position + tokens - 1. `position` is the number of tokens the session's caches
-/// hold in every block of the forward (0 for a new session).
+/// hold in every block of the forward (0 for a new session). `length`: the positions the
+/// session's caches will hold at most (its prompt and the tokens it may generate), when the
+/// caller knows it: each cache is then allocated once at that size instead of doubling as it
+/// fills; 0 (unknown), or a segment that passes it, grows by doubling.
 struct Segment {
   SessionId session = 0;
   std::int32_t batch = 1;
   std::int32_t tokens = 0;
   std::int32_t position = 0;
+  std::int32_t length = 0;
 
   [[nodiscard]] std::int64_t rows() const { return std::int64_t{batch} * tokens; }
   bool operator==(const Segment&) const = default;
@@ -71,20 +75,23 @@ struct ExecutorOptions {
   DType compute = DType::f32;
 };
 
-/// Positions a KV cache holds once grown to `needed` from `capacity`: the power of two at or
-/// above `needed` (at least 16), so that decoding one token at a time copies amortised O(1) rows
-/// a token, and the size a cache ends at depends only on the positions it holds, not on how they
-/// were fed (a prompt at once, in chunks, or replayed after a reroute).
-[[nodiscard]] constexpr int grown_kv_capacity(int capacity, int needed) {
+/// Positions a KV cache holds once grown to `needed` from `capacity`. With the session's
+/// `length` (Segment::length) at or above `needed`: that length, allocated once, never copied.
+/// Otherwise the power of two at or above `needed` (at least 16), so that decoding one token at a
+/// time copies amortised O(1) rows a token. Either way the size a cache ends at does not depend
+/// on how its positions were fed (a prompt at once, in chunks, or replayed after a reroute).
+[[nodiscard]] constexpr int grown_kv_capacity(int capacity, int needed, int length = 0) {
   if (needed <= capacity) return capacity;
+  if (length >= needed) return length;
   int grown = 16;
   while (grown < needed) grown *= 2;
   return grown;
 }
 
 /// Bytes of one block's KV cache for a session of `batch` sequences that holds up to
-/// `total_tokens` positions: what a cache budget (ExecutorOptions::max_cache_bytes) must hold
-/// for it, block by block, however its tokens are fed.
+/// `total_tokens` positions and says so (Segment::length = total_tokens): what a cache budget
+/// (ExecutorOptions::max_cache_bytes) must hold for it, block by block, however its tokens are
+/// fed. A session that does not say grows by doubling and may need up to twice as much.
 [[nodiscard]] std::uint64_t session_kv_bytes_per_block(const ModelConfig& config, int batch, int total_tokens);
 
 /// Runs a contiguous span of decoder blocks. Not thread-safe: one caller thread per executor.
@@ -112,8 +119,10 @@ class SpanExecutor {
   virtual void forward(std::span<const Segment> segments, int first_block, int last_block, float* rows,
                        Memory memory = Memory::host) = 0;
 
-  /// One session alone, continuing its caches: forward({{session, batch, tokens, cached}}, ...).
-  void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens);
+  /// One session alone, continuing its caches: forward({{session, batch, tokens, cached,
+  /// length}}, ...).
+  void forward(SessionId session, int first_block, int last_block, float* hidden, int batch, int tokens,
+               int length = 0);
 
   /// Whether the device work enqueued so far (forwards, uploads) has finished. cpu: always.
   [[nodiscard]] virtual bool idle() = 0;

@@ -317,7 +317,7 @@ class CudaExecutor final : public SpanExecutor {
     for (std::size_t i = 0; i < segments.size(); ++i) {
       for (int block = first_block; block < last_block; ++block) {
         DeviceKv& cache = states[i]->blocks[static_cast<std::size_t>(block - span_.start)];
-        reserve(cache, segments[i].batch, cache.length + segments[i].tokens);
+        reserve(cache, segments[i].batch, cache.length + segments[i].tokens, segments[i].length);
       }
     }
     const BatchMetadata meta = stage_metadata(segments, states, first_block, last_block, n);
@@ -460,9 +460,9 @@ class CudaExecutor final : public SpanExecutor {
   // Grows a block's cache to `needed` positions, all on the compute stream: new arrays from the
   // pool, one 2D copy of the cached positions of every (sequence, kv head) plane, and the old
   // arrays freed behind the copies. No synchronisation.
-  void reserve(DeviceKv& cache, int batch, int needed) {
+  void reserve(DeviceKv& cache, int batch, int needed, int length) {
     if (needed <= cache.capacity) return;
-    const int capacity = grown_kv_capacity(cache.capacity, needed);
+    const int capacity = grown_kv_capacity(cache.capacity, needed, length);
     const auto head_dim = static_cast<std::size_t>(config_.head_dim);
     const std::size_t planes = static_cast<std::size_t>(batch) * config_.num_key_value_heads;
     const std::size_t count = planes * capacity * head_dim;
