@@ -172,7 +172,7 @@ po::options_description schema() {
       ("model.eos_token_id", po::value<long>()->default_value(-1), "random weights: end-of-sequence token for stop_at_eos (-1: none)")
       ("model.seed", po::value<std::uint64_t>()->default_value(1), "random weights: seed (block i's weights depend only on it)")
       ("model.weights_dtype", po::value<std::string>()->default_value("f32"), "random weights: dtype the weight matrices are held in, f32, bf16 or f16 (rounded from the f32 values; a checkpoint keeps its stored dtype); arithmetic accumulates in f32")
-      ("model.compute_dtype", po::value<std::string>()->default_value("f32"), "operands of the matrix products, accumulated in f32 either way: f32 (weights widened exactly), or bf16 (cpu backend: weights held in bf16, activations rounded to bf16 before each product, oneDNN on the CPU's bf16 instructions; logits within 3e-2 of f32's, docs/model.md)")
+      ("model.compute_dtype", po::value<std::string>()->default_value("f32"), "operands of the matrix products, accumulated in f32 either way: f32 (weights widened exactly), or bf16 (weights held in bf16, activations rounded to bf16 before each product: oneDNN on the CPU's bf16 instructions, cuBLAS's bf16 GEMM on a GPU; logits within 3e-2 of f32's, docs/model.md)")
       ("model.backend", po::value<std::string>()->default_value("auto"), "auto (cuda when every rank has a GPU), cpu, cuda")
       ("model.threads", po::value<long>()->default_value(1), "OpenBLAS threads per rank (results do not depend on it)")
       ("run.epochs", po::value<long>()->default_value(4), "epochs (with workload.prompts, unless given: until every prompt is answered)")
@@ -264,9 +264,6 @@ JobConfig load_config(const JobFile& job, int world) {
     c.compute_dtype = model::parse_dtype(compute, "model.compute_dtype");
   } else {
     job.fail("model.compute_dtype", compute, "must be f32 or bf16");
-  }
-  if (c.compute_dtype == model::DType::bf16 && c.backend == model::Backend::cuda) {
-    job.fail("model.compute_dtype", "bf16", "is implemented by the cpu backend only (model.backend = cuda computes in f32)");
   }
 
   c.epochs = static_cast<int>(job.integer("run.epochs", 1, 1000000));

@@ -104,8 +104,7 @@ int run_swarm_pipe(int argc, char** argv) {
 
   // Backend and transport: the GPU path only when every rank has its own GPU.
   const int devices = comm::device_count();
-  // bf16 compute is the cpu backend's: auto picks it then (cuda + bf16 is refused in the config).
-  const bool cpu_only = config->backend == model::Backend::cpu || config->compute_dtype != model::DType::f32;
+  const bool cpu_only = config->backend == model::Backend::cpu;
   const int have = cpu_only ? 0 : (model::cuda_available() ? 1 : 0);
   const auto gpus = comm::allgather_values(comm, have);
   const bool every_gpu = std::all_of(gpus.begin(), gpus.end(), [](int x) { return x == 1; });

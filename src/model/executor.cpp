@@ -50,9 +50,9 @@ std::unique_ptr<SpanExecutor> make_executor(Backend backend, ExecutorOptions opt
   if (backend == Backend::cpu) return detail::make_cpu_executor(options);
 #ifdef SWARM_MODEL_HAVE_CUDA
   if (!cuda_available()) throw UsageError("backend cuda requested but no CUDA device is usable here");
-  if (options.compute != DType::f32) {
+  if (options.compute != DType::f32 && options.compute != DType::bf16) {
     throw UsageError("compute dtype " + std::string(to_string(options.compute)) +
-                     " is implemented by the cpu backend only; the cuda backend computes in f32");
+                     " is not implemented by the cuda backend (f32 or bf16)");
   }
   return detail::make_cuda_executor(options);
 #else

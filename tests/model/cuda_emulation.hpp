@@ -92,6 +92,7 @@ void launch(Dim3 grid, unsigned threads, std::size_t shared_bytes, Kernel kernel
 inline void __syncthreads() { ::emu::sync(); }
 inline float __shfl_xor_sync(unsigned /*mask*/, float value, int offset) { return ::emu::shfl_xor(value, offset); }
 inline float __int_as_float(int bits) { return std::bit_cast<float>(bits); }
+inline unsigned __float_as_uint(float value) { return std::bit_cast<unsigned>(value); }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
 using std::min;

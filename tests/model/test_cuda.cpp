@@ -7,6 +7,7 @@
 // for long contexts and bigger heads.
 #include <array>
 #include <chrono>
+#include <cstdio>
 #include <numeric>
 #include <thread>
 
@@ -51,6 +52,33 @@ TEST_P(CudaGolden, GenerationMatchesCpuAndTransformers) {
   const auto split = generate_local(checkpoint, Backend::cuda, expected.prompt, expected.batch, options, per_block);
   EXPECT_EQ(split.tokens, gpu.tokens);
   EXPECT_LE(max_abs_diff(split.logits, gpu.logits), 1e-6F * max_abs(gpu.logits));
+}
+
+// model.compute_dtype = bf16 on the GPU: bf16 matrices, activations rounded to bf16 before each
+// product (cublasGemmEx on the tensor cores, fp32 accumulation). The tolerance of the CPU's bf16
+// path against the fp32 golden (test_golden.cpp) holds here too; half the weight bytes of fp32.
+TEST_P(CudaGolden, Bf16ComputeStaysWithinItsTolerance) {
+  constexpr float kBf16Tolerance = 3e-2F;
+  const Expected expected = load_expected(GetParam());
+  const Checkpoint checkpoint(fixture_dir(GetParam()));
+  GreedyOptions options;
+  options.max_new_tokens = expected.max_new_tokens;
+  options.keep_logits = true;
+  ExecutorOptions bf16;
+  bf16.compute = DType::bf16;
+  const auto gpu = generate_local(checkpoint, Backend::cuda, expected.prompt, expected.batch, options, {}, bf16);
+  ASSERT_EQ(gpu.logits.size(), expected.logits.size());
+  const float diff = max_abs_diff(gpu.logits, expected.logits) / max_abs(expected.logits);
+  std::printf("%s: cuda bf16 compute, max |dlogit| / max |logit| = %.2e\n", GetParam().c_str(), diff);
+  EXPECT_LE(diff, kBf16Tolerance);
+  EXPECT_GT(diff, 1e-4F) << "bf16 compute gave fp32 logits: the bf16 path did not run";
+
+  const Span all{0, checkpoint.config().num_hidden_layers};
+  auto f32 = make_executor(Backend::cuda, {});
+  auto half = make_executor(Backend::cuda, bf16);
+  f32->load(checkpoint, all);
+  half->load(checkpoint, all);
+  EXPECT_LE(static_cast<double>(half->weight_bytes()), 0.55 * static_cast<double>(f32->weight_bytes()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(fixture_names()));

@@ -12,6 +12,7 @@
 
 #include "cpu_ops.hpp"
 #include "model_test_util.hpp"
+#include "safetensors.hpp"
 
 namespace swarm::model::test {
 namespace {
@@ -252,6 +253,24 @@ TEST(EmulatedKernels, ElementwiseKernelsMatchCpu) {
     for (int c = 0; c < dim; ++c) y_cpu[r * dim + c] += bias[c];
   }
   EXPECT_EQ(y, y_cpu);
+}
+
+// The operands of the CUDA backend's bf16 products are rounded as the CPU rounds them: bit for
+// bit, ties to even, NaN kept, infinities and overflow to infinity included.
+TEST(EmulatedKernels, Bf16RoundingMatchesCpuBitwise) {
+  std::vector<float> x = random_hidden(3, 700, 15);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float special : {0.0F, -0.0F, inf, -inf, std::numeric_limits<float>::quiet_NaN(),
+                              std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
+                              std::bit_cast<float>(0x3F808000U), std::bit_cast<float>(0x3F818000U)}) {
+    x.push_back(special);  // the last two are ties: one rounds down to even, one up
+  }
+  std::vector<std::uint16_t> out(x.size(), 0);
+  const auto n = static_cast<long long>(x.size());
+  emu::launch({2}, k::kThreads, 0, [&] { k::to_bf16_kernel(x.data(), out.data(), n); });
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(out[i], detail::f32_to_bf16(x[i])) << "element " << i;
+  EXPECT_EQ(out[out.size() - 2], 0x3F80U) << "a tie rounds to even (down)";
+  EXPECT_EQ(out[out.size() - 1], 0x3F82U) << "a tie rounds to even (up)";
 }
 
 }  // namespace

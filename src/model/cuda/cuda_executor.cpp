@@ -1,8 +1,10 @@
-// CUDA backend: cuBLAS sgemm for every projection over all rows of a batch, the kernels of
+// CUDA backend: one cuBLAS GEMM for every projection over all rows of a batch, the kernels of
 // kernels.cu for the rest (per row, each row finding its session's cache and position in the
-// batch's metadata). Host code (C++20, g++); the kernels are compiled by nvcc. Data stay fp32 end
-// to end; cuBLAS runs in CUBLAS_DEFAULT_MATH, which never uses TF32 for sgemm, so results track
-// the CPU path.
+// batch's metadata). Host code (C++20, g++); the kernels are compiled by nvcc. With
+// model.compute_dtype = f32 data stay fp32 end to end (16-bit weights widened on the host) and
+// cuBLAS runs in CUBLAS_DEFAULT_MATH, which never uses TF32 for sgemm, so results track the CPU
+// path. With bf16 the matrices are held in bf16 and each product's activations rounded to bf16
+// (cublasGemmEx, fp32 accumulation and output, tensor cores), as the CPU's bf16 path does.
 //
 // Streams: the compute stream runs every forward, its copies, cache growth and the stream-ordered
 // frees; the copy stream runs upload() and download_rows(), so the rows of the next batch can
@@ -78,8 +80,9 @@ using ::swarm::cuda::ensure;
 
 // Weights: copied on the executor's compute stream; `host` must stay alive until that stream
 // has been synchronised (load() does).
-DeviceBuffer upload_async(const std::vector<float>& host, cudaStream_t stream) {
-  DeviceBuffer buffer(host.size());
+template <typename T>
+DeviceArray<T> upload_async(const std::vector<T>& host, cudaStream_t stream) {
+  DeviceArray<T> buffer(host.size());
   if (!host.empty()) {
     SWARM_CUDA_CHECK(cudaMemcpyAsync(buffer.get(), host.data(), buffer.bytes(), cudaMemcpyHostToDevice, stream));
   }
@@ -114,25 +117,41 @@ class PinnedBuffer {
   std::size_t bytes_ = 0;
 };
 
+// A projection matrix on the device: fp32, or bf16 words for model.compute_dtype = bf16.
+struct DeviceMatrix {
+  DeviceBuffer f32;
+  DeviceArray<std::uint16_t> bf16;
+
+  DeviceMatrix(const Matrix& m, cudaStream_t stream) {
+    if (m.dtype == DType::bf16) {
+      bf16 = upload_async(m.bits, stream);
+    } else {
+      f32 = upload_async(m.f32, stream);  // load() widened every other dtype
+    }
+  }
+  [[nodiscard]] std::size_t bytes() const { return f32.bytes() + bf16.bytes(); }
+};
+
 struct DeviceBlock {
-  DeviceBuffer input_norm, q, k, v, o, post_norm, gate, up, down;
+  DeviceBuffer input_norm, post_norm;
+  DeviceMatrix q, k, v, o, gate, up, down;
   DeviceBuffer q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;
 
   DeviceBlock(const BlockWeights& w, cudaStream_t stream)
-      : input_norm(upload_async(w.input_norm, stream)), q(upload_async(w.q.f32, stream)), k(upload_async(w.k.f32, stream)),
-        v(upload_async(w.v.f32, stream)), o(upload_async(w.o.f32, stream)), post_norm(upload_async(w.post_norm, stream)),
-        gate(upload_async(w.gate.f32, stream)), up(upload_async(w.up.f32, stream)), down(upload_async(w.down.f32, stream)),
-        q_bias(upload_async(w.q_bias, stream)), k_bias(upload_async(w.k_bias, stream)),
+      : input_norm(upload_async(w.input_norm, stream)), post_norm(upload_async(w.post_norm, stream)),
+        q(w.q, stream), k(w.k, stream), v(w.v, stream), o(w.o, stream), gate(w.gate, stream), up(w.up, stream),
+        down(w.down, stream), q_bias(upload_async(w.q_bias, stream)), k_bias(upload_async(w.k_bias, stream)),
         v_bias(upload_async(w.v_bias, stream)), o_bias(upload_async(w.o_bias, stream)),
         gate_bias(upload_async(w.gate_bias, stream)), up_bias(upload_async(w.up_bias, stream)),
         down_bias(upload_async(w.down_bias, stream)) {}
 
   [[nodiscard]] std::size_t bytes() const {
     std::size_t n = 0;
-    for (const DeviceBuffer* b : {&input_norm, &q, &k, &v, &o, &post_norm, &gate, &up, &down, &q_bias, &k_bias,
-                                  &v_bias, &o_bias, &gate_bias, &up_bias, &down_bias}) {
+    for (const DeviceBuffer* b : {&input_norm, &post_norm, &q_bias, &k_bias, &v_bias, &o_bias, &gate_bias, &up_bias,
+                                  &down_bias}) {
       n += b->bytes();
     }
+    for (const DeviceMatrix* m : {&q, &k, &v, &o, &gate, &up, &down}) n += m->bytes();
     return n;
   }
 };
@@ -151,6 +170,7 @@ using Session = detail::SessionTable<DeviceKv>::Session;
 // Activations of the rows of a forward (x only for host rows) and the batch's metadata.
 struct Workspace {
   DeviceBuffer x, norm, q, k, v, attn, delta, gate, up;
+  DeviceArray<std::uint16_t> operand;  // a bf16 product's activations, rounded
   DeviceArray<std::byte> meta;
 };
 
@@ -261,8 +281,10 @@ class CudaExecutor final : public SpanExecutor {
     pool_.trim();
     std::size_t free_bytes = 0, total_bytes = 0;
     SWARM_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    ModelConfig held = config;  // the device holds fp32 matrices (widened on the host)
-    held.weights_dtype = DType::f32;
+    // The device holds fp32 matrices (widened on the host), or bf16 ones for bf16 compute.
+    const bool bf16 = options_.compute == DType::bf16;
+    ModelConfig held = config;
+    held.weights_dtype = bf16 ? DType::bf16 : DType::f32;
     const auto needed = static_cast<std::uint64_t>(held.block_weight_bytes()) * static_cast<std::uint64_t>(span.length());
     require_memory("blocks " + span_string(span) + " of " + source.describe(), needed, free_bytes, device_label());
 
@@ -275,7 +297,11 @@ class CudaExecutor final : public SpanExecutor {
     blocks_.reserve(static_cast<std::size_t>(span.length()));
     for (int layer = span.start; layer < span.end; ++layer) {
       BlockWeights next = load_block(source, layer);
-      next.widen();
+      if (bf16) {
+        next.round_to_bf16();
+      } else {
+        next.widen();
+      }
       SWARM_CUDA_CHECK(cudaStreamSynchronize(stream));  // the previous block's copies have read in_flight
       in_flight = std::move(next);
       blocks_.emplace_back(in_flight, stream);
@@ -518,11 +544,22 @@ class CudaExecutor final : public SpanExecutor {
 
   // y[rows, out] = x[rows, in] W^T (+ bias). Row-major y^T = W x^T, i.e. in cuBLAS's
   // column-major view y = op(W) x with W stored as an [in, out] column-major matrix, op = T.
-  void linear(const float* x, int rows, int in, const DeviceBuffer& weight, int out, const DeviceBuffer* bias,
+  // bf16 weights: x is rounded to bf16 as the CPU's bf16 path rounds it, and cuBLAS multiplies
+  // bf16 by bf16 on the tensor cores, accumulating and writing fp32.
+  void linear(const float* x, int rows, int in, const DeviceMatrix& weight, int out, const DeviceBuffer* bias,
               float* y) {
     const float one = 1.0F, zero = 0.0F;
-    SWARM_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, weight.get(), in, x,
-                                   in, &zero, y, out));
+    if (weight.bf16.count() > 0) {
+      const auto n = static_cast<long long>(rows) * in;
+      ensure(ws_.operand, static_cast<std::size_t>(n), pool_.get(), stream_.get());
+      SWARM_CUDA_CHECK(cuda::to_bf16(x, reinterpret_cast<unsigned short*>(ws_.operand.get()), n, stream_.get()));
+      SWARM_CUBLAS_CHECK(cublasGemmEx(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, weight.bf16.get(),
+                                      CUDA_R_16BF, in, ws_.operand.get(), CUDA_R_16BF, in, &zero, y, CUDA_R_32F, out,
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+      SWARM_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, weight.f32.get(),
+                                     in, x, in, &zero, y, out));
+    }
     if (bias != nullptr && bias->count() > 0) SWARM_CUDA_CHECK(cuda::add_bias(y, bias->get(), rows, out, stream_.get()));
   }
 

@@ -59,6 +59,12 @@ cudaError_t swiglu(float* gate, const float* up, long long n, cudaStream_t strea
   return cudaGetLastError();
 }
 
+cudaError_t to_bf16(const float* x, unsigned short* out, long long n, cudaStream_t stream) {
+  static_assert(sizeof(unsigned short) == sizeof(std::uint16_t), "bf16 words");
+  if (n > 0) to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, reinterpret_cast<std::uint16_t*>(out), n);
+  return cudaGetLastError();
+}
+
 cudaError_t residual_add(float* x, const float* delta, const float* bias, int rows, int dim, cudaStream_t stream) {
   const long long n = static_cast<long long>(rows) * dim;
   if (n > 0) residual_add_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, delta, bias, n, dim);

@@ -59,6 +59,9 @@ cudaError_t attention(const float* q, const RowInfo* row_info, const CacheView* 
 /// gate = silu(gate) * up over n elements.
 cudaError_t swiglu(float* gate, const float* up, long long n, cudaStream_t stream);
 
+/// out[i] = x[i] rounded to bf16 (to nearest even; the words of __nv_bfloat16) over n elements.
+cudaError_t to_bf16(const float* x, unsigned short* out, long long n, cudaStream_t stream);
+
 /// x += delta (+ bias[c] when bias is not null) on [rows, dim].
 cudaError_t residual_add(float* x, const float* delta, const float* bias, int rows, int dim, cudaStream_t stream);
 

@@ -1,5 +1,6 @@
 #pragma once
-// Internal: the CUDA kernels of one Llama block (fp32), without their launchers. kernels.cu
+// Internal: the CUDA kernels of one Llama block (fp32; bf16 only as the operands handed to
+// cuBLAS), without their launchers. kernels.cu
 // compiles them with nvcc; tests/model/test_kernels_emulated.cpp compiles the same text on the
 // host with a thread-per-CUDA-thread emulation (tests/model/cuda_emulation.hpp), so their logic
 // is tested on machines without a GPU. Keep to CUDA features that emulation provides.
@@ -169,6 +170,20 @@ __global__ void swiglu_kernel(float* gate, const float* up, long long n) {
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
     gate[i] = g / (1.0F + expf(-g)) * up[i];
+  }
+}
+
+// fp32 to bf16 words, to nearest even, a NaN kept a quiet NaN: the rounding of the CPU's
+// f32_to_bf16, so both backends round the operands of a bf16 product alike.
+__global__ void to_bf16_kernel(const float* x, std::uint16_t* out, long long n) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const unsigned bits = __float_as_uint(x[i]);
+    if ((bits & 0x7FFFFFFFU) > 0x7F800000U) {
+      out[i] = static_cast<std::uint16_t>((bits >> 16) | 0x40U);
+    } else {
+      out[i] = static_cast<std::uint16_t>((bits + 0x7FFFU + ((bits >> 16) & 1U)) >> 16);
+    }
   }
 }
 
