@@ -12,7 +12,8 @@
 #          CMAKE_PREFIX_PATH, PKG_CONFIG_PATH and OPAL_PREFIX at it; prints nvidia-smi, nvcc.
 #   model  tests/gpu/CMakeLists.txt (the model library with its CUDA backend, and the targets
 #          of tests/model and bench/model): test_model_cuda (must run: all skipped is a FAIL),
-#          test_model_kernels, test_model; one bench_model_block line.
+#          test_model_kernels, test_model; one bench_model_block line; the bench_model_block_cuda
+#          table (GPU block vs cuBLAS, f32 and bf16).
 #   job    only when .gpu-deps/job was carried: the whole project with -DSWARM_CUDA=ON
 #          (swarm_pipe, bench_transport); generation on 1 rank with --model.backend cuda on each
 #          tests/data/model fixture equals its expected.json; 2 ranks sharing the GPU over MPI
@@ -313,6 +314,17 @@ stage_model() {
         grep -v '^#' "$W/bench_block.txt" | sed '/^$/d' | tail -n 3 | while IFS= read -r line; do info "bench_model_block: $line"; done
       else
         info "bench_model_block failed (not a check)"; show_tail "$W/bench_block.txt" 5
+      fi
+      # The CUDA backend's block (f32 and bf16 compute, device rows) next to cuBLAS's GEMMs of
+      # the same shapes; its goal line: bf16 >= 0.5 of cuBLAS's bf16 rate at batch >= 64.
+      if ((DRY)); then
+        info "bench_model_block_cuda: skipped (dry run, no GPU)"
+      elif timeout "$(budget 150)" "$b/bench/model/bench_model_block_cuda" --sizes small,1b --batches 1,64,256 \
+             --context 512 --reps 5 >"$W/bench_block_cuda.txt" 2>&1; then
+        cat "$W/bench_block_cuda.txt" >>"$logf"
+        sed '/^$/d' "$W/bench_block_cuda.txt" | tail -n 13 | while IFS= read -r line; do info "bench_model_block_cuda: $line"; done
+      else
+        info "bench_model_block_cuda failed (not a check)"; show_tail "$W/bench_block_cuda.txt" 8
       fi
     fi
   fi
