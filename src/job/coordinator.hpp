@@ -58,6 +58,10 @@ class Coordinator {
   int finish(int epochs_run);
 
   [[nodiscard]] const std::vector<EpochRecord>& records() const { return records_; }
+  /// The client's LM head on rank 0's GPU (model.backend cuda), or on the host.
+  void run_head_on(model::Backend backend, const model::ExecutorOptions& options) {
+    model_.run_head_on(backend, options);
+  }
   /// Seconds rank 0 spent as the client in the last epoch of traffic.
   [[nodiscard]] double client_seconds() const { return client_seconds_; }
 

@@ -307,6 +307,13 @@ int run_rank(comm::Fabric& fabric, const JobConfig& config, const JobFile& file,
                                blocks,
                                mc.hidden_size};
         coordinator = std::make_unique<Coordinator>(config, file, *source, size, spans, std::move(prompts), meta);
+        if (options.backend == model::Backend::cuda) {
+          // The LM head is the client's one large GEMM: it runs where rank 0's blocks run.
+          model::ExecutorOptions head;
+          head.device = options.device;
+          head.compute = config.compute_dtype;
+          coordinator->run_head_on(model::Backend::cuda, head);
+        }
       })) {
     if (rank == kClientRank && !config.trace.empty()) {
       std::error_code ignored;

@@ -7,6 +7,7 @@
 #include "block_weights.hpp"
 #include "cpu_ops.hpp"
 #include "executor_common.hpp"
+#include "head.hpp"
 #include "memory.hpp"
 #include "swarm/model/errors.hpp"
 
@@ -79,12 +80,33 @@ std::vector<float> ClientModel::logits(std::span<const float> hidden, int rows) 
     throw UsageError("logits(): " + std::to_string(hidden.size()) + " floats are not " + std::to_string(rows) +
                      " rows of hidden_size " + std::to_string(h));
   }
+  if (device_head_) {
+    std::vector<float> out(static_cast<std::size_t>(rows) * vocab);
+    if (rows > 0) device_head_->logits(hidden.data(), rows, out.data());
+    return out;
+  }
   std::vector<float> normed(hidden.size());
   detail::rms_norm(hidden.data(), norm_.data(), normed.data(), rows, h, static_cast<float>(config_.rms_norm_eps));
   std::vector<float> out(static_cast<std::size_t>(rows) * vocab);
   detail::linear(normed.data(), rows, h, lm_head_ ? *lm_head_ : *embed_, vocab, nullptr, out.data());
   return out;
 }
+
+void ClientModel::run_head_on(Backend backend, const ExecutorOptions& options) {
+  if (backend == Backend::cpu) {
+    device_head_.reset();
+    return;
+  }
+#ifdef SWARM_MODEL_HAVE_CUDA
+  if (!cuda_available()) throw UsageError("the LM head on cuda requested but no CUDA device is usable here");
+  device_head_ = detail::make_cuda_head(config_, norm_, lm_head_ ? *lm_head_ : *embed_, options);
+#else
+  (void)options;
+  throw UsageError("the LM head on cuda requested but this build has no CUDA backend (configure with SWARM_CUDA=ON)");
+#endif
+}
+
+Backend ClientModel::head_backend() const { return device_head_ ? Backend::cuda : Backend::cpu; }
 
 std::size_t ClientModel::weight_bytes() const {
   return embed_->bytes() + norm_.size() * sizeof(float) + (lm_head_ ? lm_head_->bytes() : 0);

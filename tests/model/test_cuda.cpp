@@ -81,6 +81,44 @@ TEST_P(CudaGolden, Bf16ComputeStaysWithinItsTolerance) {
   EXPECT_LE(static_cast<double>(half->weight_bytes()), 0.55 * static_cast<double>(f32->weight_bytes()));
 }
 
+// The client's final norm and LM head on the GPU (rank 0 with model.backend cuda): its logits are
+// the host head's, within the fp32 tolerance (the bf16 tolerance for bf16 compute), and greedy
+// generation with it gives the goldens' tokens.
+TEST_P(CudaGolden, TheHeadOnTheGpuEqualsTheHostHead) {
+  const Expected expected = load_expected(GetParam());
+  const Checkpoint checkpoint(fixture_dir(GetParam()));
+  ClientModel host(checkpoint);
+  const int rows = 5;
+  std::vector<std::int32_t> tokens;
+  for (int i = 0; i < rows; ++i) tokens.push_back((7 * i + 3) % host.config().vocab_size);
+  const auto hidden = host.embed(tokens);
+  const auto want = host.logits(hidden, rows);
+  for (const DType compute : {DType::f32, DType::bf16}) {
+    ClientModel gpu(checkpoint);
+    ExecutorOptions options;
+    options.compute = compute;
+    gpu.run_head_on(Backend::cuda, options);
+    ASSERT_EQ(gpu.head_backend(), Backend::cuda);
+    const auto got = gpu.logits(hidden, rows);
+    ASSERT_EQ(got.size(), want.size());
+    const float tolerance = compute == DType::bf16 ? 3e-2F : kTolerance;
+    EXPECT_LE(max_abs_diff(got, want), tolerance * max_abs(want)) << to_string(compute);
+    if (compute == DType::bf16) {
+      EXPECT_GT(max_abs_diff(got, want), 0.0F) << "the bf16 head did not round";
+    }
+  }
+  ClientModel gpu(checkpoint);
+  gpu.run_head_on(Backend::cuda);
+  GreedyOptions options;
+  options.max_new_tokens = expected.max_new_tokens;
+  auto executor = make_executor(Backend::cuda, {});
+  executor->load(checkpoint, {0, checkpoint.config().num_hidden_layers});
+  const Generation g = greedy(gpu, expected.prompt, expected.batch, options, [&](float* x, int batch, int n) {
+    executor->forward(1, 0, checkpoint.config().num_hidden_layers, x, batch, n);
+  });
+  EXPECT_EQ(g.tokens, expected.tokens);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(fixture_names()));
 
 // Bigger heads (several dims per thread in the attention kernel), a prompt longer than one

@@ -371,5 +371,19 @@ TEST(ClientModel, TiedEmbeddingsServeAsLmHead) {
   EXPECT_FALSE(message_of<UsageError>([&] { (void)client.embed(std::vector<std::int32_t>{c.vocab_size}); }).empty());
 }
 
+// The head on a GPU is asked for where there is none: one clear message, and the host head goes
+// on as before.
+TEST(ClientModel, AHeadOnAMissingGpuIsRefusedAndTheHostHeadStays) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is here: test_model_cuda checks the GPU head";
+  const Checkpoint checkpoint(fixture_dir("tiny_f32_tied"));
+  ClientModel client(checkpoint);
+  const auto hidden = client.embed(std::vector<std::int32_t>{5, 7});
+  const auto before = client.logits(hidden, 2);
+  const std::string message = message_of<UsageError>([&] { client.run_head_on(Backend::cuda); });
+  EXPECT_NE(message.find("cuda"), std::string::npos) << message;
+  EXPECT_EQ(client.head_backend(), Backend::cpu);
+  EXPECT_EQ(client.logits(hidden, 2), before);
+}
+
 }  // namespace
 }  // namespace swarm::model::test

@@ -17,6 +17,7 @@ namespace swarm::model {
 
 namespace detail {
 struct Matrix;
+class DeviceHead;
 }  // namespace detail
 
 /// Embeddings, final RMSNorm and LM head, on the CPU. The tables stay in their stored dtype
@@ -32,6 +33,13 @@ class ClientModel {
   [[nodiscard]] std::vector<float> embed(std::span<const std::int32_t> tokens) const;
   /// Final norm + LM head of `rows` hidden rows [rows, hidden_size] -> logits [rows, vocab_size].
   [[nodiscard]] std::vector<float> logits(std::span<const float> hidden, int rows) const;
+  /// Runs the final norm and LM head (the client's one large GEMM, vocab x hidden) on `backend`
+  /// from now on: cuda copies them to `options.device` (fp32, or bf16 for options.compute = bf16)
+  /// and logits() sends the rows there; cpu goes back to the host. The embeddings stay on the
+  /// host (a lookup of a few rows a step). UsageError for cuda in a build or on a machine
+  /// without it; OutOfMemoryError when the device cannot hold the table.
+  void run_head_on(Backend backend, const ExecutorOptions& options = {});
+  [[nodiscard]] Backend head_backend() const;
   /// Bytes held (embedding, norm, and lm_head unless tied), tables in their dtype.
   [[nodiscard]] std::size_t weight_bytes() const;
 
@@ -40,6 +48,7 @@ class ClientModel {
   std::shared_ptr<const detail::Matrix> embed_;
   std::vector<float> norm_;
   std::shared_ptr<const detail::Matrix> lm_head_;  // null when tied to embed_
+  std::shared_ptr<detail::DeviceHead> device_head_;  // the head on a GPU (run_head_on), or null
 };
 
 /// Runs blocks 0..num_hidden_layers-1 in place on host `hidden` [batch * tokens, hidden_size]

@@ -29,6 +29,7 @@
 #include "../block_weights.hpp"
 #include "../cpu_ops.hpp"
 #include "../executor_common.hpp"
+#include "../head.hpp"
 #include "../memory.hpp"
 #include "check.hpp"
 #include "kernels.hpp"
@@ -622,10 +623,87 @@ class CudaExecutor final : public SpanExecutor {
   std::vector<cuda::RowInfo> row_info_;
 };
 
+// The client's final norm and LM head on the GPU: one GEMM [rows, hidden] x [hidden, vocab] a
+// batch, the largest the client runs (32000 x 2048 for a 1B model). Its own stream; each call
+// returns with the logits on the host.
+class CudaHead final : public DeviceHead {
+ public:
+  CudaHead(const ModelConfig& config, const std::vector<float>& norm, const Matrix& lm_head,
+           const ExecutorOptions& options)
+      : config_(config), device_(select_device(options.device)), pool_(device_) {
+    SWARM_CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get()));
+    Matrix held = lm_head;  // a copy: widened or rounded here, the host table stays as it is
+    if (options.compute == DType::bf16) {
+      held.round_to_bf16();
+    } else {
+      held.widen();
+    }
+    std::size_t free_bytes = 0, total_bytes = 0;
+    SWARM_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    require_memory("the LM head (" + std::to_string(config.vocab_size) + " x " + std::to_string(config.hidden_size) +
+                       ")",
+                   held.bytes() + norm.size() * sizeof(float), free_bytes, device_label());
+    cudaStream_t stream = stream_.get();
+    const StreamDrain drain(stream);  // `held` and `norm` outlive the copies that read them
+    norm_ = upload_async(norm, stream);
+    head_.emplace(held, stream);
+  }
+  ~CudaHead() override {
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(stream_.get());
+  }
+  CudaHead(const CudaHead&) = delete;
+  CudaHead& operator=(const CudaHead&) = delete;
+
+  void logits(const float* hidden, int rows, float* out) override {
+    select_device(device_);
+    const int h = config_.hidden_size, vocab = config_.vocab_size;
+    cudaStream_t stream = stream_.get();
+    const auto in = static_cast<std::size_t>(rows) * h, outs = static_cast<std::size_t>(rows) * vocab;
+    ensure(x_, in, pool_.get(), stream);
+    ensure(logits_, outs, pool_.get(), stream);
+    SWARM_CUDA_CHECK(cudaMemcpyAsync(x_.get(), hidden, in * sizeof(float), cudaMemcpyHostToDevice, stream));
+    SWARM_CUDA_CHECK(cuda::rms_norm(x_.get(), norm_.get(), x_.get(), rows, h, static_cast<float>(config_.rms_norm_eps),
+                                    stream));
+    const float one = 1.0F, zero = 0.0F;
+    if (head_->bf16.count() > 0) {
+      ensure(operand_, in, pool_.get(), stream);
+      SWARM_CUDA_CHECK(cuda::to_bf16(x_.get(), reinterpret_cast<unsigned short*>(operand_.get()),
+                                     static_cast<long long>(in), stream));
+      SWARM_CUBLAS_CHECK(cublasGemmEx(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, vocab, rows, h, &one, head_->bf16.get(),
+                                      CUDA_R_16BF, h, operand_.get(), CUDA_R_16BF, h, &zero, logits_.get(), CUDA_R_32F,
+                                      vocab, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+      SWARM_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, vocab, rows, h, &one, head_->f32.get(), h,
+                                     x_.get(), h, &zero, logits_.get(), vocab));
+    }
+    SWARM_CUDA_CHECK(cudaMemcpyAsync(out, logits_.get(), outs * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    SWARM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+
+  [[nodiscard]] std::size_t weight_bytes() const override { return norm_.bytes() + (head_ ? head_->bytes() : 0); }
+
+ private:
+  ModelConfig config_;
+  int device_;
+  MemoryPool pool_;
+  Stream stream_;
+  CublasHandle cublas_;
+  DeviceBuffer norm_;
+  std::optional<DeviceMatrix> head_;
+  DeviceBuffer x_, logits_;
+  DeviceArray<std::uint16_t> operand_;
+};
+
 }  // namespace
 
 std::unique_ptr<SpanExecutor> make_cuda_executor(const ExecutorOptions& options) {
   return std::make_unique<CudaExecutor>(options);
+}
+
+std::unique_ptr<DeviceHead> make_cuda_head(const ModelConfig& config, const std::vector<float>& norm,
+                                           const Matrix& lm_head, const ExecutorOptions& options) {
+  return std::make_unique<CudaHead>(config, norm, lm_head, options);
 }
 
 }  // namespace swarm::model::detail
