@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "block_shapes.hpp"
 #include "swarm/model/model.hpp"
 #include "swarm/util/clock.hpp"
 
@@ -33,37 +34,7 @@ namespace {
 
 using swarm::Clock;
 
-ModelConfig make_config(int hidden, int heads, int kv_heads, int intermediate) {
-  ModelConfig c;
-  c.vocab_size = 32000;
-  c.hidden_size = hidden;
-  c.intermediate_size = intermediate;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = heads;
-  c.num_key_value_heads = kv_heads;
-  c.head_dim = hidden / heads;
-  return c;
-}
-
-// Llama-shaped sizes: a small one, TinyLlama-1.1B's block (GQA 32/4) and Llama-2-7B's block.
-const std::map<std::string, ModelConfig>& sizes() {
-  static const std::map<std::string, ModelConfig> table = {
-      {"small", make_config(768, 12, 12, 2048)},
-      {"1b", make_config(2048, 32, 4, 5632)},
-      {"7b", make_config(4096, 32, 32, 11008)},
-  };
-  return table;
-}
-
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-std::vector<float> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0F, 1.0F);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // Best-of-reps time of the block's seven projection GEMMs for `rows` token rows; returns FLOP/s.
 double sgemm_rate(const ModelConfig& c, int rows, int reps) {
@@ -74,8 +45,8 @@ double sgemm_rate(const ModelConfig& c, int rows, int reps) {
   std::vector<std::vector<float>> weights, inputs, outputs;
   double flops = 0;
   for (const auto& s : shapes) {
-    weights.push_back(random_values(static_cast<std::size_t>(s.out) * s.in, 1));
-    inputs.push_back(random_values(static_cast<std::size_t>(rows) * s.in, 2));
+    weights.push_back(swarm::bench::random_values(static_cast<std::size_t>(s.out) * s.in, 1));
+    inputs.push_back(swarm::bench::random_values(static_cast<std::size_t>(rows) * s.in, 2));
     outputs.emplace_back(static_cast<std::size_t>(rows) * s.out);
     flops += 2.0 * rows * s.out * s.in;
   }
@@ -123,7 +94,7 @@ Times bench(const std::string& name, ModelConfig c, const Variant& variant, int 
   options.compute = variant.compute;
   auto executor = make_executor(Backend::cpu, options);
   executor->load(weights, {0, 1});
-  const auto prompt = random_values(static_cast<std::size_t>(tokens) * c.hidden_size, 3);
+  const auto prompt = swarm::bench::random_values(static_cast<std::size_t>(tokens) * c.hidden_size, 3);
 
   // Prefill: a fresh session each time.
   double prefill = 1e300;
@@ -142,7 +113,7 @@ Times bench(const std::string& name, ModelConfig c, const Variant& variant, int 
   double decode = 1e300;
   const int decode_reps = 4 * reps + 1;
   for (int r = 0; r < decode_reps; ++r) {
-    auto step = random_values(static_cast<std::size_t>(c.hidden_size), 4 + r);
+    auto step = swarm::bench::random_values(static_cast<std::size_t>(c.hidden_size), 4 + r);
     const auto start = Clock::now();
     executor->forward(1, 0, 1, step.data(), 1, 1);
     if (r > 0) decode = std::min(decode, seconds_since(start));
@@ -191,8 +162,8 @@ int main(int argc, char** argv) {
   std::stringstream list(selected);
   std::string name;
   while (std::getline(list, name, ',')) {
-    const auto it = sizes().find(name);
-    if (it == sizes().end()) {
+    const auto it = swarm::bench::block_sizes().find(name);
+    if (it == swarm::bench::block_sizes().end()) {
       std::fprintf(stderr, "unknown size '%s' (small, 1b, 7b)\n", name.c_str());
       return 2;
     }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "block_shapes.hpp"
 #include "swarm/model/model.hpp"
 
 using namespace swarm::model;
@@ -38,37 +39,6 @@ void check(cudaError_t status, const char* what) {
 
 void check(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cublasGetStatusString(status));
-}
-
-ModelConfig make_config(int hidden, int heads, int kv_heads, int intermediate) {
-  ModelConfig c;
-  c.vocab_size = 32000;
-  c.hidden_size = hidden;
-  c.intermediate_size = intermediate;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = heads;
-  c.num_key_value_heads = kv_heads;
-  c.head_dim = hidden / heads;
-  c.max_position_embeddings = 1 << 20;
-  return c;
-}
-
-// The shapes of bench_model_block: a small one, TinyLlama-1.1B's block and Llama-2-7B's block.
-const std::map<std::string, ModelConfig>& sizes() {
-  static const std::map<std::string, ModelConfig> table = {
-      {"small", make_config(768, 12, 12, 2048)},
-      {"1b", make_config(2048, 32, 4, 5632)},
-      {"7b", make_config(4096, 32, 32, 11008)},
-  };
-  return table;
-}
-
-std::vector<float> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0F, 1.0F);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
 }
 
 // Device memory for the baseline, freed on every way out.
@@ -152,13 +122,13 @@ Result bench(ModelConfig c, DType compute, int batch, int context, int reps) {
   executor->load(weights, {0, 1});
   const auto h = static_cast<std::size_t>(c.hidden_size);
   // Prefill each session's context (host rows, one session a forward: not timed).
-  const auto prompt = random_values(static_cast<std::size_t>(context) * h, 3);
+  const auto prompt = swarm::bench::random_values(static_cast<std::size_t>(context) * h, 3);
   for (int s = 0; s < batch; ++s) {
     auto x = prompt;
     executor->forward(static_cast<SessionId>(s + 1), 0, 1, x.data(), 1, context, context + reps + 1);
   }
   DeviceBytes rows(static_cast<std::size_t>(batch) * h * sizeof(float));
-  const auto step = random_values(static_cast<std::size_t>(batch) * h, 4);
+  const auto step = swarm::bench::random_values(static_cast<std::size_t>(batch) * h, 4);
   double best = 1e300;
   for (int r = 0; r < reps + 1; ++r) {
     std::vector<Segment> segments;
@@ -207,8 +177,8 @@ int main(int argc, char** argv) {
   bool goal = true, measured = false;
   try {
     for (const std::string& name : split(selected)) {
-      const auto it = sizes().find(name);
-      if (it == sizes().end()) {
+      const auto it = swarm::bench::block_sizes().find(name);
+      if (it == swarm::bench::block_sizes().end()) {
         std::fprintf(stderr, "unknown size '%s' (small, 1b, 7b)\n", name.c_str());
         return 2;
       }
