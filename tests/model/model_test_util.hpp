@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -121,6 +122,31 @@ std::string message_of(F&& body) {
     return e.what();
   }
   return "";
+}
+
+// model.compute_dtype = bf16 rounds every product's activations to bf16 (8 significant bits),
+// as a bf16 model in transformers does: logits move by up to kBf16Tolerance * max |logit| of the
+// fp32 golden (measured on the CPU: at most 1.0e-2 over these fixtures), and greedy tokens may
+// differ only after a step whose top-1 margin is below that.
+constexpr float kBf16Tolerance = 3e-2F;
+
+/// Greedy generation of `fixture`'s prompt with bf16 compute on `backend`: its logits within
+/// kBf16Tolerance of the fp32 golden, and not equal to fp32's (the bf16 path ran).
+inline void expect_bf16_within_tolerance(const std::string& fixture, Backend backend) {
+  const Expected expected = load_expected(fixture);
+  const Checkpoint checkpoint(fixture_dir(fixture));
+  GreedyOptions options;
+  options.max_new_tokens = expected.max_new_tokens;
+  options.keep_logits = true;
+  ExecutorOptions bf16;
+  bf16.compute = DType::bf16;
+  const auto result = generate_local(checkpoint, backend, expected.prompt, expected.batch, options, {}, bf16);
+  ASSERT_EQ(result.logits.size(), expected.logits.size());
+  const float diff = max_abs_diff(result.logits, expected.logits) / max_abs(expected.logits);
+  std::printf("%s: %s bf16 compute, max |dlogit| / max |logit| = %.2e\n", fixture.c_str(),
+              std::string(to_string(backend)).c_str(), diff);
+  EXPECT_LE(diff, kBf16Tolerance);
+  EXPECT_GT(diff, 1e-4F) << "bf16 compute gave fp32 logits: the bf16 path did not run";
 }
 
 }  // namespace swarm::model::test

@@ -58,21 +58,10 @@ TEST_P(CudaGolden, GenerationMatchesCpuAndTransformers) {
 // product (cublasGemmEx on the tensor cores, fp32 accumulation). The tolerance of the CPU's bf16
 // path against the fp32 golden (test_golden.cpp) holds here too; half the weight bytes of fp32.
 TEST_P(CudaGolden, Bf16ComputeStaysWithinItsTolerance) {
-  constexpr float kBf16Tolerance = 3e-2F;
-  const Expected expected = load_expected(GetParam());
+  expect_bf16_within_tolerance(GetParam(), Backend::cuda);
   const Checkpoint checkpoint(fixture_dir(GetParam()));
-  GreedyOptions options;
-  options.max_new_tokens = expected.max_new_tokens;
-  options.keep_logits = true;
   ExecutorOptions bf16;
   bf16.compute = DType::bf16;
-  const auto gpu = generate_local(checkpoint, Backend::cuda, expected.prompt, expected.batch, options, {}, bf16);
-  ASSERT_EQ(gpu.logits.size(), expected.logits.size());
-  const float diff = max_abs_diff(gpu.logits, expected.logits) / max_abs(expected.logits);
-  std::printf("%s: cuda bf16 compute, max |dlogit| / max |logit| = %.2e\n", GetParam().c_str(), diff);
-  EXPECT_LE(diff, kBf16Tolerance);
-  EXPECT_GT(diff, 1e-4F) << "bf16 compute gave fp32 logits: the bf16 path did not run";
-
   const Span all{0, checkpoint.config().num_hidden_layers};
   auto f32 = make_executor(Backend::cuda, {});
   auto half = make_executor(Backend::cuda, bf16);
@@ -101,7 +90,7 @@ TEST_P(CudaGolden, TheHeadOnTheGpuEqualsTheHostHead) {
     ASSERT_EQ(gpu.head_backend(), Backend::cuda);
     const auto got = gpu.logits(hidden, rows);
     ASSERT_EQ(got.size(), want.size());
-    const float tolerance = compute == DType::bf16 ? 3e-2F : kTolerance;
+    const float tolerance = compute == DType::bf16 ? kBf16Tolerance : kTolerance;
     EXPECT_LE(max_abs_diff(got, want), tolerance * max_abs(want)) << to_string(compute);
     if (compute == DType::bf16) {
       EXPECT_GT(max_abs_diff(got, want), 0.0F) << "the bf16 head did not round";

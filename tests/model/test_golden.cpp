@@ -64,27 +64,9 @@ TEST_P(Golden, GreedyThroughACustomPipelineCallback) {
   EXPECT_EQ(back->cached_tokens(77, layers - 1), prompt_len + expected.max_new_tokens - 1);
 }
 
-// model.compute_dtype = bf16 rounds every product's activations to bf16 (8 significant bits),
-// as a bf16 model in transformers does: logits move by up to kBf16Tolerance * max |logit| of the
-// fp32 golden (measured: at most 1.0e-2 over these fixtures), and greedy tokens may differ only
-// after a step whose top-1 margin is below that.
-constexpr float kBf16Tolerance = 3e-2F;
-
 TEST_P(Golden, Bf16ComputeStaysWithinItsTolerance) {
   if (!detail::bf16_compute_available()) GTEST_SKIP() << "this build has no oneDNN (SWARM_DNNL): bf16 compute is f32";
-  const Expected expected = load_expected(GetParam());
-  const Checkpoint checkpoint(fixture_dir(GetParam()));
-  GreedyOptions options;
-  options.max_new_tokens = expected.max_new_tokens;
-  options.keep_logits = true;
-  ExecutorOptions bf16;
-  bf16.compute = DType::bf16;
-  const auto result = generate_local(checkpoint, Backend::cpu, expected.prompt, expected.batch, options, {}, bf16);
-  ASSERT_EQ(result.logits.size(), expected.logits.size());
-  const float diff = max_abs_diff(result.logits, expected.logits) / max_abs(expected.logits);
-  std::printf("%s: bf16 compute, max |dlogit| / max |logit| = %.2e\n", GetParam().c_str(), diff);
-  EXPECT_LE(diff, kBf16Tolerance);
-  EXPECT_GT(diff, 1e-4F) << "bf16 compute gave fp32 logits: the bf16 path did not run";
+  expect_bf16_within_tolerance(GetParam(), Backend::cpu);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()));
